@@ -1,0 +1,51 @@
+# Todo Observability Lab. The two commands a newcomer needs: `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: lab test install system-deps services lint lock down clean help
+
+help:
+	@echo "make lab    - install, then bring the lab up (prints the URLs)"
+	@echo "make test   - install what the tests need, then run the whole test suite"
+	@echo "make down   - stop everything the lab started"
+	@echo "make lint   - ruff and mypy only"
+	@echo "make lock   - refresh requirements*.lock from pyproject.toml"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,lab,dev]'
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+install: $(STAMP)
+
+# Debian packages the lab and the tests use (caddy, prometheus, chromium, ...).
+system-deps:
+	@stack/install-system-deps.sh
+
+# PostgreSQL and Redis for the tests: started when they are not running.
+services:
+	@stack/ensure-services.sh
+
+lab: install system-deps
+	$(BIN)/lab up
+
+down:
+	@test -x $(BIN)/lab && $(BIN)/lab down || true
+
+test: install system-deps services
+	$(BIN)/python -m pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+lock: install
+	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --generate-hashes -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --generate-hashes --extra lab -o requirements-lab.lock
+
+clean: down
+	rm -rf var reports

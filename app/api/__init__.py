@@ -1,0 +1,5 @@
+"""The JSON API under /api/todos, described by /api/openapi.json."""
+
+from app.api.routes import bp
+
+__all__ = ["bp"]

@@ -1,0 +1,111 @@
+"""The OpenAPI document of the JSON API (kept beside the routes it describes)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app.models import TEXT_MAX
+
+
+def _error() -> dict[str, Any]:
+    return {"$ref": "#/components/responses/Error"}
+
+
+def openapi_document() -> dict[str, Any]:
+    """The document served at /api/openapi.json."""
+    todo_id = {
+        "name": "todo_id", "in": "path", "required": True,
+        "schema": {"type": "integer", "minimum": 1, "maximum": 2**31 - 1},
+    }
+    text = {"type": "string", "minLength": 1, "maxLength": TEXT_MAX, "pattern": r"\S"}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Todo Observability Lab API", "version": "1.0.0"},
+        "paths": {
+            "/api/todos": {
+                "get": {
+                    "summary": "List todos, a page at a time",
+                    "operationId": "listTodos",
+                    "parameters": [
+                        {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "per_page", "in": "query",
+                         "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                    ],
+                    "responses": {
+                        "200": {"description": "A page of todos", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/TodoPage"}}}},
+                        "400": _error(),
+                    },
+                },
+                "post": {
+                    "summary": "Create a todo",
+                    "operationId": "createTodo",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "required": ["text"], "additionalProperties": False,
+                        "properties": {"text": text}}}}},
+                    "responses": {
+                        "201": {"description": "Created", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Todo"}}}},
+                        "400": _error(), "413": _error(), "415": _error(),
+                    },
+                },
+            },
+            "/api/todos/{todo_id}": {
+                "parameters": [todo_id],
+                "get": {
+                    "summary": "Read a todo", "operationId": "getTodo",
+                    "responses": {
+                        "200": {"description": "The todo", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Todo"}}}},
+                        "404": _error(),
+                    },
+                },
+                "patch": {
+                    "summary": "Change a todo's text or done flag", "operationId": "updateTodo",
+                    "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                        "type": "object", "additionalProperties": False, "minProperties": 1,
+                        "properties": {"text": text, "done": {"type": "boolean"}}}}}},
+                    "responses": {
+                        "200": {"description": "The changed todo", "content": {"application/json": {
+                            "schema": {"$ref": "#/components/schemas/Todo"}}}},
+                        "400": _error(), "404": _error(), "415": _error(),
+                    },
+                },
+                "delete": {
+                    "summary": "Delete a todo", "operationId": "deleteTodo",
+                    "responses": {"204": {"description": "Deleted"}, "404": _error()},
+                },
+            },
+        },
+        "components": {
+            "schemas": {
+                "Todo": {
+                    "type": "object",
+                    "required": ["id", "text", "done", "position", "created_at", "updated_at"],
+                    "properties": {
+                        "id": {"type": "integer"}, "text": {"type": "string"},
+                        "done": {"type": "boolean"}, "position": {"type": "integer"},
+                        "created_at": {"type": "string", "format": "date-time"},
+                        "updated_at": {"type": "string", "format": "date-time"},
+                    },
+                },
+                "TodoPage": {
+                    "type": "object",
+                    "required": ["items", "page", "per_page", "total", "pages"],
+                    "properties": {
+                        "items": {"type": "array", "items": {"$ref": "#/components/schemas/Todo"}},
+                        "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                        "total": {"type": "integer"}, "pages": {"type": "integer"},
+                    },
+                },
+                "Error": {
+                    "type": "object", "required": ["error", "request_id"],
+                    "properties": {"error": {"type": "string"}, "request_id": {"type": "string"}},
+                },
+            },
+            "responses": {
+                "Error": {"description": "An error", "content": {"application/json": {
+                    "schema": {"$ref": "#/components/schemas/Error"}}}},
+            },
+        },
+    }

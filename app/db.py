@@ -1,0 +1,47 @@
+"""The database: one Flask-SQLAlchemy extension, bound in create_app."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import event
+from sqlalchemy.orm import DeclarativeBase
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every model."""
+
+
+db = SQLAlchemy(model_class=Base)
+
+
+def engine_options(database_url: str) -> dict[str, Any]:
+    """Engine options: pre-ping so a restarted database is recovered without a restart."""
+    options: dict[str, Any] = {"pool_pre_ping": True}
+    if database_url.startswith("sqlite"):
+        # Several gunicorn workers and the Celery worker share the file: wait for locks
+        # instead of failing at once.
+        options["connect_args"] = {"timeout": 30}
+    else:
+        options.update(pool_size=5, max_overflow=10, pool_recycle=1800,
+                       connect_args={"connect_timeout": 5})
+    return options
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    """WAL lets readers proceed while a writer commits; busy_timeout waits for locks."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def init_app(app: Flask) -> None:
+    """Bind the extension to app and tune SQLite connections."""
+    db.init_app(app)
+    with app.app_context():
+        if db.engine.dialect.name == "sqlite":
+            event.listen(db.engine, "connect", _sqlite_pragmas)

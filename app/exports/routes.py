@@ -1,0 +1,72 @@
+"""POST /export, GET /tasks/<id>, GET /download/<id>."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, jsonify, send_file
+from kombu.exceptions import OperationalError as BrokerError
+
+from app.db import db
+from app.errors import ApiError
+from app.models import Export, utcnow
+from app.observability.web import current_request_id
+from worker.jobs import enqueue
+from worker.tasks import export_path, export_todos
+
+bp = Blueprint("exports", __name__)
+log = logging.getLogger(__name__)
+
+
+def get_export(task_id: str) -> Export:
+    """The export with this id, or 404 (ids are UUIDs; anything else is unknown)."""
+    try:
+        canonical = str(uuid.UUID(task_id))
+    except ValueError:
+        raise ApiError(404, "unknown export task id") from None
+    export = db.session.get(Export, canonical)
+    if export is None:
+        raise ApiError(404, "unknown export task id")
+    return export
+
+
+@bp.post("/export")
+def start_export() -> tuple[Response, int, dict[str, str]]:
+    """Record an export and queue it; 202 with its task id."""
+    export = Export(id=str(uuid.uuid4()), status="queued", request_id=current_request_id())
+    db.session.add(export)
+    db.session.commit()
+    try:
+        enqueue(export_todos, export.id, task_id=export.id, environment=current_app.config["APP_ENV"])
+    except BrokerError as exc:
+        export.status = "failed"
+        export.error = "broker unavailable"
+        export.finished_at = utcnow()
+        db.session.commit()
+        log.error("export not queued: broker unavailable (%s)", type(exc).__name__)
+        raise ApiError(503, "background jobs unavailable: broker unreachable") from None
+    status_url = f"/tasks/{export.id}"
+    return jsonify({"task_id": export.id, "status_url": status_url}), 202, {"Location": status_url}
+
+
+@bp.get("/tasks/<task_id>")
+def task_state(task_id: str) -> tuple[Response, int]:
+    """The state of an export: queued, running, succeeded or failed."""
+    return jsonify(get_export(task_id).to_dict()), 200
+
+
+@bp.get("/download/<task_id>")
+def download(task_id: str) -> Response:
+    """The finished CSV; 409 while the export is not done."""
+    export = get_export(task_id)
+    path = export_path(Path(current_app.config["EXPORT_DIR"]), export.id)
+    if export.status != "succeeded":
+        raise ApiError(409, f"export is {export.status}, not ready for download", state=export.status)
+    if not path.is_file():
+        raise ApiError(410, "export file is gone; start a new export")
+    return send_file(
+        path, mimetype="text/csv", as_attachment=True, download_name=f"todos-{export.id}.csv",
+        max_age=0,
+    )

@@ -1,0 +1,48 @@
+"""Metric, label, log-field and span-attribute names: defined once, imported everywhere."""
+
+from __future__ import annotations
+
+from typing import Final
+
+# Metrics
+HTTP_REQUEST_DURATION: Final = "http_request_duration_seconds"
+BACKGROUND_JOBS: Final = "background_jobs_total"
+BACKGROUND_JOB_DURATION: Final = "background_job_duration_seconds"
+
+# The latency objective the lab teaches: 95% of requests faster than this.
+LATENCY_OBJECTIVE_SECONDS: Final = 0.25
+# Buckets bracket web latency, with a boundary exactly at the objective so that
+# "share of requests under the objective" needs no interpolation.
+HTTP_BUCKETS: Final = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+JOB_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+
+UNMATCHED_ENDPOINT: Final = "unmatched"
+
+# Job statuses counted in background_jobs_total.
+JOB_ENQUEUED: Final = "enqueued"
+JOB_STARTED: Final = "started"
+JOB_SUCCEEDED: Final = "succeeded"
+JOB_FAILED: Final = "failed"
+JOB_RETRIED: Final = "retried"
+
+# Log fields
+F_TIMESTAMP: Final = "timestamp"
+F_LEVEL: Final = "level"
+F_LOGGER: Final = "logger"
+F_MESSAGE: Final = "message"
+F_REQUEST_ID: Final = "request_id"
+F_METHOD: Final = "http.method"
+F_PATH: Final = "http.path"
+F_STATUS: Final = "status_code"
+F_DURATION_MS: Final = "duration_ms"
+F_CLIENT_IP: Final = "client_ip"
+F_USER_AGENT: Final = "user_agent"
+F_TRACE_ID: Final = "trace_id"
+F_SPAN_ID: Final = "span_id"
+F_TASK_ID: Final = "task_id"
+F_JOB_TYPE: Final = "job_type"
+F_SERVICE: Final = "service"
+F_ENDPOINT: Final = "endpoint"
+
+ACCESS_LOGGER: Final = "app.access"
+REQUEST_ID_HEADER: Final = "X-Request-ID"

@@ -1,0 +1,175 @@
+"""Every setting of the app and the worker, read from the environment in one place.
+
+Each setting has a default and a row in the README's settings table. A bad value raises
+SettingsError with a one-line message naming the variable; entry points turn it into a
+clean exit instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+APP_ENVS = ("development", "test", "production")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "memory")
+BACKEND_SCHEMES = ("redis", "rediss", "db+sqlite", "db+postgresql", "cache+memory")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message is one line that names it."""
+
+
+def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:
+    """Read a value that must be one of a fixed set."""
+    value = env.get(name, default).strip() or default
+    if value not in choices:
+        raise SettingsError(f"{name}={value!r} is invalid: expected one of {', '.join(choices)}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
+    """Read an integer within bounds."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is invalid: expected an integer") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range: expected {low}..{high}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
+    """Read a float within bounds."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is invalid: expected a number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value} is out of range: expected {low}..{high}")
+    return value
+
+
+def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+    """Read a boolean written as true/false, 1/0, yes/no or on/off."""
+    raw = env.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    if raw in ("0", "false", "no", "off"):
+        return False
+    raise SettingsError(f"{name}={raw!r} is invalid: expected true or false")
+
+
+def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ...]) -> str:
+    """Read a URL whose scheme must be one we support."""
+    value = env.get(name, "").strip() or default
+    scheme = value.split("://", 1)[0] if "://" in value else ""
+    if scheme not in schemes:
+        raise SettingsError(
+            f"{name} has unsupported scheme {scheme or '(none)'!r}: expected one of "
+            f"{', '.join(schemes)}"
+        )
+    return value
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a connection URL, for logs and messages."""
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+
+
+def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
+    """Read a comma-separated list of IP addresses or networks."""
+    raw = env.get(name, default)
+    items = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name} holds {item!r}, which is not an IP address or network") from None
+    return items
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one process."""
+
+    app_env: str = "development"
+    log_level: str = "INFO"
+    var_dir: Path = PROJECT_ROOT / "var"
+    database_url: str = ""
+    celery_broker_url: str = ""
+    celery_result_backend: str = ""
+    export_dir: Path = PROJECT_ROOT / "var" / "exports"
+    secret_key: str = "dev-only-not-secret"
+    max_content_length: int = 1024 * 1024
+    page_size: int = 50
+    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    broker_timeout_s: float = 3.0
+    visibility_timeout_s: int = 3600
+    log_file: str = ""
+    tracing_enabled: bool = False
+    trace_file: str = ""
+    metrics_port: int = 9808
+    web_port: int = 5000
+    gunicorn_workers: int = 2
+    gunicorn_threads: int = 4
+
+    @property
+    def uses_embedded_database(self) -> bool:
+        """True when data lives in the embedded SQLite file."""
+        return self.database_url.startswith("sqlite")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from the environment (os.environ by default), validating each."""
+        env = os.environ if env is None else env
+        var_dir = Path(env.get("VAR_DIR", "").strip() or PROJECT_ROOT / "var")
+        database_url = _url(env, "DATABASE_URL", f"sqlite:///{var_dir / 'todo.db'}", DATABASE_SCHEMES)
+        broker = _url(
+            env, "CELERY_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}", BROKER_SCHEMES
+        )
+        # A Redis broker doubles as the result store unless told otherwise; the embedded
+        # broker pairs with the embedded SQLite result backend.
+        backend_default = broker if broker.startswith("redis") else f"db+sqlite:///{var_dir / 'results.db'}"
+        backend = _url(env, "CELERY_RESULT_BACKEND", backend_default, BACKEND_SCHEMES)
+        app_env = _choice(env, "APP_ENV", "development", APP_ENVS)
+        secret_key = env.get("SECRET_KEY", "").strip() or "dev-only-not-secret"
+        if app_env == "production" and secret_key == "dev-only-not-secret":
+            raise SettingsError("SECRET_KEY must be set when APP_ENV=production")
+        return cls(
+            app_env=app_env,
+            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
+            var_dir=var_dir,
+            database_url=database_url,
+            celery_broker_url=broker,
+            celery_result_backend=backend,
+            export_dir=Path(env.get("EXPORT_DIR", "").strip() or var_dir / "exports"),
+            secret_key=secret_key,
+            max_content_length=_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, 1024, 64 * 1024 * 1024),
+            page_size=_int(env, "PAGE_SIZE", 50, 1, 500),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES", "127.0.0.1,::1"),
+            broker_timeout_s=_float(env, "BROKER_TIMEOUT", 3.0, 0.1, 60.0),
+            visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, 5, 7 * 24 * 3600),
+            log_file=env.get("LOG_FILE", "").strip(),
+            tracing_enabled=_bool(env, "TRACING_ENABLED", False),
+            trace_file=env.get("TRACE_FILE", "").strip(),
+            metrics_port=_int(env, "WORKER_METRICS_PORT", 9808, 1, 65535),
+            web_port=_int(env, "WEB_PORT", 5000, 1, 65535),
+            gunicorn_workers=_int(env, "GUNICORN_WORKERS", 2, 1, 64),
+            gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, 1, 64),
+        )

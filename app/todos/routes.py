@@ -1,0 +1,115 @@
+"""Routes of the original contract. Forms post and redirect (works without JavaScript);
+JSON requests get JSON answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from werkzeug.wrappers.response import Response as BaseResponse
+
+from app.errors import ApiError
+from app.observability.tracing import current_trace_id
+from app.observability.web import current_request_id
+from app.todos import service
+
+bp = Blueprint("todos", __name__)
+
+
+def is_form_post() -> bool:
+    """True for a browser form submission (as opposed to a JSON or empty-bodied API call)."""
+    return request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def back_to_list() -> BaseResponse:
+    """Redirect a form post back to the page of the list it came from."""
+    page = request.form.get("page", "")
+    return redirect(url_for("todos.index", page=page if page.isdigit() else None), code=303)
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    if not request.is_json:
+        raise ApiError(415, "expected a JSON body (Content-Type: application/json)")
+    data = request.get_json(silent=True)
+    if data is None:
+        raise ApiError(400, "malformed JSON body")
+    if not isinstance(data, dict):
+        raise ApiError(400, "JSON body must be an object")
+    return data
+
+
+def render_list(error: str | None = None, text: str = "", status: int = 200) -> tuple[str, int]:
+    """The list page, optionally with a form error and the text the user typed."""
+    page = service.list_page(request.args.get("page"), current_app.config["PAGE_SIZE"])
+    html = render_template(
+        "index.html", page=page, error=error, text=text, request_id=current_request_id(),
+        trace_id=current_trace_id(),
+    )
+    return html, status
+
+
+@bp.get("/")
+def index() -> tuple[str, int]:
+    """The todo list (server-rendered, paginated)."""
+    return render_list()
+
+
+@bp.post("/add")
+def add() -> BaseResponse | tuple[str | Response, int]:
+    """Add a todo from the form field `task` (or JSON {"task": ...})."""
+    if request.is_json:
+        todo = service.create_todo(json_body().get("task"))
+        return jsonify(todo.to_dict()), 201
+    raw = request.form.get("task", "")
+    try:
+        service.create_todo(raw)
+    except ApiError as exc:
+        if exc.status == 400:
+            return render_list(error=exc.message, text=raw[:600], status=400)
+        raise
+    return redirect(url_for("todos.index"), code=303)
+
+
+@bp.post("/delete/<todo_id>")
+def delete(todo_id: str) -> BaseResponse | tuple[Response, int]:
+    """Delete a todo."""
+    service.delete_todo(todo_id)
+    if is_form_post():
+        return back_to_list()
+    return jsonify({"deleted": service.parse_id(todo_id)}), 200
+
+
+@bp.post("/toggle/<todo_id>")
+def toggle(todo_id: str) -> BaseResponse | tuple[Response, int]:
+    """Flip done/not done."""
+    todo = service.toggle_todo(todo_id)
+    if is_form_post():
+        return back_to_list()
+    return jsonify(todo.to_dict()), 200
+
+
+@bp.post("/edit/<todo_id>")
+def edit(todo_id: str) -> BaseResponse | tuple[Response | str, int]:
+    """Change a todo's text (JSON {"text": ...} or form field `text`)."""
+    if is_form_post():
+        raw = request.form.get("text", "")
+        try:
+            service.update_todo(todo_id, {"text": raw})
+        except ApiError as exc:
+            if exc.status == 400:
+                return render_list(error=exc.message, status=400)
+            raise
+        return back_to_list()
+    body = json_body()
+    if "text" not in body:
+        raise ApiError(400, "missing field: text")
+    todo = service.update_todo(todo_id, {"text": body["text"]})
+    return jsonify(todo.to_dict()), 200
+
+
+@bp.post("/reorder")
+def reorder() -> tuple[Response, int]:
+    """Reorder todos: JSON {"order": [ids]}."""
+    order = service.reorder(json_body().get("order"))
+    return jsonify({"order": order}), 200

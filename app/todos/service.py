@@ -1,0 +1,154 @@
+"""Todo operations shared by the HTML routes and the JSON API; each commits or changes nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from app.db import db
+from app.errors import ApiError
+from app.models import TEXT_MAX, Todo
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of todos."""
+
+    items: list[Todo]
+    page: int
+    per_page: int
+    total: int
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1)."""
+        return max(1, -(-self.total // self.per_page))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of the page."""
+        return {
+            "items": [t.to_dict() for t in self.items],
+            "page": self.page,
+            "per_page": self.per_page,
+            "total": self.total,
+            "pages": self.pages,
+        }
+
+
+def clean_text(raw: Any) -> str:
+    """Validate task text: a string of 1..500 characters after trimming."""
+    if not isinstance(raw, str):
+        raise ApiError(400, "text must be a string")
+    text = raw.strip()
+    if not text:
+        raise ApiError(400, "task text must not be empty")
+    if len(text) > TEXT_MAX:
+        raise ApiError(400, f"task text must be at most {TEXT_MAX} characters (got {len(text)})")
+    return text
+
+
+def parse_id(raw: Any) -> int:
+    """An id from a URL or JSON body: a positive integer, else 404 (no such todo)."""
+    if isinstance(raw, bool):
+        raise ApiError(400, "id must be an integer")
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise ApiError(404, f"todo {str(raw)[:40]!r} not found") from None
+    if value < 1 or value > 2**31 - 1:
+        raise ApiError(404, f"todo {value} not found")
+    return value
+
+
+def get_todo(todo_id: Any) -> Todo:
+    """The todo with this id, or 404."""
+    todo = db.session.get(Todo, parse_id(todo_id))
+    if todo is None:
+        raise ApiError(404, f"todo {todo_id} not found")
+    return todo
+
+
+def list_page(page: Any, per_page: int) -> Page:
+    """One page of todos in list order; page numbers start at 1."""
+    try:
+        number = int(page) if page not in (None, "") else 1
+    except (TypeError, ValueError):
+        raise ApiError(400, "page must be a positive integer") from None
+    if number < 1:
+        raise ApiError(400, "page must be a positive integer")
+    total = db.session.scalar(select(func.count()).select_from(Todo)) or 0
+    items = db.session.scalars(
+        select(Todo).order_by(Todo.position, Todo.id).limit(per_page).offset((number - 1) * per_page)
+    ).all()
+    return Page(list(items), number, per_page, total)
+
+
+def create_todo(raw_text: Any) -> Todo:
+    """Add a todo at the end of the list."""
+    text = clean_text(raw_text)
+    last = db.session.scalar(select(func.max(Todo.position))) or 0
+    todo = Todo(text=text, done=False, position=last + 1)
+    db.session.add(todo)
+    db.session.commit()
+    return todo
+
+
+def update_todo(todo_id: Any, changes: dict[str, Any]) -> Todo:
+    """Change text and/or done of a todo; unknown fields are refused."""
+    unknown = set(changes) - {"text", "done"}
+    if unknown:
+        raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+    todo = get_todo(todo_id)
+    if "text" in changes:
+        todo.text = clean_text(changes["text"])
+    if "done" in changes:
+        if not isinstance(changes["done"], bool):
+            raise ApiError(400, "done must be true or false")
+        todo.done = changes["done"]
+    db.session.commit()
+    return todo
+
+
+def toggle_todo(todo_id: Any) -> Todo:
+    """Flip a todo between done and not done."""
+    todo = get_todo(todo_id)
+    todo.done = not todo.done
+    db.session.commit()
+    return todo
+
+
+def delete_todo(todo_id: Any) -> None:
+    """Remove a todo."""
+    todo = get_todo(todo_id)
+    db.session.delete(todo)
+    db.session.commit()
+
+
+def reorder(order: Any) -> list[int]:
+    """Put the given todos in the given order, in the slots they occupied between them.
+
+    Reordering a page leaves every other page where it was.
+    """
+    if not isinstance(order, list) or not order:
+        raise ApiError(400, "order must be a non-empty list of todo ids")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in order):
+        raise ApiError(400, "order must be a list of integers")
+    if len(set(order)) != len(order):
+        raise ApiError(400, "order must not repeat an id")
+    if len(order) > 1000:
+        raise ApiError(400, "order may hold at most 1000 ids")
+    todos = {t.id: t for t in db.session.scalars(select(Todo).where(Todo.id.in_(order)))}
+    missing = [i for i in order if i not in todos]
+    if missing:
+        raise ApiError(404, f"todo(s) not found: {', '.join(map(str, missing[:10]))}")
+    slots = sorted(t.position for t in todos.values())
+    # Equal positions (concurrent adds) are spread out so that the order is strict.
+    for index in range(1, len(slots)):
+        if slots[index] <= slots[index - 1]:
+            slots[index] = slots[index - 1] + 1
+    for todo_id, slot in zip(order, slots, strict=True):
+        todos[todo_id].position = slot
+    db.session.commit()
+    return list(order)

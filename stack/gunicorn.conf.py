@@ -1,0 +1,84 @@
+"""gunicorn settings for the todo web app (used by the Dockerfile and the `lab` launcher).
+
+Workers are gthread (GUNICORN_WORKERS x GUNICORN_THREADS). Metrics are multiprocess:
+PROMETHEUS_MULTIPROC_DIR is fixed before any worker imports prometheus_client, emptied
+when the master starts, and a dead worker's live gauges are dropped in child_exit.
+Telemetry is set up after fork; the app is never preloaded in the master.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from gunicorn.glogging import Logger
+
+from app.observability.logging import as_json_handler
+from app.settings import Settings, SettingsError
+
+try:
+    _settings = Settings.from_env()
+except SettingsError as _exc:
+    print(f"todo-web: configuration error: {_exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.var_dir / "prometheus" / "web"))
+
+wsgi_app = "app.wsgi:app"
+bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{_settings.web_port}")
+workers = _settings.gunicorn_workers
+threads = _settings.gunicorn_threads
+worker_class = "gthread"
+preload_app = False
+timeout = 30
+graceful_timeout = 20
+keepalive = 5
+# Slow clients: gunicorn sits behind Caddy, which buffers; cap header sizes anyway.
+limit_request_line = 8190
+limit_request_fields = 100
+# Our JSON access log (one line per request, with request id) replaces gunicorn's.
+accesslog = None
+proxy_allow_ips = ",".join(_settings.trusted_proxies)
+forwarded_allow_ips = proxy_allow_ips
+
+
+class JsonLogger(Logger):  # type: ignore[misc]
+    """gunicorn's own messages (boot, worker exits) as JSON lines too."""
+
+    def setup(self, cfg: Any) -> None:
+        """Let gunicorn build its handlers, then give them our formatter."""
+        super().setup(cfg)
+        for handler in self.error_log.handlers:
+            as_json_handler(handler, "todo-web")
+
+
+logger_class = JsonLogger
+
+
+def on_starting(server: Any) -> None:
+    """Master start: empty the metrics directory so counts start from zero."""
+    from app.observability.metrics import reset_multiprocess_dir
+
+    reset_multiprocess_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Worker start: tracing is created here, after fork, never in the master."""
+    from app.observability.tracing import setup_tracing
+
+    setup_tracing(_settings, "todo-web")
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Worker exit: flush buffered spans."""
+    from app.observability.tracing import flush_tracing
+
+    flush_tracing(2000)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Master: a worker died; drop its live-gauge files."""
+    from app.observability.metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)

@@ -1,0 +1,174 @@
+"""Fixtures over real services: PostgreSQL, Redis, a Celery worker, gunicorn.
+
+Every test run creates its own PostgreSQL database and takes a Redis database number of
+its own; both are dropped/flushed at the end. The contract tests run twice: on
+PostgreSQL + Redis and on the embedded SQLite defaults.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+
+from app import create_app
+from app.migrate import upgrade
+from app.settings import Settings
+from tests.support.processes import Proc, start_celery_worker, start_gunicorn
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One place the stack keeps its data and its queue."""
+
+    name: str
+    env: dict[str, str]
+    var_dir: Path
+
+    @property
+    def database_url(self) -> str:
+        """The DATABASE_URL of this backend."""
+        return self.env["DATABASE_URL"]
+
+    def settings(self, **extra: str) -> Settings:
+        """Settings as a process started with this backend's environment would see them."""
+        return Settings.from_env({**self.env, **extra})
+
+    def clean(self) -> None:
+        """Empty the tables between tests."""
+        engine = create_engine(self.database_url)
+        with engine.begin() as conn:
+            if engine.dialect.name == "postgresql":
+                conn.execute(text("TRUNCATE todos, exports RESTART IDENTITY"))
+            else:
+                conn.execute(text("DELETE FROM todos"))
+                conn.execute(text("DELETE FROM exports"))
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_database_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this run, migrated to head; dropped afterwards."""
+    name = f"todolab_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    url = f"{base}/{name}"
+    upgrade(database_url=url)
+    yield url
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+        )
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """A Redis database number nobody else's test run holds, flushed before and after."""
+    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
+    for number in range(1, 16):
+        lock = f"todolab:test-db-lock:{number}"
+        if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
+            break
+    else:
+        pytest.fail("no free Redis database number (1-15) for this test run")
+    url = f"{REDIS_BASE_URL}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    yield url
+    redis.Redis.from_url(url).flushdb()
+    client.delete(lock)
+
+
+def _backend(name: str, tmp: Path, database_url: str | None, broker: str | None) -> Backend:
+    env = {"VAR_DIR": str(tmp), "APP_ENV": "test", "LOG_LEVEL": "INFO", "BROKER_TIMEOUT": "2"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    if broker:
+        env["CELERY_BROKER_URL"] = broker
+        env["CELERY_VISIBILITY_TIMEOUT"] = "30"
+    backend = Backend(name, env, tmp)
+    env["DATABASE_URL"] = backend.settings().database_url
+    if database_url is None:
+        upgrade(database_url=env["DATABASE_URL"])
+    return backend
+
+
+@pytest.fixture(scope="session")
+def postgres_backend(pg_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    """PostgreSQL for data, Redis for the broker and results."""
+    return _backend("postgres", tmp_path_factory.mktemp("pg-var"), pg_database_url, redis_url)
+
+
+@pytest.fixture(scope="session")
+def embedded_backend(tmp_path_factory: pytest.TempPathFactory) -> Backend:
+    """The zero-services defaults: SQLite data file, SQLite-backed broker and results."""
+    return _backend("embedded", tmp_path_factory.mktemp("embedded-var"), None, None)
+
+
+@pytest.fixture(scope="session", params=["postgres", "embedded"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each contract test runs on both backends."""
+    return request.getfixturevalue(f"{request.param}_backend")
+
+
+@pytest.fixture
+def app(backend: Backend) -> Iterator[Flask]:
+    """A fresh app per test over empty tables."""
+    backend.clean()
+    application = create_app({"SETTINGS": backend.settings(), "TESTING": True, "KEEP_LOGGING": True})
+    yield application
+    with application.app_context():
+        from app.db import db
+
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    """A test client of the app."""
+    return app.test_client()
+
+
+@pytest.fixture
+def add_todo(client: FlaskClient):  # type: ignore[no-untyped-def]
+    """Add a todo through the JSON API and return its JSON."""
+
+    def _add(text: str = "buy milk") -> dict:  # type: ignore[type-arg]
+        response = client.post("/api/todos", json={"text": text})
+        assert response.status_code == 201, response.get_json()
+        return response.get_json()
+
+    return _add
+
+
+@pytest.fixture(scope="session")
+def live_worker(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
+    """A real prefork Celery worker (concurrency 2) on the backend, for the whole run."""
+    proc, _ = start_celery_worker(backend.env, tmp_path_factory.mktemp(f"worker-{backend.name}"))
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="session")
+def live_web(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Real gunicorn (2 workers x 4 threads) on the backend; yields its base URL."""
+    proc, base = start_gunicorn(backend.env, tmp_path_factory.mktemp(f"web-{backend.name}"))
+    yield base
+    proc.stop()

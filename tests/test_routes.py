@@ -1,0 +1,217 @@
+"""The route contract, as a user of the page, the original curl examples and the API sees it.
+
+Runs on PostgreSQL + Redis and on the embedded SQLite defaults.
+"""
+
+from __future__ import annotations
+
+import pytest
+from flask.testing import FlaskClient
+
+
+def error_of(response) -> str:  # type: ignore[no-untyped-def]
+    """The error message of a JSON error answer, checking its shape."""
+    body = response.get_json()
+    assert set(body) >= {"error", "request_id"}, body
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return str(body["error"])
+
+
+def texts(client: FlaskClient) -> list[str]:
+    """The todo texts in list order, as the API shows them."""
+    return [t["text"] for t in client.get("/api/todos?per_page=200").get_json()["items"]]
+
+
+def test_empty_list_shows_empty_state(client: FlaskClient) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert "Nothing to do yet" in page.get_data(as_text=True)
+
+
+def test_add_from_form_redirects_and_lists_it(client: FlaskClient) -> None:
+    response = client.post("/add", data={"task": "  water the plants  "})
+    assert response.status_code == 303
+    assert response.headers["Location"].endswith("/")
+    page = client.get("/").get_data(as_text=True)
+    assert "water the plants" in page
+    assert texts(client) == ["water the plants"]
+
+
+def test_task_html_is_escaped_in_the_page(client: FlaskClient) -> None:
+    client.post("/add", data={"task": "<script>alert(1)</script>"})
+    page = client.get("/").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("task", "message"),
+    [("", "must not be empty"), ("   \t\n ", "must not be empty"), ("x" * 501, "at most 500")],
+)
+def test_bad_form_input_rerenders_with_a_message(client: FlaskClient, task: str, message: str) -> None:
+    response = client.post("/add", data={"task": task})
+    assert response.status_code == 400
+    assert message in response.get_data(as_text=True)
+    assert texts(client) == []
+
+
+def test_text_of_exactly_500_characters_is_accepted(client: FlaskClient) -> None:
+    assert client.post("/add", data={"task": "y" * 500}).status_code == 303
+    assert texts(client) == ["y" * 500]
+
+
+def test_toggle_flips_done(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    todo = add_todo("read a book")
+    first = client.post(f"/toggle/{todo['id']}")
+    assert first.status_code == 200 and first.get_json()["done"] is True
+    second = client.post(f"/toggle/{todo['id']}")
+    assert second.get_json()["done"] is False
+
+
+def test_edit_changes_text(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    todo = add_todo("draft")
+    response = client.post(f"/edit/{todo['id']}", json={"text": " final "})
+    assert response.status_code == 200
+    assert response.get_json()["text"] == "final"
+    assert texts(client) == ["final"]
+
+
+def test_delete_removes_the_todo(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    keep, gone = add_todo("keep"), add_todo("gone")
+    response = client.post(f"/delete/{gone['id']}")
+    assert response.status_code == 200
+    assert texts(client) == ["keep"]
+    assert client.post(f"/delete/{gone['id']}").status_code == 404
+    assert keep["id"] != gone["id"]
+
+
+def test_form_posts_work_without_javascript(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    todo = add_todo("form user")
+    toggled = client.post(f"/toggle/{todo['id']}", data={"page": "1"})
+    assert toggled.status_code == 303
+    assert client.get(f"/api/todos/{todo['id']}").get_json()["done"] is True
+    deleted = client.post(f"/delete/{todo['id']}", data={"page": "1"})
+    assert deleted.status_code == 303
+    assert texts(client) == []
+
+
+def test_reorder_puts_todos_in_the_given_order(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    ids = [add_todo(name)["id"] for name in ("a", "b", "c")]
+    response = client.post("/reorder", json={"order": [ids[2], ids[0], ids[1]]})
+    assert response.status_code == 200
+    assert texts(client) == ["c", "a", "b"]
+
+
+def test_reorder_of_a_subset_keeps_the_others_in_place(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    ids = [add_todo(name)["id"] for name in ("a", "b", "c", "d")]
+    client.post("/reorder", json={"order": [ids[2], ids[1]]})
+    assert texts(client) == ["a", "c", "b", "d"]
+
+
+@pytest.mark.parametrize(
+    ("path", "kwargs", "status", "message"),
+    [
+        ("/edit/1", {"data": "{not json", "content_type": "application/json"}, 400, "malformed JSON"),
+        ("/edit/1", {"json": ["a", "list"]}, 400, "must be an object"),
+        ("/edit/1", {"json": {"text": ""}}, 400, "must not be empty"),
+        ("/edit/1", {"json": {"text": 5}}, 400, "must be a string"),
+        ("/edit/1", {"json": {}}, 400, "missing field"),
+        ("/edit/abc", {"json": {"text": "x"}}, 404, "not found"),
+        ("/edit/999999", {"json": {"text": "x"}}, 404, "not found"),
+        ("/toggle/-3", {}, 404, "not found"),
+        ("/toggle/99999999999999999999", {}, 404, "not found"),
+        ("/reorder", {"json": {"order": "1,2"}}, 400, "list"),
+        ("/reorder", {"json": {"order": [1, "2"]}}, 400, "integers"),
+        ("/reorder", {"json": {"order": [1, True]}}, 400, "integers"),
+        ("/reorder", {"json": {"order": []}}, 400, "non-empty"),
+        ("/reorder", {"json": {"order": [1, 1]}}, 400, "repeat"),
+        ("/reorder", {"json": {"order": [424242]}}, 404, "not found"),
+        ("/reorder", {"data": "null", "content_type": "application/json"}, 400, "malformed"),
+        ("/api/todos", {"json": {"text": "ok", "extra": 1}}, 400, "unknown field"),
+        ("/api/todos", {"data": "text=x", "content_type": "text/plain"}, 415, "JSON body"),
+    ],
+)
+def test_bad_json_input_gets_a_clear_error(
+    client: FlaskClient, add_todo, path: str, kwargs: dict, status: int, message: str  # type: ignore[no-untyped-def, type-arg]
+) -> None:
+    add_todo("existing")
+    response = client.post(path, **kwargs)
+    assert response.status_code == status
+    assert message in error_of(response)
+    assert texts(client) == ["existing"]
+
+
+def test_body_over_one_mebibyte_is_refused_with_413(client: FlaskClient) -> None:
+    response = client.post("/api/todos", data=b"x" * (1024 * 1024 + 1), content_type="application/json")
+    assert response.status_code == 413
+    assert "too large" in error_of(response)
+
+
+def test_unknown_route_is_a_json_404_with_request_id(client: FlaskClient) -> None:
+    response = client.get("/no/such/page")
+    assert response.status_code == 404
+    assert error_of(response) == "not found"
+
+
+def test_cross_site_form_post_is_refused(client: FlaskClient) -> None:
+    response = client.post("/add", data={"task": "csrf"}, headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403
+    assert texts(client) == []
+    same_site = client.post("/add", data={"task": "ok"}, headers={"Origin": "http://localhost"})
+    assert same_site.status_code == 303
+
+
+def test_api_crud_round_trip(client: FlaskClient) -> None:
+    created = client.post("/api/todos", json={"text": "api todo"})
+    assert created.status_code == 201
+    todo = created.get_json()
+    assert created.headers["Location"].endswith(f"/api/todos/{todo['id']}")
+    assert client.get(f"/api/todos/{todo['id']}").get_json()["text"] == "api todo"
+    patched = client.patch(f"/api/todos/{todo['id']}", json={"done": True, "text": "changed"})
+    assert patched.get_json()["done"] is True and patched.get_json()["text"] == "changed"
+    assert client.patch(f"/api/todos/{todo['id']}", json={"done": "yes"}).status_code == 400
+    assert client.delete(f"/api/todos/{todo['id']}").status_code == 204
+    assert client.get(f"/api/todos/{todo['id']}").status_code == 404
+
+
+def test_api_pagination(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    for n in range(7):
+        add_todo(f"t{n}")
+    page2 = client.get("/api/todos?page=2&per_page=3").get_json()
+    assert [t["text"] for t in page2["items"]] == ["t3", "t4", "t5"]
+    assert (page2["total"], page2["pages"], page2["page"]) == (7, 3, 2)
+    assert client.get("/api/todos?per_page=0").status_code == 400
+    assert client.get("/api/todos?page=x").status_code == 400
+
+
+def test_openapi_document_describes_the_api(client: FlaskClient) -> None:
+    doc = client.get("/api/openapi.json").get_json()
+    assert doc["openapi"].startswith("3.")
+    assert set(doc["paths"]) == {"/api/todos", "/api/todos/{todo_id}"}
+    assert set(doc["paths"]["/api/todos/{todo_id}"]) >= {"get", "patch", "delete"}
+
+
+def test_html_page_is_paginated(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    from app.db import db
+    from app.models import Todo
+
+    with app.app_context():
+        db.session.add_all([Todo(text=f"item {n}", position=n) for n in range(1, 121)])
+        db.session.commit()
+    first = client.get("/").get_data(as_text=True)
+    assert "item 50" in first and "item 51" not in first
+    assert "Page 1 of 3" in first
+    third = client.get("/?page=3").get_data(as_text=True)
+    assert "item 120" in third and "item 100" not in third
+
+
+def test_healthz_is_liveness_only(client: FlaskClient) -> None:
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.get_json() == {"status": "ok"}
+
+
+def test_readyz_checks_the_database(client: FlaskClient) -> None:
+    response = client.get("/readyz")
+    assert response.status_code == 200
+    assert response.get_json()["database"] == "ok"

@@ -1,0 +1,67 @@
+"""Celery bound to the Flask app (the celery_init_app pattern of Flask's Celery example)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, Task
+from flask import Flask
+
+from app.settings import Settings
+
+
+def celery_config(settings: Settings) -> dict[str, Any]:
+    """Celery settings derived from the app's settings."""
+    timeout = settings.broker_timeout_s
+    transport_options: dict[str, Any] = {}
+    if settings.celery_broker_url.startswith("sqla+sqlite"):
+        # Web workers and pool children share the broker file: wait on locks, don't fail.
+        transport_options["connect_args"] = {"timeout": 30}
+    elif settings.celery_broker_url.startswith("redis"):
+        transport_options.update(
+            socket_connect_timeout=timeout,
+            socket_timeout=timeout,
+            # A message whose worker died un-acked is handed out again after this long.
+            visibility_timeout=settings.visibility_timeout_s,
+        )
+    return {
+        "broker_url": settings.celery_broker_url,
+        "result_backend": settings.celery_result_backend,
+        "broker_transport_options": transport_options,
+        "broker_connection_timeout": timeout,
+        "broker_connection_retry_on_startup": True,
+        "redis_socket_connect_timeout": timeout,
+        "redis_socket_timeout": timeout,
+        # Publishing fails fast (bounded) when the broker is down: the web answers 503.
+        "task_publish_retry_policy": {
+            "max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1,
+        },
+        # At-least-once: ack after the task ran, requeue when a pool child dies mid-task.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        "task_serializer": "json",
+        "result_serializer": "json",
+        "accept_content": ["json"],
+        "result_expires": 24 * 3600,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": False,
+        "task_default_queue": "celery",
+    }
+
+
+def celery_init_app(app: Flask, settings: Settings) -> Celery:
+    """Create the Celery app whose tasks run inside app.app_context()."""
+
+    class FlaskTask(Task):  # type: ignore[misc]
+        """A task that runs in the Flask app context (database session, config)."""
+
+        def __call__(self, *args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app.config_from_object(celery_config(settings))
+    celery_app.set_default()
+    app.extensions["celery"] = celery_app
+    return celery_app

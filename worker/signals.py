@@ -1,0 +1,122 @@
+"""Worker-side observability wired through Celery signals.
+
+Run-side signals fire in the pool child that runs the task; worker_init and
+worker_ready in the main process. Every receiver is connected with weak=False.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any
+
+from celery import Celery, signals
+
+from app.observability import names
+from app.observability.context import task_var
+from app.observability.logging import configure_logging
+from app.observability.metrics import (
+    BACKGROUND_JOB_DURATION,
+    BACKGROUND_JOBS,
+    ProcessGroupCollector,
+    mark_process_dead,
+    multiprocess_dir,
+    reset_multiprocess_dir,
+)
+from app.observability.tracing import flush_tracing, setup_tracing
+from app.settings import Settings
+from worker.jobs import REQUEST_ID_HEADER
+
+WORKER_SERVICE = "todo-worker"
+log = logging.getLogger(__name__)
+_started: dict[str, float] = {}
+
+
+def _job_type(task: Any) -> str | None:
+    """The job_type a task declares; tasks without one are not counted."""
+    return getattr(task, "job_type", None)
+
+
+def _request_id(task: Any) -> str:
+    """The web request id that travelled in the message headers."""
+    request = task.request
+    value = getattr(request, REQUEST_ID_HEADER, None)
+    if not value and isinstance(getattr(request, "headers", None), dict):
+        value = request.headers.get(REQUEST_ID_HEADER)
+    return str(value or "")
+
+
+def connect(celery_app: Celery, settings: Settings) -> None:
+    """Connect the worker's logging, metrics and tracing receivers."""
+    environment = settings.app_env
+
+    def setup_logging(**_: Any) -> None:
+        # Taking this signal stops Celery from replacing our JSON handlers.
+        configure_logging(WORKER_SERVICE, settings.log_level, settings.log_file)
+
+    def worker_init(**_: Any) -> None:
+        # Main process, before the pool forks: start from an empty metrics directory and
+        # serve the aggregate of all children on a port of our own.
+        from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+        directory = multiprocess_dir()
+        if not directory:
+            return
+        reset_multiprocess_dir(directory)
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        registry.register(ProcessGroupCollector(os.getpid(), "worker-main", "pool-child"))
+        start_http_server(settings.metrics_port, addr="0.0.0.0", registry=registry)
+        log.info("worker metrics on :%s/metrics", settings.metrics_port)
+
+    def process_init(**_: Any) -> None:
+        setup_tracing(settings, WORKER_SERVICE)
+
+    def process_shutdown(**_: Any) -> None:
+        flush_tracing()
+        mark_process_dead(os.getpid())
+
+    def prerun(task_id: str, task: Any, **_: Any) -> None:
+        job_type = _job_type(task)
+        task_var.set({
+            names.F_TASK_ID: task_id,
+            names.F_JOB_TYPE: job_type or task.name,
+            names.F_REQUEST_ID: _request_id(task),
+        })
+        if job_type:
+            _started[task_id] = time.perf_counter()
+            BACKGROUND_JOBS.labels(job_type, names.JOB_STARTED, environment).inc()
+
+    def finished(task: Any, task_id: str | None, status: str) -> None:
+        job_type = _job_type(task)
+        if not job_type or task_id is None:
+            return
+        BACKGROUND_JOBS.labels(job_type, status, environment).inc()
+        began = _started.pop(task_id, None)
+        if began is not None:
+            BACKGROUND_JOB_DURATION.labels(job_type, status, environment).observe(
+                time.perf_counter() - began
+            )
+
+    def success(sender: Any, **_: Any) -> None:
+        finished(sender, sender.request.id, names.JOB_SUCCEEDED)
+
+    def failure(sender: Any, task_id: str, **_: Any) -> None:
+        finished(sender, task_id, names.JOB_FAILED)
+
+    def retry(sender: Any, request: Any, **_: Any) -> None:
+        finished(sender, getattr(request, "id", None), names.JOB_RETRIED)
+
+    def postrun(**_: Any) -> None:
+        task_var.set(None)
+
+    signals.setup_logging.connect(setup_logging, weak=False)
+    signals.worker_init.connect(worker_init, weak=False)
+    signals.worker_process_init.connect(process_init, weak=False)
+    signals.worker_process_shutdown.connect(process_shutdown, weak=False)
+    signals.task_prerun.connect(prerun, weak=False)
+    signals.task_success.connect(success, weak=False)
+    signals.task_failure.connect(failure, weak=False)
+    signals.task_retry.connect(retry, weak=False)
+    signals.task_postrun.connect(postrun, weak=False)

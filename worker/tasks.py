@@ -1,0 +1,126 @@
+"""Background jobs. Tasks take ids, never objects, and run inside the Flask app context."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import socket
+from pathlib import Path
+from typing import Any
+
+from celery import Task, shared_task
+from flask import current_app
+from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
+
+from app.db import db
+from app.models import Export, Todo, utcnow
+
+log = logging.getLogger(__name__)
+
+CSV_HEADER = ("id", "text", "done", "position", "created_at", "updated_at")
+# Cells starting with these are formulas to a spreadsheet: neutralise them.
+_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+MAX_RETRIES = 3
+
+
+def safe_cell(text: str) -> str:
+    """Protect a text cell against spreadsheet formula injection (OWASP's advice)."""
+    return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
+
+
+def export_path(export_dir: Path, export_id: str) -> Path:
+    """Where the finished CSV of an export lives."""
+    return export_dir / f"{export_id}.csv"
+
+
+def write_csv(path: Path, batch_size: int = 1000) -> int:
+    """Stream every todo into path atomically; returns the number of rows.
+
+    Rows are fetched in batches (a server-side cursor on PostgreSQL), written as they come,
+    and the file appears under its final name only when complete and synced.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    stmt = (
+        select(Todo.id, Todo.text, Todo.done, Todo.position, Todo.created_at, Todo.updated_at)
+        .order_by(Todo.position, Todo.id)
+        .execution_options(yield_per=batch_size)
+    )
+    rows = 0
+    try:
+        with open(tmp, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(CSV_HEADER)
+            for row in db.session.execute(stmt):
+                writer.writerow((
+                    row.id, safe_cell(row.text), "true" if row.done else "false", row.position,
+                    row.created_at.isoformat(), row.updated_at.isoformat(),
+                ))
+                rows += 1
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return rows
+
+
+def _mark_failed(export_id: str, error: str) -> None:
+    """Record a final failure (best effort: the database may be what failed)."""
+    try:
+        db.session.rollback()
+        export = db.session.get(Export, export_id)
+        if export is not None:
+            export.status = "failed"
+            export.error = error[:500]
+            export.finished_at = utcnow()
+            db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.exception("could not record the failure of export %s", export_id)
+
+
+@shared_task(bind=True, name="exports.export_todos", job_type="export", max_retries=MAX_RETRIES)
+def export_todos(self: Task, export_id: str) -> dict[str, Any]:
+    """Write all todos to EXPORT_DIR/<export_id>.csv and record the outcome."""
+    export = db.session.get(Export, export_id)
+    if export is None:
+        raise LookupError(f"export {export_id} is not recorded")
+    path = export_path(Path(current_app.config["EXPORT_DIR"]), export_id)
+    if export.status == "succeeded" and path.exists():
+        # A redelivered message of a finished export: do not write it twice.
+        log.info("export already complete", extra={"rows": export.row_count})
+        return {"export_id": export_id, "rows": export.row_count}
+    try:
+        export.status = "running"
+        export.attempts += 1
+        export.started_at = utcnow()
+        db.session.commit()
+        log.info("export started", extra={"attempt": export.attempts})
+        rows = write_csv(path)
+        export.status = "succeeded"
+        export.row_count = rows
+        export.error = None
+        export.finished_at = utcnow()
+        db.session.commit()
+    except OperationalError as exc:
+        db.session.rollback()
+        if self.request.retries >= MAX_RETRIES:
+            _mark_failed(export_id, f"database error after {MAX_RETRIES} retries")
+            raise
+        countdown = min(30, 2 ** self.request.retries)
+        log.warning("transient database error, retrying in %ss", countdown)
+        raise self.retry(exc=exc, countdown=countdown) from exc
+    except Exception as exc:
+        _mark_failed(export_id, f"{type(exc).__name__}: {exc}")
+        raise
+    log.info("export finished", extra={"rows": rows})
+    return {"export_id": export_id, "rows": rows}
+
+
+@shared_task(name="health.ping")
+def ping() -> str:
+    """Answer a liveness probe from a worker (for brokers without broadcast)."""
+    return socket.gethostname()
