@@ -18,7 +18,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 APP_ENVS = ("development", "test", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg2")
 BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "memory")
 BACKEND_SCHEMES = ("redis", "rediss", "db+sqlite", "db+postgresql", "cache+memory")
 
@@ -140,6 +140,10 @@ class Settings:
         env = os.environ if env is None else env
         var_dir = Path(env.get("VAR_DIR", "").strip() or PROJECT_ROOT / "var")
         database_url = _url(env, "DATABASE_URL", f"sqlite:///{var_dir / 'todo.db'}", DATABASE_SCHEMES)
+        # psycopg2 is the driver we ship; SQLAlchemy 2.1 would pick psycopg 3 for a bare URL.
+        for alias in ("postgresql://", "postgres://"):
+            if database_url.startswith(alias):
+                database_url = "postgresql+psycopg2://" + database_url.removeprefix(alias)
         broker = _url(
             env, "CELERY_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}", BROKER_SCHEMES
         )

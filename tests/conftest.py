@@ -67,7 +67,7 @@ def pg_database_url() -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute(f'CREATE DATABASE "{name}"')
     base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = f"{base}/{name}"
+    url = Settings.from_env({"DATABASE_URL": f"{base}/{name}"}).database_url
     upgrade(database_url=url)
     yield url
     with admin.cursor() as cur:
