@@ -1,0 +1,1 @@
+"""`lab`: the no-Docker local launcher that runs the whole stack as processes."""

@@ -1,0 +1,45 @@
+"""The subcommand registry: every module in this package that defines COMMAND is one.
+
+Adding `lab foo` means adding lab/commands/foo.py with a COMMAND; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Listed first in `lab --help`, in this order; other subcommands follow alphabetically.
+PREFERRED_ORDER = ("up", "status", "logs", "down", "migrate")
+
+
+def _no_arguments(parser: argparse.ArgumentParser) -> None:
+    """A subcommand that takes no arguments."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One `lab` subcommand: its name, help line, arguments and what it runs."""
+
+    name: str
+    help: str
+    run: Callable[[argparse.Namespace], int]
+    configure: Callable[[argparse.ArgumentParser], None] = _no_arguments
+
+
+def discover() -> list[Command]:
+    """Every COMMAND defined by a module of this package, in help order."""
+    found: dict[str, Command] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        command = getattr(module, "COMMAND", None)
+        if isinstance(command, Command):
+            found[command.name] = command
+
+    def order(name: str) -> tuple[int, str]:
+        rank = PREFERRED_ORDER.index(name) if name in PREFERRED_ORDER else len(PREFERRED_ORDER)
+        return rank, name
+
+    return [found[name] for name in sorted(found, key=order)]

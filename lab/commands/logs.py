@@ -1,0 +1,47 @@
+"""`lab logs [service] [-n N] [-f]`: the services' log lines from VAR_DIR/log."""
+
+from __future__ import annotations
+
+import argparse
+
+from lab import services
+from lab.commands import Command
+from lab.config import LabConfig
+from lab.logfiles import follow, merged_tail
+
+# Without a service name: the app's JSON logs, merged in time order (each line names its
+# service). Caddy and Prometheus logs are shown when asked for by name.
+DEFAULT_SERVICES = ("web", "worker")
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`lab logs [service] [-n N] [-f]`."""
+    parser.add_argument(
+        "service", nargs="?", choices=services.SERVICE_NAMES,
+        help="one service (default: web and worker, merged by timestamp)",
+    )
+    parser.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
+    parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the last lines, then follow when asked."""
+    config = LabConfig.from_env()
+    known = services.by_name(config)
+    names = (args.service,) if args.service else DEFAULT_SERVICES
+    paths = [known[name].log_path(config) for name in names]
+    if not any(path.exists() for path in paths):
+        print(f"no logs yet under {config.log_dir} (run `lab up`)")
+        return 1
+    for line in merged_tail(paths, max(0, args.lines)):
+        print(line)
+    if args.follow:
+        try:
+            for line in follow(paths):
+                print(line, flush=True)
+        except KeyboardInterrupt:
+            return 0
+    return 0
+
+
+COMMAND = Command(name="logs", help="print the services' log lines", run=run, configure=configure)

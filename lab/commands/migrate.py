@@ -1,0 +1,23 @@
+"""`lab migrate`: bring the database schema to the newest revision."""
+
+from __future__ import annotations
+
+import argparse
+
+from lab.commands import Command
+from lab.commands.up import migrate, validate_settings
+from lab.config import LabConfig
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the Alembic migrations against DATABASE_URL (or the embedded SQLite file)."""
+    config = LabConfig.from_env()
+    validate_settings(config)
+    migrate(config)
+    print("database schema is up to date")
+    return 0
+
+
+COMMAND = Command(
+    name="migrate", help="upgrade the database schema to the newest revision", run=run
+)

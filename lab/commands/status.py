@@ -1,0 +1,35 @@
+"""`lab status`: each service's pid, port and health."""
+
+from __future__ import annotations
+
+import argparse
+
+from lab import services, state
+from lab.commands import Command
+from lab.config import LabConfig
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print one line per service; exit 0 only when all run and are healthy."""
+    config = LabConfig.from_env()
+    session = services.http_session()
+    all_well = True
+    print(f"{'service':<11} {'state':<9} {'pid':>7}  {'port':>5}  health")
+    for service in services.build(config):
+        current = state.inspect(config, service)
+        port = config.port(service.port_var)
+        if current.running:
+            assert current.record is not None
+            problem = state.health(service, session)
+            health = "ok" if problem is None else f"failing: {problem}"
+            pid = str(current.record.pid)
+            label = "running"
+        else:
+            problem, health, pid = "stopped", "-", "-"
+            label = "stale" if current.stale else "stopped"
+        all_well = all_well and problem is None
+        print(f"{service.name:<11} {label:<9} {pid:>7}  {port:>5}  {health}")
+    return 0 if all_well else 3
+
+
+COMMAND = Command(name="status", help="show each service's pid, port and health", run=run)

@@ -1,0 +1,202 @@
+"""Start services detached, record them in pid files, and stop exactly what we started.
+
+A pid file holds the pid and the process's start time: a pid the kernel has since handed
+to another program does not match the start time, so it is never signalled. Every service
+runs in a session of its own (start_new_session), so its process group id is its pid and
+one signal to the group reaches gunicorn's workers and Celery's pool children too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import psutil
+
+# Start times from psutil have a resolution of a clock tick (10 ms); allow for rounding.
+_START_TIME_TOLERANCE_S = 0.1
+
+
+@dataclass(frozen=True)
+class PidRecord:
+    """What a pid file says about one running service."""
+
+    service: str
+    pid: int
+    create_time: float
+    port: int
+    argv: list[str]
+
+    def matches(self) -> bool:
+        """True while the recorded process itself still runs (same pid and start time)."""
+        try:
+            proc = psutil.Process(self.pid)
+            same = abs(proc.create_time() - self.create_time) < _START_TIME_TOLERANCE_S
+            return same and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            return False
+
+
+def pid_path(run_dir: Path, service: str) -> Path:
+    """var/run/<service>.pid."""
+    return run_dir / f"{service}.pid"
+
+
+def write_pid(run_dir: Path, record: PidRecord) -> None:
+    """Write the pid file atomically (a reader never sees half of it)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = pid_path(run_dir, record.service)
+    tmp = path.with_suffix(".pid.tmp")
+    tmp.write_text(json.dumps(asdict(record)) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def read_pid(run_dir: Path, service: str) -> PidRecord | None:
+    """The record of service, or None when there is no readable pid file."""
+    path = pid_path(run_dir, service)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return PidRecord(
+            service=str(data["service"]),
+            pid=int(data["pid"]),
+            create_time=float(data["create_time"]),
+            port=int(data["port"]),
+            argv=[str(a) for a in data.get("argv", [])],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_pid(run_dir: Path, service: str) -> None:
+    """Forget service (its pid file goes)."""
+    pid_path(run_dir, service).unlink(missing_ok=True)
+
+
+def start_detached(
+    service: str,
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    cwd: Path,
+    log_path: Path,
+    run_dir: Path,
+    port: int,
+) -> tuple[subprocess.Popen[bytes], PidRecord]:
+    """Start argv in a new session, output appended to log_path, and write its pid file."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        popen = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        create_time = psutil.Process(popen.pid).create_time()
+    except psutil.Error:
+        # Gone already (e.g. a bad flag): the health wait reports its exit and log.
+        create_time = 0.0
+    record = PidRecord(service, popen.pid, create_time, port, list(argv))
+    write_pid(run_dir, record)
+    return popen, record
+
+
+def _alive(proc: psutil.Process) -> bool:
+    """True for a process that still runs (a zombie has finished, it only awaits reaping)."""
+    try:
+        return proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def session_members(record: PidRecord) -> list[psutil.Process]:
+    """Live processes of the service's session, the leader included.
+
+    While any member lives the kernel does not reuse the session id as a pid, so members
+    found here belong to the service; the start-time check only guards the leader's pid.
+    """
+    members = []
+    for proc in psutil.process_iter():
+        try:
+            if os.getsid(proc.pid) == record.pid and proc.create_time() >= record.create_time - 1:
+                members.append(proc)
+        except (OSError, psutil.Error):
+            continue
+    return [proc for proc in members if _alive(proc)]
+
+
+def _signal_members(members: Iterable[psutil.Process], sig: int) -> None:
+    """Send sig to each process, ignoring those that are already gone."""
+    for proc in members:
+        try:
+            proc.send_signal(sig)
+        except psutil.Error:
+            continue
+
+
+def _wait_gone(records: Sequence[PidRecord], timeout: float) -> list[psutil.Process]:
+    """Poll until no member of the records' sessions lives; return those left at timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        # Looking the sessions up again also catches children forked after our signal
+        # (a gunicorn worker respawned mid-shutdown).
+        left = [proc for record in records for proc in session_members(record)]
+        if not left or time.monotonic() >= deadline:
+            return left
+        time.sleep(0.1)
+
+
+def stop(records: Sequence[PidRecord], timeout: float) -> dict[str, str]:
+    """SIGTERM every service, SIGKILL what remains of its session after timeout seconds.
+
+    Returns, per service, how it ended: "stopped", "killed" or "not running".
+    """
+    outcome: dict[str, str] = {}
+    running: list[PidRecord] = []
+    for record in records:
+        # A live leader whose start time does not match means the pid was recycled: our
+        # session is empty, and the new owner of that pid is none of our business.
+        recycled = not record.matches() and _pid_is_live(record.pid)
+        members = [] if recycled else session_members(record)
+        if not members:
+            outcome[record.service] = "not running"
+            continue
+        running.append(record)
+        # The leader (gunicorn's master, Celery's main process) shuts its own children
+        # down gracefully; signalling the children too would make Celery's pool hang.
+        # Only an orphaned session gets SIGTERM member by member.
+        leader = [proc for proc in members if proc.pid == record.pid]
+        _signal_members(leader or members, signal.SIGTERM)
+    # Zombies count as gone: the launcher is not their parent, so it cannot reap them.
+    left = _wait_gone(running, timeout)
+    killed = {_session_of(proc) for proc in left}
+    if left:
+        _signal_members(left, signal.SIGKILL)
+        _wait_gone(running, 5)
+    for record in running:
+        outcome[record.service] = "killed" if record.pid in killed else "stopped"
+    return outcome
+
+
+def _session_of(proc: psutil.Process) -> int | None:
+    """The session id of proc, or None when it is gone."""
+    try:
+        return os.getsid(proc.pid)
+    except OSError:
+        return None
+
+
+def _pid_is_live(pid: int) -> bool:
+    """True when some live (non-zombie) process holds pid."""
+    try:
+        return _alive(psutil.Process(pid))
+    except psutil.Error:
+        return False

@@ -1,0 +1,76 @@
+"""The local Prometheus: its rendered config, and whether it sees every target up."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import requests
+
+from lab.config import LabConfig
+
+SCRAPE_INTERVAL = "5s"
+# Job name -> the port variable of the target it scrapes (all on 127.0.0.1, /metrics).
+JOBS: dict[str, str] = {
+    "web": "WEB_PORT",
+    "worker": "WORKER_METRICS_PORT",
+    "caddy": "CADDY_METRICS_PORT",
+    "prometheus": "PROMETHEUS_PORT",
+}
+
+
+def rules_glob(config: LabConfig) -> str:
+    """Absolute glob of the shared recording and alerting rules."""
+    return str(config.root / "stack" / "prometheus" / "rules" / "*.yml")
+
+
+def render(config: LabConfig) -> str:
+    """The prometheus.yml of this lab; strings are JSON-quoted, which YAML reads as is."""
+    lines = [
+        "# Written by `lab up` for this VAR_DIR; edit stack/prometheus/ instead.",
+        "global:",
+        f"  scrape_interval: {SCRAPE_INTERVAL}",
+        f"  evaluation_interval: {SCRAPE_INTERVAL}",
+        "rule_files:",
+        f"  - {json.dumps(rules_glob(config))}",
+        "scrape_configs:",
+    ]
+    for job, port_var in JOBS.items():
+        target = f"127.0.0.1:{config.port(port_var)}"
+        lines += [
+            f"  - job_name: {json.dumps(job)}",
+            "    static_configs:",
+            f"      - targets: [{json.dumps(target)}]",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def config_path(config: LabConfig) -> Path:
+    """var/prometheus/prometheus.yml."""
+    return config.var_dir / "prometheus" / "prometheus.yml"
+
+
+def write_config(config: LabConfig) -> Path:
+    """Render the config into VAR_DIR and return its path."""
+    path = config_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render(config), encoding="utf-8")
+    return path
+
+
+def targets_problem(session: requests.Session, base: str) -> str | None:
+    """None when every expected job has a target and all are up; else what is wrong."""
+    response = session.get(f"{base}/api/v1/targets", params={"state": "active"}, timeout=2)
+    response.raise_for_status()
+    targets = response.json()["data"]["activeTargets"]
+    seen = {t["labels"].get("job") for t in targets}
+    missing = sorted(set(JOBS) - seen)
+    if missing:
+        return f"no target for job(s) {', '.join(missing)}"
+    down = [t for t in targets if t.get("health") != "up"]
+    if down:
+        first = down[0]
+        error = first.get("lastError") or first.get("health")
+        job = first["labels"].get("job")
+        return f"target {job} ({first.get('scrapeUrl')}) is {first.get('health')}: {error}"
+    return None
