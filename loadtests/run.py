@@ -1,0 +1,254 @@
+"""Run a headless Locust scenario in a subprocess and summarise its reports.
+
+`python -m loadtests.run --host http://127.0.0.1:8080 --shape ramp --users 10 --duration 30`
+(`lab load` calls `run_headless`). Locust runs as a child process so that its gevent
+monkeypatching never touches the caller. Locust is started with `--exit-code-on-error 0`:
+failed requests are results to report, not errors, so `run_headless` never raises because
+requests failed; it raises `LoadRunError` only when Locust itself could not run (bad
+arguments, crash, timeout), with the tail of Locust's log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from loadtests.shapes import SHAPE_NAMES, make_profile
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
+# Locust needs a few seconds to start and to stop its users after the shape ends.
+STARTUP_GRACE_SECONDS = 60
+REPORTED_PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "100%")
+
+
+class LoadRunError(RuntimeError):
+    """Locust could not run (as opposed to: it ran and some requests failed)."""
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """One row of Locust's `_stats.csv`: a method and request name."""
+
+    method: str
+    name: str
+    requests: int
+    failures: int
+    median_ms: float | None
+    average_ms: float | None
+    rps: float
+    percentiles_ms: dict[str, float | None]
+
+
+@dataclass(frozen=True)
+class LoadRunResult:
+    """What a headless run left behind and its aggregate figures (the "Aggregated" row)."""
+
+    host: str
+    shape: str
+    users: int
+    duration: float
+    command: list[str]
+    returncode: int
+    stats_csv: Path
+    history_csv: Path
+    failures_csv: Path
+    exceptions_csv: Path
+    html: Path
+    log: Path
+    requests: int
+    failures: int
+    rps: float
+    percentiles_ms: dict[str, float | None]
+    endpoints: list[EndpointStats] = field(default_factory=list)
+
+    @property
+    def failure_ratio(self) -> float:
+        """Failed requests / all requests (0.0 when nothing was sent)."""
+        return self.failures / self.requests if self.requests else 0.0
+
+    @property
+    def p50_ms(self) -> float | None:
+        """Median response time over all requests (Locust rounds it)."""
+        return self.percentiles_ms.get("50%")
+
+    @property
+    def p95_ms(self) -> float | None:
+        """95th percentile over all requests (Locust rounds it)."""
+        return self.percentiles_ms.get("95%")
+
+    def endpoint(self, method: str, name: str) -> EndpointStats | None:
+        """The statistics of one request name, if it was requested at all."""
+        return next((e for e in self.endpoints if e.method == method and e.name == name), None)
+
+    def summary(self) -> str:
+        """A few human lines: figures and where the reports are."""
+        return "\n".join([
+            f"load run: shape={self.shape} users={self.users} duration={self.duration:g}s"
+            f" host={self.host}",
+            f"requests={self.requests} failures={self.failures}"
+            f" ({self.failure_ratio:.2%}) rps={self.rps:.1f}"
+            f" p50={self.p50_ms}ms p95={self.p95_ms}ms p99={self.percentiles_ms.get('99%')}ms",
+            f"stats:   {self.stats_csv}",
+            f"history: {self.history_csv}",
+            f"html:    {self.html}",
+        ])
+
+
+def _number(raw: str | None) -> float | None:
+    """A CSV cell as a number; Locust writes "N/A" when there is none."""
+    if raw is None or raw.strip() in ("", "N/A"):
+        return None
+    return float(raw)
+
+
+def read_stats(stats_csv: Path) -> list[EndpointStats]:
+    """Every row of a Locust `_stats.csv`, the "Aggregated" one included (method "")."""
+    with open(stats_csv, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    return [
+        EndpointStats(
+            method=row["Type"],
+            name=row["Name"],
+            requests=int(row["Request Count"]),
+            failures=int(row["Failure Count"]),
+            median_ms=_number(row["Median Response Time"]),
+            average_ms=_number(row["Average Response Time"]),
+            rps=_number(row["Requests/s"]) or 0.0,
+            percentiles_ms={p: _number(row.get(p)) for p in REPORTED_PERCENTILES},
+        )
+        for row in rows
+    ]
+
+
+def read_user_counts(history_csv: Path) -> list[tuple[int, int]]:
+    """(unix timestamp, user count) from the "Aggregated" rows of a stats history CSV."""
+    with open(history_csv, newline="", encoding="utf-8") as fh:
+        return [
+            (int(row["Timestamp"]), int(row["User Count"]))
+            for row in csv.DictReader(fh)
+            if row["Name"] == "Aggregated"
+        ]
+
+
+def report_prefix(reports_dir: Path, shape: str, now: datetime | None = None) -> Path:
+    """A fresh timestamped base path, e.g. reports/load-20261129T061500Z-ramp."""
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    prefix = reports_dir / f"load-{stamp}-{shape}"
+    number = 1
+    while prefix.with_name(prefix.name + "_stats.csv").exists():
+        number += 1
+        prefix = reports_dir / f"load-{stamp}-{shape}-{number}"
+    return prefix
+
+
+def run_headless(
+    host: str,
+    shape: str = "steady",
+    users: int | None = None,
+    duration: int | None = None,
+    reports_dir: Path = Path("reports"),
+    extra_env: Mapping[str, str] | None = None,
+    spawn_rate: float | None = None,
+) -> LoadRunResult:
+    """Run the lab's locustfile headless against host and return its reports and figures."""
+    profile = make_profile(shape, users, spawn_rate, duration)
+    reports_dir = Path(reports_dir).resolve()
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    prefix = report_prefix(reports_dir, profile.name)
+    html = prefix.with_name(prefix.name + ".html")
+    log = prefix.with_name(prefix.name + ".log")
+    command = [
+        sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+        "--host", host.rstrip("/"),
+        "--shape", profile.name,
+        "--shape-users", str(profile.users),
+        "--shape-spawn-rate", f"{profile.spawn_rate:g}",
+        "--shape-duration", f"{profile.duration:g}",
+        "--csv", str(prefix), "--csv-full-history", "--html", str(html),
+        "--exit-code-on-error", "0",
+        "--only-summary",
+    ]
+    env = {**os.environ, **(extra_env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    with open(log, "wb") as out:
+        # Own session: on timeout the whole Locust process group is stopped, nothing else.
+        proc = subprocess.Popen(
+            command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            returncode = proc.wait(timeout=profile.duration + STARTUP_GRACE_SECONDS)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+            raise LoadRunError(
+                f"locust did not finish within {profile.duration + STARTUP_GRACE_SECONDS:g}s;"
+                f" log: {log}"
+            ) from None
+    stats_csv = prefix.with_name(prefix.name + "_stats.csv")
+    if returncode != 0 or not stats_csv.is_file():
+        tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
+        raise LoadRunError(f"locust exited with {returncode}; log {log}:\n{tail}")
+    endpoints = read_stats(stats_csv)
+    total = next((e for e in endpoints if e.name == "Aggregated"), None)
+    return LoadRunResult(
+        host=host,
+        shape=profile.name,
+        users=profile.users,
+        duration=profile.duration,
+        command=command,
+        returncode=returncode,
+        stats_csv=stats_csv,
+        history_csv=prefix.with_name(prefix.name + "_stats_history.csv"),
+        failures_csv=prefix.with_name(prefix.name + "_failures.csv"),
+        exceptions_csv=prefix.with_name(prefix.name + "_exceptions.csv"),
+        html=html,
+        log=log,
+        requests=total.requests if total else 0,
+        failures=total.failures if total else 0,
+        rps=total.rps if total else 0.0,
+        percentiles_ms=total.percentiles_ms if total else {},
+        endpoints=[e for e in endpoints if e.name != "Aggregated"],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command line: run one headless scenario and print its figures and report paths."""
+    parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
+    parser.add_argument("--host", default=os.environ.get("LOAD_HOST", "http://127.0.0.1:8080"),
+                        help="base URL of the app (default: LOAD_HOST or http://127.0.0.1:8080)")
+    parser.add_argument("--shape", choices=SHAPE_NAMES,
+                        default=os.environ.get("LOAD_SHAPE", "steady"))
+    parser.add_argument("--users", type=int, default=None, help="peak users (LOAD_USERS)")
+    parser.add_argument("--spawn-rate", type=float, default=None,
+                        help="users started per second (LOAD_SPAWN_RATE)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds (LOAD_DURATION)")
+    parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports")
+    args = parser.parse_args(argv)
+    users = args.users if args.users is not None else os.environ.get("LOAD_USERS") or None
+    spawn = args.spawn_rate if args.spawn_rate is not None else os.environ.get("LOAD_SPAWN_RATE")
+    duration = args.duration if args.duration is not None else os.environ.get("LOAD_DURATION")
+    try:
+        profile = make_profile(args.shape, users, spawn or None, duration or None)
+        result = run_headless(
+            args.host, profile.name, profile.users, int(profile.duration), args.reports_dir,
+            spawn_rate=profile.spawn_rate,
+        )
+    except (ValueError, LoadRunError) as exc:
+        print(f"load: {exc}", file=sys.stderr)
+        return 1
+    print(result.summary())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,253 @@
+"""Synthetic load: real Locust (headless, in a subprocess) against real gunicorn and a real
+Celery worker on PostgreSQL + Redis; plus the load shapes and checks as pure functions."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from loadtests.checks import export_csv_problem
+from loadtests.config import LoadConfigError, parse_wait, parse_weights
+from loadtests.run import LoadRunResult, read_user_counts, run_headless
+from loadtests.shapes import Ramp, Spike, make_profile
+from tests.conftest import Backend
+from tests.support.processes import start_celery_worker, start_gunicorn
+
+# Short think time and equal weights: every user type does plenty in a short run.
+FAST_USERS = {"LOAD_WAIT": "0.2,1.0", "LOAD_WEIGHTS": "reader=1,writer=1,exporter=1,api=1"}
+
+
+@dataclass(frozen=True)
+class Stack:
+    """The web app and worker the load runs against."""
+
+    base_url: str
+    web_log: Path
+
+
+@pytest.fixture(scope="module")
+def stack(postgres_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """gunicorn (2 workers x 4 threads) and a Celery worker on PostgreSQL + Redis, empty tables."""
+    postgres_backend.clean()
+    logs = tmp_path_factory.mktemp("load-stack")
+    worker, _ = start_celery_worker(postgres_backend.env, logs, name="load-worker")
+    try:
+        web, base = start_gunicorn(postgres_backend.env, logs)
+    except BaseException:
+        worker.stop()
+        raise
+    try:
+        yield Stack(base, web.log_path)
+    finally:
+        web.stop()
+        worker.stop()
+
+
+@pytest.fixture(scope="module")
+def steady_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
+    """A 25-second steady run with 8 users, two of each type."""
+    return run_headless(
+        stack.base_url, "steady", users=8, duration=25,
+        reports_dir=tmp_path_factory.mktemp("reports"), extra_env=FAST_USERS,
+    )
+
+
+def failures_text(result: LoadRunResult) -> str:
+    """Locust's failure table, for assertion messages."""
+    return result.failures_csv.read_text(encoding="utf-8") if result.failures_csv.exists() else ""
+
+
+def test_steady_run_without_faults_has_no_failures(steady_run: LoadRunResult) -> None:
+    """Nothing fails when no fault is set, and the run leaves its CSV and HTML reports."""
+    assert steady_run.requests > 200
+    assert steady_run.failures == 0, failures_text(steady_run)
+    assert steady_run.failure_ratio == 0.0
+    assert steady_run.p50_ms is not None and steady_run.p95_ms is not None
+    for path in (steady_run.stats_csv, steady_run.history_csv, steady_run.html):
+        assert path.is_file() and path.stat().st_size > 0, path
+    assert steady_run.stats_csv.name.startswith("load-") and "-steady" in steady_run.stats_csv.name
+    assert "Locust" in steady_run.html.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("user_type", "method", "name"),
+    [
+        ("reader", "GET", "/"),
+        ("reader", "GET", "/?page=[n]"),
+        ("writer", "POST", "/add [json]"),
+        ("writer", "POST", "/add [form]"),
+        ("writer", "POST", "/toggle/[id]"),
+        ("writer", "POST", "/edit/[id]"),
+        ("writer", "POST", "/reorder"),
+        ("writer", "POST", "/delete/[id]"),
+        ("exporter", "POST", "/export"),
+        ("exporter", "GET", "/tasks/[id]"),
+        ("exporter", "GET", "/download/[id]"),
+        ("api", "POST", "/api/todos"),
+        ("api", "PATCH", "/api/todos/[id]"),
+        ("api", "DELETE", "/api/todos/[id]"),
+        ("api", "GET", "/api/todos/[id] [deleted]"),
+        ("api", "POST", "/api/todos [invalid]"),
+    ],
+)
+def test_every_user_type_does_its_part(
+    steady_run: LoadRunResult, user_type: str, method: str, name: str
+) -> None:
+    """Each user type sent its own requests, grouped under one name, none failed."""
+    stats = steady_run.endpoint(method, name)
+    assert stats is not None, f"{user_type} never sent {method} {name}"
+    assert stats.requests >= 2, (user_type, stats)
+    assert stats.failures == 0, failures_text(steady_run)
+
+
+def test_ids_do_not_explode_the_statistics(steady_run: LoadRunResult) -> None:
+    """No request name carries a concrete id or task uuid."""
+    names = {e.name for e in steady_run.endpoints}
+    assert not [n for n in names if any(ch.isdigit() for ch in n)], names
+    assert len(names) < 25, names
+
+
+def test_exports_were_downloaded_and_their_csv_parsed(steady_run: LoadRunResult) -> None:
+    """Every export the exporters started finished and its CSV passed the check."""
+    downloads = steady_run.endpoint("GET", "/download/[id]")
+    exports = steady_run.endpoint("POST", "/export")
+    assert downloads is not None and exports is not None
+    assert downloads.requests >= 2
+    # An export still polling when the run stopped is cut short, never counted as failed.
+    assert exports.requests - downloads.requests <= 2
+    assert downloads.failures == 0, failures_text(steady_run)
+
+
+def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Stack) -> None:
+    """The app's access log shows the load's User-Agent (and it carries X-Synthetic-Load)."""
+    log = stack.web_log.read_text(encoding="utf-8", errors="replace")
+    assert "todo-lab-loadtest/1.0 (writer; +locust)" in log
+    assert "todo-lab-loadtest/1.0 (api; +locust)" in log
+
+
+def plateaus(counts: list[int]) -> list[int]:
+    """Consecutive distinct user counts, in order (a history without its repeats)."""
+    out: list[int] = []
+    for count in counts:
+        if not out or out[-1] != count:
+            out.append(count)
+    return out
+
+
+def test_ramp_steps_up_to_its_peak(stack: Stack, tmp_path: Path) -> None:
+    """A 20-second ramp to 8 users climbs 2, 4, 6, 8 and never goes down (stats history)."""
+    result = run_headless(stack.base_url, "ramp", users=8, duration=20, reports_dir=tmp_path,
+                          extra_env=FAST_USERS, spawn_rate=8)
+    assert result.failures == 0, failures_text(result)
+    counts = [c for _, c in read_user_counts(result.history_csv) if c > 0]
+    assert counts == sorted(counts), counts
+    assert [c for c in (2, 4, 6, 8) if c in counts] == [2, 4, 6, 8], counts
+    assert max(counts) == 8
+
+
+def test_spike_goes_up_and_comes_back_down(stack: Stack, tmp_path: Path) -> None:
+    """A 20-second spike to 10 users holds 2, jumps to 10, then drops back to 2."""
+    result = run_headless(stack.base_url, "spike", users=10, duration=20, reports_dir=tmp_path,
+                          extra_env={**FAST_USERS, "LOAD_WEIGHTS": "reader=3,api=1,writer=0,"
+                                     "exporter=0"})
+    assert result.failures == 0, failures_text(result)
+    counts = [c for _, c in read_user_counts(result.history_csv) if c > 0]
+    steps = plateaus(counts)
+    assert max(counts) == 10
+    top = steps.index(10)
+    assert 2 in steps[:top] and 2 in steps[top:], steps
+
+
+# --- pure functions: shapes as functions of run time, configuration, the CSV check ----------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "users"),
+    [(0, 2), (4.9, 2), (5, 4), (9.9, 4), (10, 6), (15, 8), (19.9, 8)],
+)
+def test_ramp_tick_is_a_staircase(seconds: float, users: int) -> None:
+    """Ramp to 8 users in 4 steps of 5 s."""
+    assert Ramp(users=8, spawn_rate=8, duration=20).tick(seconds) == (users, 8)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "users"), [(0, 2), (7.9, 2), (8, 10), (11.9, 10), (12, 2), (19.9, 2)]
+)
+def test_spike_tick_is_baseline_peak_baseline(seconds: float, users: int) -> None:
+    """Spike to 10 users in the middle fifth of 20 s, a fifth of that before and after."""
+    assert Spike(users=10, spawn_rate=10, duration=20).tick(seconds) == (users, 10)
+
+
+@pytest.mark.parametrize("shape", ["steady", "ramp", "spike", "soak"])
+def test_every_shape_stops_at_its_duration(shape: str) -> None:
+    """Each shape runs users until its duration and then ends the test (None)."""
+    profile = make_profile(shape, users=6, duration=30)
+    assert profile.tick(0) is not None and profile.tick(29.9) is not None
+    assert profile.tick(30) is None
+    assert max(profile.tick(t)[0] for t in range(30)) == 6  # type: ignore[index]
+
+
+@pytest.mark.parametrize("shape", ["steady", "soak"])
+def test_steady_shapes_hold_their_users(shape: str) -> None:
+    """Steady and soak keep the same number of users throughout."""
+    profile = make_profile(shape, users=5, spawn_rate="2", duration="40")
+    assert {profile.tick(t) for t in range(40)} == {(5, 2.0)}
+
+
+def test_shape_defaults_and_bad_values() -> None:
+    """Each shape has its own defaults; unknown names and non-positive values are refused."""
+    assert make_profile("soak").duration > make_profile("steady").duration
+    assert make_profile("ramp", users="").users == Ramp.default_users
+    with pytest.raises(ValueError, match="unknown load shape"):
+        make_profile("sawtooth")
+    with pytest.raises(ValueError, match="users must be above 0"):
+        make_profile("steady", users=0)
+    with pytest.raises(ValueError, match="duration must be a number"):
+        make_profile("steady", duration="soon")
+
+
+def test_weights_and_wait_from_the_environment() -> None:
+    """LOAD_WEIGHTS names roles (others keep their default); LOAD_WAIT is MIN,MAX."""
+    assert parse_weights("reader=2, exporter=0") == {
+        "reader": 2, "writer": 3, "exporter": 0, "api": 2
+    }
+    assert parse_wait("0.5,2") == (0.5, 2.0)
+    for bad in ("robot=1", "reader=-1", "reader=x", "reader=0,writer=0,exporter=0,api=0"):
+        with pytest.raises(LoadConfigError):
+            parse_weights(bad)
+    with pytest.raises(LoadConfigError):
+        parse_wait("3,1")
+
+
+GOOD_CSV = (
+    "id,text,done,position,created_at,updated_at\r\n"
+    '1,"milk, oat",false,1,2026-01-01T00:00:00,2026-01-01T00:00:00\r\n'
+    "2,'=SUM(A1),true,2,2026-01-01T00:00:00,2026-01-01T00:00:00\r\n"
+)
+
+
+def test_export_check_accepts_a_good_csv() -> None:
+    """A real-looking export (quoted comma, neutralised formula) passes."""
+    assert export_csv_problem(GOOD_CSV, expected_rows=2) is None
+    assert list(csv.reader(GOOD_CSV.splitlines()))[1][1] == "milk, oat"
+
+
+@pytest.mark.parametrize(
+    ("text", "rows", "problem"),
+    [
+        ("", None, "empty"),
+        ("id,text\r\n1,a\r\n", None, "header"),
+        (GOOD_CSV + "3,short\r\n", None, "cells"),
+        (GOOD_CSV.replace("false", "maybe"), None, "done"),
+        (GOOD_CSV + '4,"never closed,false,4,x,y\r\n', None, "parse"),
+        (GOOD_CSV, 5, "rows"),
+    ],
+)
+def test_export_check_rejects_a_broken_csv(text: str, rows: int | None, problem: str) -> None:
+    """A wrong header, a short row, a bad cell, broken quoting or a missing row is reported."""
+    found = export_csv_problem(text, expected_rows=rows)
+    assert found is not None and problem in found, found
