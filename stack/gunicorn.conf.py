@@ -41,6 +41,10 @@ limit_request_fields = 100
 accesslog = None
 proxy_allow_ips = ",".join(_settings.trusted_proxies)
 forwarded_allow_ips = proxy_allow_ips
+# gunicorn >= 24 opens a control socket at one path per user ($HOME/.gunicorn): every
+# gunicorn of that user (tests start several at once) would fight over it. Nothing of
+# ours uses it.
+control_socket_disable = True
 
 
 class JsonLogger(Logger):  # type: ignore[misc]
@@ -57,10 +61,25 @@ logger_class = JsonLogger
 
 
 def on_starting(server: Any) -> None:
-    """Master start: empty the metrics directory so counts start from zero."""
+    """Master start: say what we run against, empty the metrics directory."""
     from app.observability.metrics import reset_multiprocess_dir
+    from app.observability.tracing import defer_tracing_until_fork
+    from app.settings import mask_url
 
+    server.log.info(
+        "starting todo-web",
+        extra={
+            "app_env": _settings.app_env,
+            "database": mask_url(_settings.database_url),
+            "broker": mask_url(_settings.celery_broker_url),
+            "workers": workers,
+            "threads": threads,
+            "tracing": _settings.tracing_enabled,
+        },
+    )
     reset_multiprocess_dir(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    # Should the app ever be preloaded, the master must still not own a tracer provider.
+    defer_tracing_until_fork()
 
 
 def post_fork(server: Any, worker: Any) -> None:

@@ -21,8 +21,13 @@ os.environ.setdefault(
     "PROMETHEUS_MULTIPROC_DIR", str(_settings.var_dir / "prometheus" / "worker")
 )
 
-from app import create_app  # noqa: E402  (after the multiprocess directory is set)
-from worker import signals  # noqa: E402
+# Imported only now: after the multiprocess directory is set.
+from app import create_app
+from app.observability.tracing import defer_tracing_until_fork
+from worker import signals
+
+# This main process only forks the pool: each child installs its own tracer provider.
+defer_tracing_until_fork()
 
 flask_app = create_app({"SETTINGS": _settings, "KEEP_LOGGING": True})
 celery_app = flask_app.extensions["celery"]

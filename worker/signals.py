@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from typing import Any
 
@@ -25,7 +26,7 @@ from app.observability.metrics import (
     reset_multiprocess_dir,
 )
 from app.observability.tracing import flush_tracing, setup_tracing
-from app.settings import Settings
+from app.settings import Settings, mask_url
 from worker.jobs import REQUEST_ID_HEADER
 
 WORKER_SERVICE = "todo-worker"
@@ -47,6 +48,30 @@ def _request_id(task: Any) -> str:
     return str(value or "")
 
 
+def _say_through_logging() -> None:
+    """Route Celery's shutdown notices ("worker: Warm shutdown") through our JSON logging.
+
+    Celery prints them straight to the real stdout, the only plain-text lines a worker
+    would otherwise write. Logging from a signal handler is safe here: the handler runs in
+    the main thread between bytecodes, and logging's locks are re-entrant.
+    """
+    from celery.apps import worker as celery_worker
+
+    say = logging.getLogger("celery.apps.worker")
+
+    def safe_say(msg: str, f: Any = None) -> None:
+        say.info(msg.strip())
+
+    celery_worker.safe_say = safe_say
+
+
+def _flush_then_die(signum: int, _frame: Any) -> None:
+    """Pool child SIGTERM: flush spans (bounded), then take the default action."""
+    flush_tracing(1000)
+    signal.signal(signum, signal.SIG_DFL)
+    os.kill(os.getpid(), signum)
+
+
 def connect(celery_app: Celery, settings: Settings) -> None:
     """Connect the worker's logging, metrics and tracing receivers."""
     environment = settings.app_env
@@ -55,11 +80,26 @@ def connect(celery_app: Celery, settings: Settings) -> None:
         # Taking this signal stops Celery from replacing our JSON handlers.
         configure_logging(WORKER_SERVICE, settings.log_level, settings.log_file)
 
+    # Celery sends setup_logging only after worker_init and its privilege check, whose
+    # messages would otherwise reach stdout as plain text: configure JSON logging now.
+    setup_logging()
+
     def worker_init(**_: Any) -> None:
         # Main process, before the pool forks: start from an empty metrics directory and
         # serve the aggregate of all children on a port of our own.
         from prometheus_client import CollectorRegistry, multiprocess, start_http_server
 
+        log.info(
+            "starting todo-worker",
+            extra={
+                "app_env": settings.app_env,
+                "database": mask_url(settings.database_url),
+                "broker": mask_url(settings.celery_broker_url),
+                "result_backend": mask_url(settings.celery_result_backend),
+                "tracing": settings.tracing_enabled,
+            },
+        )
+        _say_through_logging()
         directory = multiprocess_dir()
         if not directory:
             return
@@ -71,7 +111,12 @@ def connect(celery_app: Celery, settings: Settings) -> None:
         log.info("worker metrics on :%s/metrics", settings.metrics_port)
 
     def process_init(**_: Any) -> None:
-        setup_tracing(settings, WORKER_SERVICE)
+        if setup_tracing(settings, WORKER_SERVICE):
+            # A SIGTERM sent to the whole process group (Ctrl-C's cousin, systemd's
+            # control-group kill, our tests) kills pool children with the default action,
+            # skipping worker_process_shutdown: flush buffered spans first, then die of the
+            # same signal so that the pool sees the same exit as before.
+            signal.signal(signal.SIGTERM, _flush_then_die)
 
     def process_shutdown(**_: Any) -> None:
         flush_tracing()

@@ -56,9 +56,12 @@ class LabJsonFormatter(JsonFormatter):
     def __init__(self, service: str) -> None:
         """Name the standard fields as the lab documents them."""
         super().__init__(
-            "{levelname}{name}{message}",
+            "{levelname}{name}{message}{process}",
             style="{",
-            rename_fields={"levelname": names.F_LEVEL, "name": names.F_LOGGER},
+            # pid tells which gunicorn worker or pool child wrote the line.
+            rename_fields={
+                "levelname": names.F_LEVEL, "name": names.F_LOGGER, "process": names.F_PID,
+            },
             timestamp=names.F_TIMESTAMP,
             static_fields={names.F_SERVICE: service},
             json_ensure_ascii=False,
@@ -106,3 +109,21 @@ def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> 
     root.setLevel(level)
     # Our access log replaces werkzeug's and gunicorn's per-request lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    # Python warnings (Celery's "running as root", deprecations) become JSON lines too.
+    logging.captureWarnings(True)
+    # billiard (Celery's pool) logs through a logger that does not propagate and has no
+    # handler, so its messages would reach stderr as plain text via logging.lastResort.
+    billiard = logging.getLogger("multiprocessing")
+    _adopt(billiard, root.handlers)
+    # Its INFO lines narrate every child start ("calling self.run()"): keep warnings up.
+    billiard.setLevel(max(logging.WARNING, root.level))
+
+
+def _adopt(logger: logging.Logger, handlers: list[logging.Handler]) -> None:
+    """Give a non-propagating logger our handlers instead of any previous ones of ours."""
+    for handler in list(logger.handlers):
+        if handler.get_name() == _OURS:
+            logger.removeHandler(handler)
+    for handler in handlers:
+        if handler.get_name() == _OURS:
+            logger.addHandler(handler)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import psutil
@@ -71,6 +71,11 @@ def mark_process_dead(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
+def _constant(pid: int) -> Callable[[], int]:
+    """A pid getter for ProcessCollector that always names the same process."""
+    return lambda: pid
+
+
 class ProcessGroupCollector(Collector):
     """Process metrics (CPU, memory, fds) for a parent and all its children.
 
@@ -98,7 +103,7 @@ class ProcessGroupCollector(Collector):
         """Yield process_* metrics with pid and role labels."""
         merged: dict[str, Metric] = {}
         for pid, role in self._members():
-            collector = ProcessCollector(namespace="", pid=lambda pid=pid: pid, registry=None)
+            collector = ProcessCollector(namespace="", pid=_constant(pid), registry=None)
             for metric in collector.collect():
                 target = merged.setdefault(
                     metric.name, Metric(metric.name, metric.documentation, metric.type)

@@ -42,6 +42,7 @@ F_SPAN_ID: Final = "span_id"
 F_TASK_ID: Final = "task_id"
 F_JOB_TYPE: Final = "job_type"
 F_SERVICE: Final = "service"
+F_PID: Final = "pid"
 F_ENDPOINT: Final = "endpoint"
 
 ACCESS_LOGGER: Final = "app.access"

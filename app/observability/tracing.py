@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,19 @@ from app.settings import Settings
 log = logging.getLogger(__name__)
 
 _configured_pid: int | None = None
+# A parent that forks the processes doing the work (the Celery main process) builds the
+# app, but must not own a provider: its children install their own after fork.
+_deferred_pid: int | None = None
 _instrumented: set[str] = set()
+
+# OTEL_EXPORTER_OTLP_TIMEOUT is read in *seconds* by the Python exporter (the spec says
+# milliseconds). Its default of 10 s would hold a worker's shutdown that long for each
+# batch when the collector is dead or mute, so without an explicit setting we use 3 s:
+# long enough for a healthy collector on a busy machine, short enough for a quick exit.
+DEFAULT_EXPORT_TIMEOUT_S = 3.0
+# After a failed export, batches are dropped without calling the collector for this long:
+# a dead collector then costs nothing, and a flush at shutdown does not wait per batch.
+RETRY_AFTER_S = 5.0
 
 
 def _iso_ns(ns: int | None) -> str | None:
@@ -81,26 +94,45 @@ class JsonLinesSpanExporter(SpanExporter):
 
 
 class OnceLoggingExporter(SpanExporter):
-    """Wrap an exporter so that an unreachable collector is logged once, not per batch."""
+    """Wrap an exporter so that an unreachable collector is logged once, not per batch.
 
-    def __init__(self, inner: SpanExporter, target: str) -> None:
+    While the collector fails, batches are dropped at once for retry_after_s seconds
+    before the next attempt, so a dead or silent collector neither busies the export
+    thread nor makes a flush at shutdown wait once per batch.
+    """
+
+    def __init__(
+        self, inner: SpanExporter, target: str, retry_after_s: float = RETRY_AFTER_S
+    ) -> None:
         """Wrap inner, naming target in the messages."""
         self.inner = inner
         self.target = target
+        self.retry_after_s = retry_after_s
         self.failing = False
+        self.dropped = 0
+        self._next_attempt = 0.0
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Export; log the first failure and the recovery, drop the spans meanwhile."""
+        if self.failing and time.monotonic() < self._next_attempt:
+            self.dropped += len(spans)
+            return SpanExportResult.FAILURE
         try:
             result = self.inner.export(spans)
         except Exception:  # the exporter must never take the process down
             result = SpanExportResult.FAILURE
-        if result is SpanExportResult.FAILURE and not self.failing:
-            self.failing = True
-            log.warning("trace export to %s failing; spans are dropped until it recovers", self.target)
-        elif result is SpanExportResult.SUCCESS and self.failing:
+        if result is SpanExportResult.FAILURE:
+            self.dropped += len(spans)
+            self._next_attempt = time.monotonic() + self.retry_after_s
+            if not self.failing:
+                self.failing = True
+                log.warning(
+                    "trace export to %s failing; spans are dropped until it recovers", self.target
+                )
+        elif self.failing:
             self.failing = False
-            log.info("trace export to %s recovered", self.target)
+            log.info("trace export to %s recovered (%d spans dropped)", self.target, self.dropped)
+            self.dropped = 0
         return result
 
     def shutdown(self) -> None:
@@ -121,6 +153,63 @@ def otlp_endpoint() -> str:
     ).strip()
 
 
+class _OncePerProcess(logging.Filter):
+    """Let the first record of a kind through in each process, drop the repeats.
+
+    The SDK's batch processor warns "Queue full, dropping span." for every dropped span:
+    with the collector down that would be a log line per span.
+    """
+
+    def __init__(self, prefix: str) -> None:
+        """Filter records whose message starts with prefix."""
+        super().__init__()
+        self.prefix = prefix
+        self._seen_pid: int | None = None
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """True for the first matching record of this process and for all other records."""
+        if not str(record.msg).startswith(self.prefix):
+            return True
+        if self._seen_pid == os.getpid():
+            return False
+        self._seen_pid = os.getpid()
+        return True
+
+
+def _quiet_exporter_logs() -> None:
+    """Leave the reporting of a failing collector to OnceLoggingExporter."""
+    # The exporter logs every failed batch (and every retry) at ERROR.
+    logging.getLogger("opentelemetry.exporter.otlp").setLevel(logging.CRITICAL)
+    queue_logger = logging.getLogger("opentelemetry.sdk._shared_internal")
+    if not any(isinstance(f, _OncePerProcess) for f in queue_logger.filters):
+        queue_logger.addFilter(_OncePerProcess("Queue full"))
+
+
+def _otlp_exporter(endpoint: str) -> SpanExporter:
+    """The OTLP/HTTP exporter, with a bounded timeout, wrapped to report failure once."""
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+    configured = any(
+        os.environ.get(name, "").strip()
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT")
+    )
+    # When set, the exporter reads the variable itself (in seconds).
+    timeout = None if configured else DEFAULT_EXPORT_TIMEOUT_S
+    _quiet_exporter_logs()
+    return OnceLoggingExporter(OTLPSpanExporter(timeout=timeout), endpoint)
+
+
+def defer_tracing_until_fork() -> None:
+    """Mark this process as a parent that forks the real workers (the Celery main process).
+
+    setup_tracing() called here afterwards instruments libraries (their tracers resolve
+    the provider lazily) but installs no provider; each child installs its own after fork,
+    under its own service name.
+    """
+    global _deferred_pid
+    _deferred_pid = os.getpid()
+
+
 def setup_tracing(settings: Settings, default_service: str) -> bool:
     """Install this process's TracerProvider once; True when tracing is on."""
     global _configured_pid
@@ -128,16 +217,15 @@ def setup_tracing(settings: Settings, default_service: str) -> bool:
         return False
     if _configured_pid == os.getpid():
         return True
+    if _deferred_pid == os.getpid():
+        _instrument_libraries()
+        return True
     service = os.environ.get("OTEL_SERVICE_NAME", "").strip() or default_service
     provider = TracerProvider(resource=Resource.create({"service.name": service}))
     endpoint = otlp_endpoint()
     exporter: SpanExporter
     if endpoint:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        # The exporter logs every failed batch; OnceLoggingExporter says it once instead.
-        logging.getLogger("opentelemetry.exporter.otlp.proto.http").setLevel(logging.CRITICAL)
-        exporter = OnceLoggingExporter(OTLPSpanExporter(), endpoint)
+        exporter = _otlp_exporter(endpoint)
     else:
         path = settings.trace_file or str(settings.var_dir / "log" / "spans.jsonl")
         exporter = JsonLinesSpanExporter(path)
@@ -168,15 +256,25 @@ def instrument_engine(engine: Any) -> None:
     """Trace SQL through SQLAlchemy (the only DB instrumentor, so no duplicate spans)."""
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine, enable_commenter=False)
+    # The instrumentor declares "sqlalchemy < 2.1" and otherwise silently instruments
+    # nothing (no DB spans at all). The engine events it uses are unchanged in 2.1, and
+    # tests/test_tracing.py proves the spans, so the version check is skipped.
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine, enable_commenter=False, skip_dep_check=True
+    )
 
 
 def flush_tracing(timeout_ms: int = 5000) -> None:
-    """Flush buffered spans (at worker or child shutdown)."""
+    """Flush buffered spans (at worker or child shutdown), waiting at most timeout_ms."""
     provider = trace.get_tracer_provider()
     flush = getattr(provider, "force_flush", None)
-    if flush is not None:
-        flush(timeout_ms)
+    if flush is None:
+        return
+    # The SDK's force_flush ignores its timeout and exports batch after batch: run it on
+    # a daemon thread so that a slow collector cannot hold a shutdown past timeout_ms.
+    flusher = threading.Thread(target=flush, args=(timeout_ms,), name="trace-flush", daemon=True)
+    flusher.start()
+    flusher.join(timeout_ms / 1000)
 
 
 def traceparent_header() -> str | None:

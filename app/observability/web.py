@@ -82,7 +82,9 @@ def init_app(app: Flask, environment: str, trusted_proxies: tuple[str, ...]) -> 
             request.method, endpoint, str(response.status_code), environment
         ).observe(elapsed)
         status = response.status_code
-        level = logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        level = (
+            logging.ERROR if status >= 500 else logging.WARNING if status >= 400 else logging.INFO
+        )
         access_log.log(
             level,
             "%s %s %s",
