@@ -1,0 +1,84 @@
+"""Helpers for the observability tests: a private stack, JSON log lines, Prometheus samples."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+
+
+@contextlib.contextmanager
+def private_redis() -> Iterator[str]:
+    """A Redis database number of our own (same lock protocol as tests/conftest.py).
+
+    Our worker must be the only consumer of our exports: a worker of another test module
+    on the same queue would take some of them and spoil the counts.
+    """
+    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
+    for number in range(15, 0, -1):
+        lock = f"todolab:test-db-lock:{number}"
+        if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
+            break
+    else:
+        raise RuntimeError("no free Redis database number (1-15) for this test module")
+    url = f"{REDIS_BASE_URL}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        client.delete(lock)
+
+
+def stack_env(database_url: str, broker_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a web or worker process with a VAR_DIR (metrics files) of its own."""
+    env = {
+        "VAR_DIR": str(var_dir), "APP_ENV": "test", "LOG_LEVEL": "INFO", "BROKER_TIMEOUT": "2",
+        "DATABASE_URL": database_url, "CELERY_BROKER_URL": broker_url,
+        "CELERY_VISIBILITY_TIMEOUT": "30",
+    }
+    env.update(extra)
+    return env
+
+
+def json_lines(output: str) -> list[dict[str, Any]]:
+    """Every line of a process's output as a JSON object; fails on the first line that is not."""
+    records = []
+    for number, line in enumerate(output.splitlines(), 1):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            raise AssertionError(f"line {number} is not JSON: {line!r}") from None
+        assert isinstance(record, dict), f"line {number} is not a JSON object: {line!r}"
+        records.append(record)
+    return records
+
+
+def access_lines(output: str) -> list[dict[str, Any]]:
+    """The access-log records of a web process."""
+    return [r for r in json_lines(output) if r.get("logger") == "app.access"]
+
+
+def samples(url: str, name: str) -> list[tuple[dict[str, str], float]]:
+    """(labels, value) of every sample called name in one scrape of url."""
+    text = requests.get(url, timeout=10).text
+    found = []
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name:
+                found.append((dict(sample.labels), float(sample.value)))
+    return found
+
+
+def total(found: list[tuple[dict[str, str], float]], **labels: str) -> float:
+    """The sum of the samples whose labels include labels."""
+    return sum(v for lab, v in found if all(lab.get(k) == want for k, want in labels.items()))

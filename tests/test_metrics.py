@@ -1,0 +1,231 @@
+"""Prometheus metrics stay exact across processes: 2 gunicorn workers x 4 threads and a
+prefork Celery worker with 2 children, scraped the way Prometheus scrapes them."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+from prometheus_client import REGISTRY
+
+from app import create_app
+from app.observability import names
+from app.settings import Settings
+from tests.support.observed import (
+    access_lines,
+    json_lines,
+    private_redis,
+    samples,
+    stack_env,
+    total,
+)
+from tests.support.processes import Proc, start_celery_worker, start_gunicorn, wait_until
+
+HIST_COUNT = names.HTTP_REQUEST_DURATION + "_count"
+HIST_BUCKET = names.HTTP_REQUEST_DURATION + "_bucket"
+JOBS = names.BACKGROUND_JOBS
+
+
+@dataclass
+class Stack:
+    """A private web + worker pair and where to reach them."""
+
+    web: Proc
+    base: str
+    worker: Proc
+    worker_metrics: str
+
+    @property
+    def metrics(self) -> str:
+        """The web's /metrics URL."""
+        return self.base + "/metrics"
+
+
+@pytest.fixture(scope="module")
+def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """gunicorn (2 workers x 4 threads) and a prefork worker (concurrency 2) of our own."""
+    with private_redis() as broker:
+        web_dir = tmp_path_factory.mktemp("metrics-web")
+        worker_dir = tmp_path_factory.mktemp("metrics-worker")
+        web, base = start_gunicorn(stack_env(pg_database_url, broker, web_dir), web_dir)
+        try:
+            worker, worker_metrics = start_celery_worker(
+                stack_env(pg_database_url, broker, worker_dir), worker_dir, concurrency=2
+            )
+        except BaseException:
+            web.stop()
+            raise
+        yield Stack(web, base, worker, worker_metrics)
+        worker.stop()
+        web.stop()
+
+
+def fresh_get(url: str) -> int:
+    """GET on a new connection (no keep-alive), so that any worker may take it."""
+    return requests.get(url, headers={"Connection": "close"}, timeout=10).status_code
+
+
+def test_every_request_is_counted_once_in_a_single_scrape(stack: Stack) -> None:
+    n = 240
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(fresh_get, [stack.base + "/api/todos?per_page=1"] * n))
+    assert statuses == [200] * n
+
+    # Both gunicorn workers served part of them (the access log names the pid).
+    served_by = {
+        line[names.F_PID] for line in access_lines(stack.web.output())
+        if line[names.F_PATH] == "/api/todos"
+    }
+    workers = {child.pid for child in psutil.Process(stack.web.popen.pid).children()}
+    assert served_by == workers and len(workers) == 2
+
+    found = samples(stack.metrics, HIST_COUNT)
+    assert total(found, endpoint="api.list_todos", method="GET", status="200",
+                 environment="test") == n
+
+
+def test_scrapes_never_go_down_under_concurrent_load(stack: Stack) -> None:
+    before = total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz")
+    sent = 0
+    done = threading.Event()
+
+    def load() -> None:
+        nonlocal sent
+        with ThreadPoolExecutor(6) as pool:
+            for status in pool.map(fresh_get, [stack.base + "/healthz"] * 300):
+                assert status == 200
+                sent += 1
+        done.set()
+
+    loader = threading.Thread(target=load)
+    loader.start()
+    seen = []
+    while not done.is_set():
+        seen.append(total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz"))
+    loader.join()
+    seen.append(total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz"))
+
+    assert len(seen) > 3
+    assert all(a <= b for a, b in itertools.pairwise(seen)), seen
+    assert seen[-1] == before + 300
+
+
+def test_the_metrics_endpoint_does_not_count_itself(stack: Stack) -> None:
+    for _ in range(5):
+        requests.get(stack.metrics, timeout=10)
+    found = samples(stack.metrics, HIST_COUNT)
+    assert found, "the request histogram is exposed"
+    assert not [labels for labels, _ in found if labels["endpoint"] == "health.metrics"]
+
+
+def test_process_metrics_describe_the_master_and_each_worker(stack: Stack) -> None:
+    master = psutil.Process(stack.web.popen.pid)
+    expected = {(str(master.pid), "master")} | {
+        (str(child.pid), "worker") for child in master.children()
+    }
+    for metric in ("process_resident_memory_bytes", "process_cpu_seconds_total",
+                   "process_open_fds"):
+        found = samples(stack.metrics, metric)
+        assert {(labels["pid"], labels["role"]) for labels, _ in found} == expected, metric
+        assert all(value > 0 for _, value in found), metric
+
+    worker_main = psutil.Process(stack.worker.popen.pid)
+    expected = {(str(worker_main.pid), "worker-main")} | {
+        (str(child.pid), "pool-child") for child in worker_main.children()
+    }
+    found = samples(stack.worker_metrics, "process_resident_memory_bytes")
+    assert {(labels["pid"], labels["role"]) for labels, _ in found} == expected
+    assert len(expected) == 3
+
+
+def test_a_path_scan_adds_only_a_handful_of_series(stack: Stack) -> None:
+    before = len(samples(stack.metrics, HIST_BUCKET))
+    with requests.Session() as session:
+        for _ in range(2000):
+            path = f"/{uuid.uuid4().hex}/{uuid.uuid4().hex[:6]}.php"
+            assert session.get(stack.base + path, timeout=10).status_code == 404
+    after = samples(stack.metrics, HIST_BUCKET)
+    # One new label set (GET, unmatched, 404) = one series per bucket boundary, at most.
+    assert len(after) - before <= len(names.HTTP_BUCKETS) + 1
+    assert total(after, endpoint=names.UNMATCHED_ENDPOINT, status="404", le="+Inf") == 2000
+
+
+def test_job_counters_add_up_to_the_number_of_exports(stack: Stack) -> None:
+    k = 8
+    task_ids = []
+    for _ in range(k):
+        response = requests.post(stack.base + "/export", timeout=10)
+        assert response.status_code == 202, response.text
+        task_ids.append(response.json()["task_id"])
+
+    def all_succeeded() -> bool:
+        states = [requests.get(f"{stack.base}/tasks/{t}", timeout=10).json()["state"]
+                  for t in task_ids]
+        assert "failed" not in states, states
+        return states == ["succeeded"] * k
+
+    wait_until(all_succeeded, 60, "every export to succeed", interval=0.2)
+
+    web_jobs = samples(stack.metrics, JOBS)
+    assert total(web_jobs, job_type="export", status=names.JOB_ENQUEUED) == k
+    # The counters are bumped right after the task's state is committed: allow a moment.
+    wait_until(
+        lambda: total(samples(stack.worker_metrics, JOBS), status=names.JOB_SUCCEEDED) == k,
+        10, "the worker to count every success",
+    )
+    worker_jobs = samples(stack.worker_metrics, JOBS)
+    assert total(worker_jobs, job_type="export", status=names.JOB_STARTED) == k
+    assert total(worker_jobs, job_type="export", status=names.JOB_SUCCEEDED) == k
+    assert total(worker_jobs, status=names.JOB_FAILED) == 0
+    children = {line[names.F_PID] for line in finished_lines(stack.worker)}
+    print(f"\nexports ran in {len(children)} pool children: {sorted(children)}")
+    # enqueued is a web-side count and never shows up in the worker, and vice versa.
+    assert total(worker_jobs, status=names.JOB_ENQUEUED) == 0
+    assert total(web_jobs, status=names.JOB_STARTED) == 0
+
+
+def finished_lines(worker: Proc) -> list[dict[str, object]]:
+    """The worker's 'export finished' lines."""
+    return [r for r in json_lines(worker.output()) if r.get("message") == "export finished"]
+
+
+def test_a_500_is_counted_logged_and_answered_with_its_request_id(
+    pg_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = Settings.from_env(
+        stack_env(pg_database_url, "redis://127.0.0.1:6379/0", tmp_path)
+    )
+    app = create_app({"SETTINGS": settings, "TESTING": True, "KEEP_LOGGING": True})
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("a bug the user must never see")
+
+    labels = {"method": "GET", "endpoint": "boom", "status": "500", "environment": "test"}
+    before = REGISTRY.get_sample_value(HIST_COUNT, labels) or 0.0
+    with caplog.at_level("INFO"):
+        response = app.test_client().get("/boom", headers={"Accept": "application/json"})
+
+    assert response.status_code == 500
+    body = response.get_json()
+    assert body["error"] == "internal error"
+    assert "a bug" not in response.get_data(as_text=True)
+    assert body["request_id"] == response.headers[names.REQUEST_ID_HEADER]
+    assert REGISTRY.get_sample_value(HIST_COUNT, labels) == before + 1
+    access = [r for r in caplog.records if r.name == names.ACCESS_LOGGER]
+    assert len(access) == 1
+    assert getattr(access[0], names.F_STATUS) == 500
+    assert access[0].levelname == "ERROR"
+    assert getattr(access[0], names.F_REQUEST_ID) == body["request_id"]
+    with app.app_context():
+        from app.db import db
+
+        db.engine.dispose()
