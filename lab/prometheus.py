@@ -10,6 +10,7 @@ import requests
 from lab.config import LabConfig
 
 SCRAPE_INTERVAL = "5s"
+SCRAPE_TIMEOUT = "4s"  # below the interval, as Prometheus requires
 # Job name -> the port variable of the target it scrapes (all on 127.0.0.1, /metrics).
 JOBS: dict[str, str] = {
     "web": "WEB_PORT",
@@ -31,6 +32,7 @@ def render(config: LabConfig) -> str:
         "global:",
         f"  scrape_interval: {SCRAPE_INTERVAL}",
         f"  evaluation_interval: {SCRAPE_INTERVAL}",
+        f"  scrape_timeout: {SCRAPE_TIMEOUT}",
         "rule_files:",
         f"  - {json.dumps(rules_glob(config))}",
         "scrape_configs:",

@@ -1,0 +1,254 @@
+"""The local launcher, end to end: `lab up` runs the real stack, a user works through Caddy,
+Prometheus sees it all, and `lab down` leaves nothing behind."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+import requests
+
+from tests.support.launcher import (
+    SERVICES,
+    LabRun,
+    lab_env,
+    lab_stack,
+    recorded_pids,
+    run_lab,
+    session_processes,
+)
+from tests.support.processes import wait_until
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+
+pytestmark = pytest.mark.skipif(
+    not (shutil.which("caddy") and shutil.which("prometheus")),
+    reason="the Debian packages caddy and prometheus are needed (stack/install-system-deps.sh)",
+)
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A running lab: its environment, what `lab up` printed, and its URLs."""
+
+    env: dict[str, str]
+    up: LabRun
+    var_dir: Path
+
+    def url(self, port_var: str, path: str = "") -> str:
+        """http://127.0.0.1:<port of port_var><path>."""
+        return f"http://127.0.0.1:{self.env[port_var]}{path}"
+
+    @property
+    def app(self) -> str:
+        """The app through Caddy, as a user reaches it."""
+        return self.url("CADDY_PORT")
+
+    @property
+    def prometheus(self) -> str:
+        """Prometheus's base URL."""
+        return self.url("PROMETHEUS_PORT")
+
+
+@pytest.fixture(scope="module")
+def own_postgres_and_redis() -> Iterator[dict[str, str]]:
+    """A PostgreSQL database and a Redis database number of this module's own.
+
+    Not the session's: another test module's worker would consume our export tasks.
+    """
+    name = f"todolab_launcher_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    with admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}"')
+    lock_client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
+    for number in range(1, 16):
+        lock = f"todolab:test-db-lock:{number}"
+        if lock_client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
+            break
+    else:
+        pytest.fail("no free Redis database number (1-15) for this test run")
+    redis.Redis.from_url(f"{REDIS_BASE_URL}/{number}").flushdb()
+    yield {
+        "DATABASE_URL": f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
+        "CELERY_BROKER_URL": f"{REDIS_BASE_URL}/{number}",
+    }
+    redis.Redis.from_url(f"{REDIS_BASE_URL}/{number}").flushdb()
+    lock_client.delete(lock)
+    with admin.cursor() as cur:
+        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+                    (name,))
+        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+    admin.close()
+
+
+@pytest.fixture(scope="module", params=["embedded", "postgres"])
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """`lab up` from a clean VAR_DIR on free ports: embedded defaults, then PostgreSQL+Redis."""
+    extra = request.getfixturevalue("own_postgres_and_redis") if request.param == "postgres" else {}
+    var_dir = tmp_path_factory.mktemp(f"lab-{request.param}") / "var"
+    env = lab_env(var_dir, extra)
+    with lab_stack(env) as up:
+        assert up.code == 0, f"lab up failed:\n{up.stdout}\n{up.stderr}"
+        yield Lab(env, up, var_dir)
+
+
+def test_up_prints_the_urls_and_status_shows_every_service_healthy(lab: Lab) -> None:
+    """The user sees where everything is and that it all runs."""
+    assert "all 4 services healthy in" in lab.up.stdout
+    for url in (lab.app, lab.prometheus, lab.url("WORKER_METRICS_PORT", "/metrics"),
+                lab.url("WEB_PORT")):
+        assert url in lab.up.stdout
+    status = run_lab(lab.env, "status")
+    assert status.code == 0, status.stdout + status.stderr
+    pids = recorded_pids(lab.var_dir)
+    port_of = {"web": lab.env["WEB_PORT"], "worker": lab.env["WORKER_METRICS_PORT"],
+               "caddy": lab.env["CADDY_PORT"], "prometheus": lab.env["PROMETHEUS_PORT"]}
+    for service in SERVICES:
+        line = next(ln for ln in status.stdout.splitlines() if ln.startswith(service + " "))
+        assert line.split()[1:] == ["running", str(pids[service]), port_of[service], "ok"], line
+
+
+def test_a_todo_added_through_caddy_is_in_the_downloaded_export(lab: Lab) -> None:
+    """Add a todo, export, wait for the worker, download the CSV: it holds exactly that todo."""
+    session = requests.Session()
+    session.trust_env = False
+    added = session.post(f"{lab.app}/add", data={"task": "Buy milk via Caddy"},
+                         allow_redirects=False, timeout=10)
+    assert added.status_code == 303
+    assert added.headers.get("X-Request-ID")
+
+    started = session.post(f"{lab.app}/export", timeout=10)
+    assert started.status_code == 202, started.text
+    task_id = started.json()["task_id"]
+
+    def finished() -> bool:
+        return session.get(f"{lab.app}/tasks/{task_id}", timeout=5).json()["state"] in (
+            "succeeded", "failed")
+
+    wait_until(finished, 60, "the export to finish")
+    assert session.get(f"{lab.app}/tasks/{task_id}", timeout=5).json()["state"] == "succeeded"
+
+    download = session.get(f"{lab.app}/download/{task_id}", timeout=10)
+    assert download.status_code == 200
+    assert download.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(download.text)))
+    assert [row["text"] for row in rows] == ["Buy milk via Caddy"]
+
+
+def _query(lab: Lab, promql: str) -> list[dict]:  # type: ignore[type-arg]
+    """The result vector of an instant PromQL query."""
+    answer = requests.get(f"{lab.prometheus}/api/v1/query", params={"query": promql}, timeout=5)
+    answer.raise_for_status()
+    return list(answer.json()["data"]["result"])
+
+
+def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: Lab) -> None:
+    """Every target is up, and the request histogram holds the add made through Caddy."""
+    targets = requests.get(f"{lab.prometheus}/api/v1/targets", timeout=5).json()["data"]
+    health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
+    assert health == {"web": "up", "worker": "up", "caddy": "up", "prometheus": "up"}
+
+    promql = 'sum(http_request_duration_seconds_count{endpoint="todos.add"})'
+    # The add happened in the previous test; wait for a scrape that saw it (5 s interval).
+    wait_until(lambda: bool(_query(lab, promql)), 30, "Prometheus to scrape the add request")
+    assert float(_query(lab, promql)[0]["value"][1]) == 1.0
+
+
+def test_a_second_up_reports_what_runs_and_starts_nothing(lab: Lab) -> None:
+    """`lab up` again: every service is reported as running, with the same pids."""
+    before = recorded_pids(lab.var_dir)
+    again = run_lab(lab.env, "up")
+    assert again.code == 0, again.stdout + again.stderr
+    for service, pid in before.items():
+        assert f"{service}: already running (pid {pid})" in again.stdout
+    assert "started" not in again.stdout
+    assert recorded_pids(lab.var_dir) == before
+
+
+def test_down_stops_every_process_it_started(lab: Lab) -> None:
+    """After `lab down` no process of any service's session (workers, pool children) is left."""
+    sessions = set(recorded_pids(lab.var_dir).values())
+    assert len(sessions) == 4
+    # gunicorn's workers and Celery's pool children are there to be stopped too.
+    assert len(session_processes(sessions)) >= 4 + 2 + 2
+
+    down = run_lab(lab.env, "down")
+
+    assert down.code == 0, down.stdout + down.stderr
+    for service in SERVICES:
+        assert f"{service}: stopped" in down.stdout
+    assert session_processes(sessions) == []
+    assert recorded_pids(lab.var_dir) == {}
+    status = run_lab(lab.env, "status")
+    assert status.code == 3
+    assert "running" not in status.stdout
+
+
+def test_up_names_the_debian_package_when_caddy_is_missing(tmp_path: Path) -> None:
+    """Without caddy on PATH, `lab up` says which package to install and starts nothing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    prometheus = shutil.which("prometheus")
+    assert prometheus
+    (bin_dir / "prometheus").symlink_to(prometheus)
+    env = lab_env(tmp_path / "var", {"PATH": str(bin_dir)})
+
+    result = run_lab(env, "up")
+
+    assert result.code == 1
+    assert "caddy not found on PATH" in result.stderr
+    assert "apt-get install caddy" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert recorded_pids(tmp_path / "var") == {}
+
+
+def test_up_refuses_a_port_taken_by_another_program(tmp_path: Path) -> None:
+    """A foreign listener on WEB_PORT: `lab up` names the port and variable, starts nothing."""
+    env = lab_env(tmp_path / "var")
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", int(env["WEB_PORT"])))
+        squatter.listen()
+        result = run_lab(env, "up")
+
+    assert result.code == 1
+    assert f"port {env['WEB_PORT']} (WEB_PORT) for web is already in use" in result.stderr
+    assert recorded_pids(tmp_path / "var") == {}
+
+
+def test_down_never_signals_a_process_whose_pid_was_recycled(tmp_path: Path) -> None:
+    """A pid file naming a live pid with another start time: `lab down` leaves that process."""
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        run_dir = tmp_path / "var" / "run"
+        run_dir.mkdir(parents=True)
+        (run_dir / "web.pid").write_text(
+            f'{{"service": "web", "pid": {bystander.pid}, "create_time": {time.time() - 3600},'
+            f' "port": 5000, "argv": []}}\n'
+        )
+        env = lab_env(tmp_path / "var")
+
+        status = run_lab(env, "status")
+        down = run_lab(env, "down")
+
+        assert "stale" in status.stdout
+        assert "web: was not running (stale pid file removed)" in down.stdout
+        assert bystander.poll() is None
+        assert recorded_pids(tmp_path / "var") == {}
+    finally:
+        bystander.kill()
+        bystander.wait()
