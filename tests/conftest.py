@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -78,9 +79,9 @@ def pg_database_url() -> Iterator[str]:
     admin.close()
 
 
-@pytest.fixture(scope="session")
-def redis_url() -> Iterator[str]:
-    """A Redis database number nobody else's test run holds, flushed before and after."""
+@contextmanager
+def reserved_redis_db() -> Iterator[str]:
+    """A Redis database number no other test run (or fixture) holds, flushed before and after."""
     client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
     for number in range(1, 16):
         lock = f"todolab:test-db-lock:{number}"
@@ -90,9 +91,18 @@ def redis_url() -> Iterator[str]:
         pytest.fail("no free Redis database number (1-15) for this test run")
     url = f"{REDIS_BASE_URL}/{number}"
     redis.Redis.from_url(url).flushdb()
-    yield url
-    redis.Redis.from_url(url).flushdb()
-    client.delete(lock)
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        client.delete(lock)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """The Redis database of this test run."""
+    with reserved_redis_db() as url:
+        yield url
 
 
 def _backend(name: str, tmp: Path, database_url: str | None, broker: str | None) -> Backend:

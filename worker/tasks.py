@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import resource
 import socket
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,9 @@ def write_csv(path: Path, batch_size: int = 1000) -> int:
     and the file appears under its final name only when complete and synced.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
+    # A worker killed mid-export leaves its temporary file behind: clear those first.
+    for stale in path.parent.glob(f".{path.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     stmt = (
         select(Todo.id, Todo.text, Todo.done, Todo.position, Todo.created_at, Todo.updated_at)
@@ -82,7 +86,12 @@ def _mark_failed(export_id: str, error: str) -> None:
         log.exception("could not record the failure of export %s", export_id)
 
 
-@shared_task(bind=True, name="exports.export_todos", job_type="export", max_retries=MAX_RETRIES)
+# The export's state lives in the exports table, so Celery's result store is not needed:
+# ignoring results also keeps a Redis outage from breaking publishing in the web process.
+@shared_task(
+    bind=True, name="exports.export_todos", job_type="export", max_retries=MAX_RETRIES,
+    ignore_result=True,
+)
 def export_todos(self: Task, export_id: str) -> dict[str, Any]:
     """Write all todos to EXPORT_DIR/<export_id>.csv and record the outcome."""
     export = db.session.get(Export, export_id)
@@ -116,7 +125,8 @@ def export_todos(self: Task, export_id: str) -> dict[str, Any]:
     except Exception as exc:
         _mark_failed(export_id, f"{type(exc).__name__}: {exc}")
         raise
-    log.info("export finished", extra={"rows": rows})
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    log.info("export finished", extra={"rows": rows, "peak_rss_kib": peak_kib})
     return {"export_id": export_id, "rows": rows}
 
 

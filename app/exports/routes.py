@@ -6,8 +6,10 @@ import logging
 import uuid
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, send_file
+from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file, url_for
 from kombu.exceptions import OperationalError as BrokerError
+from redis.exceptions import RedisError
+from werkzeug.wrappers.response import Response as BaseResponse
 
 from app.db import db
 from app.errors import ApiError
@@ -33,20 +35,23 @@ def get_export(task_id: str) -> Export:
 
 
 @bp.post("/export")
-def start_export() -> tuple[Response, int, dict[str, str]]:
-    """Record an export and queue it; 202 with its task id."""
+def start_export() -> BaseResponse | tuple[Response, int, dict[str, str]]:
+    """Record an export and queue it; 202 with its task id (a form post: back to the page)."""
     export = Export(id=str(uuid.uuid4()), status="queued", request_id=current_request_id())
     db.session.add(export)
     db.session.commit()
     try:
         enqueue(export_todos, export.id, task_id=export.id, environment=current_app.config["APP_ENV"])
-    except BrokerError as exc:
+    except (BrokerError, RedisError, OSError) as exc:
         export.status = "failed"
         export.error = "broker unavailable"
         export.finished_at = utcnow()
         db.session.commit()
         log.error("export not queued: broker unavailable (%s)", type(exc).__name__)
         raise ApiError(503, "background jobs unavailable: broker unreachable") from None
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # A browser without JavaScript: show the export's progress on the page itself.
+        return redirect(url_for("todos.index", export=export.id, _anchor="export"), code=303)
     status_url = f"/tasks/{export.id}"
     return jsonify({"task_id": export.id, "status_url": status_url}), 202, {"Location": status_url}
 

@@ -104,7 +104,10 @@ def start_gunicorn(env: Mapping[str, str], log_dir: Path, workers: int = 2, thre
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_until(lambda: http_ok(base + "/healthz"), 30, "gunicorn to answer /healthz")
+        wait_until(lambda: not proc.alive() or http_ok(base + "/healthz"), 30,
+                   "gunicorn to answer /healthz")
+        if not proc.alive():
+            raise TimeoutError
     except TimeoutError:
         proc.stop()
         raise AssertionError(f"gunicorn did not start:\n{proc.output()[-3000:]}") from None
@@ -112,22 +115,24 @@ def start_gunicorn(env: Mapping[str, str], log_dir: Path, workers: int = 2, thre
 
 
 def start_celery_worker(env: Mapping[str, str], log_dir: Path, concurrency: int = 2,
-                        name: str = "worker") -> tuple[Proc, str]:
+                        name: str = "worker", extra_args: tuple[str, ...] = ()) -> tuple[Proc, str]:
     """A real prefork Celery worker; returns (proc, metrics_url) once it serves metrics and
     has logged that it is ready."""
     port = free_port()
     proc = start(
         name,
-        [str(BIN / "celery"), "-A", "worker.make_celery", "worker", "--quiet",
+        [str(BIN / "celery"), "-A", "worker.make_celery", "--quiet", "worker",
          f"--concurrency={concurrency}", "--pool=prefork", "--loglevel=INFO",
-         f"--hostname={name}-{port}@%h"],
+         f"--hostname={name}-{port}@%h", *extra_args],
         {**env, "WORKER_METRICS_PORT": str(port)},
         log_dir,
     )
     metrics_url = f"http://127.0.0.1:{port}/metrics"
     try:
-        wait_until(lambda: " ready." in proc.output() and http_ok(metrics_url), 60,
-                   "the Celery worker to be ready")
+        wait_until(lambda: not proc.alive() or (" ready." in proc.output() and http_ok(metrics_url)),
+                   60, "the Celery worker to be ready")
+        if not proc.alive():
+            raise TimeoutError
     except TimeoutError:
         proc.stop()
         raise AssertionError(f"celery worker did not start:\n{proc.output()[-3000:]}") from None
