@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 import socket
@@ -148,6 +149,30 @@ def test_a_todo_added_through_caddy_is_in_the_downloaded_export(lab: Lab) -> Non
     assert download.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(download.text)))
     assert [row["text"] for row in rows] == ["Buy milk via Caddy"]
+
+
+def _json_lines(text: str) -> list[dict]:  # type: ignore[type-arg]
+    """The JSON objects among text's lines (a Python warning on stderr is not one)."""
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_logs_and_spans_of_that_work_are_under_var_log(lab: Lab) -> None:
+    """`lab logs` shows the app's JSON lines; with no OTLP endpoint spans go to the span file."""
+    logs = run_lab(lab.env, "logs", "-n", "100000")
+    assert logs.code == 0, logs.stderr
+    records = _json_lines(logs.stdout)
+    assert any(r.get("service") == "todo-web" and r.get("endpoint") == "todos.add"
+               for r in records)
+    assert any(r.get("service") == "todo-worker" and r.get("task_id") for r in records)
+    assert _json_lines(run_lab(lab.env, "logs", "web", "-n", "3").stdout)
+
+    span_file = lab.var_dir / "log" / "spans.jsonl"
+
+    def services_traced() -> set[str]:
+        return {str(s.get("service")) for s in _json_lines(span_file.read_text())}
+
+    wait_until(lambda: {"todo-web", "todo-worker"} <= services_traced(), 30,
+               "web and worker spans in the local span file")
 
 
 def _query(lab: Lab, promql: str) -> list[dict]:  # type: ignore[type-arg]
