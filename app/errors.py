@@ -59,14 +59,16 @@ def register(app: Flask) -> None:
         }
         return error_response(status, messages.get(status, exc.description or exc.name))
 
-    @app.errorhandler(OperationalError)
-    def _db_unavailable(exc: OperationalError) -> tuple[Response | str, int]:
-        log.error("database unavailable: %s", str(exc.orig).strip().splitlines()[0] if exc.orig else exc)
+    def _db_unavailable(exc: DBAPIError) -> tuple[Response | str, int]:
+        cause = str(exc.orig or exc).strip().splitlines()
+        log.error("database unavailable: %s", cause[0] if cause else type(exc).__name__)
         return error_response(503, "database unavailable, try again shortly")
+
+    app.register_error_handler(OperationalError, _db_unavailable)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response | str, int]:
         if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-            return _db_unavailable(OperationalError(exc.statement, exc.params, exc.orig))
+            return _db_unavailable(exc)
         log.exception("unhandled error")
         return error_response(500, "internal error")

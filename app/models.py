@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-
 from typing import Any
 
 from sqlalchemy import Boolean, DateTime, Dialect, Index, Integer, String, Text
@@ -33,7 +32,7 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-class Todo(db.Model):  # type: ignore[name-defined,misc]
+class Todo(db.Model):  # type: ignore[name-defined]
     """One todo item; listed by position, then id."""
 
     __tablename__ = "todos"
@@ -60,7 +59,7 @@ class Todo(db.Model):  # type: ignore[name-defined,misc]
         }
 
 
-class Export(db.Model):  # type: ignore[name-defined,misc]
+class Export(db.Model):  # type: ignore[name-defined]
     """One CSV export job; its id is the Celery task id."""
 
     __tablename__ = "exports"

@@ -16,6 +16,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# A placeholder for development only: production refuses to start with it.
+DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
 APP_ENVS = ("development", "test", "production")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg2")
@@ -115,7 +117,7 @@ class Settings:
     celery_broker_url: str = ""
     celery_result_backend: str = ""
     export_dir: Path = PROJECT_ROOT / "var" / "exports"
-    secret_key: str = "dev-only-not-secret"
+    secret_key: str = DEV_SECRET_KEY
     max_content_length: int = 1024 * 1024
     page_size: int = 50
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
@@ -152,8 +154,8 @@ class Settings:
         backend_default = broker if broker.startswith("redis") else f"db+sqlite:///{var_dir / 'results.db'}"
         backend = _url(env, "CELERY_RESULT_BACKEND", backend_default, BACKEND_SCHEMES)
         app_env = _choice(env, "APP_ENV", "development", APP_ENVS)
-        secret_key = env.get("SECRET_KEY", "").strip() or "dev-only-not-secret"
-        if app_env == "production" and secret_key == "dev-only-not-secret":
+        secret_key = env.get("SECRET_KEY", "").strip() or DEV_SECRET_KEY
+        if app_env == "production" and secret_key == DEV_SECRET_KEY:
             raise SettingsError("SECRET_KEY must be set when APP_ENV=production")
         return cls(
             app_env=app_env,

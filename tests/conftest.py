@@ -120,7 +120,9 @@ def _backend(name: str, tmp: Path, database_url: str | None, broker: str | None)
 
 
 @pytest.fixture(scope="session")
-def postgres_backend(pg_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Backend:
+def postgres_backend(
+    pg_database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Backend:
     """PostgreSQL for data, Redis for the broker and results."""
     return _backend("postgres", tmp_path_factory.mktemp("pg-var"), pg_database_url, redis_url)
 

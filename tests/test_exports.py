@@ -110,7 +110,10 @@ def test_worker_log_lines_carry_the_request_id_of_the_export(client: FlaskClient
     task_id = response.get_json()["task_id"]
     wait_for_export(client, task_id)
     wait_until(lambda: "export finished" in live_worker.output(), 10, "the worker's log line")
-    lines = [json.loads(line) for line in live_worker.output().splitlines() if task_id in line and line.startswith("{")]
+    lines = [
+        json.loads(line) for line in live_worker.output().splitlines()
+        if task_id in line and line.startswith("{")
+    ]
     finished = [line for line in lines if line["message"] == "export finished"]
     assert finished and finished[0]["request_id"] == "export-req-0001"
     assert finished[0]["job_type"] == "export" and finished[0]["task_id"] == task_id

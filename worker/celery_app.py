@@ -53,7 +53,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     """Create the Celery app whose tasks run inside app.app_context()."""
 
-    class FlaskTask(Task):  # type: ignore[misc]
+    class FlaskTask(Task):
         """A task that runs in the Flask app context (database session, config)."""
 
         def __call__(self, *args: Any, **kwargs: Any) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -59,10 +60,8 @@ class Proc:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Signal the process group and wait; SIGKILL if it does not go."""
         if self.popen.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.popen.pid, sig)
-            except ProcessLookupError:
-                pass
             try:
                 self.popen.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -92,7 +91,9 @@ def http_ok(url: str) -> bool:
     return requests.get(url, timeout=2).status_code == 200
 
 
-def start_gunicorn(env: Mapping[str, str], log_dir: Path, workers: int = 2, threads: int = 4) -> tuple[Proc, str]:
+def start_gunicorn(
+    env: Mapping[str, str], log_dir: Path, workers: int = 2, threads: int = 4
+) -> tuple[Proc, str]:
     """Real gunicorn with the project's config on a free port; returns (proc, base_url)."""
     port = free_port()
     proc = start(
