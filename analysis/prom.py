@@ -13,6 +13,7 @@ helpers report both as ``value = NaN`` with ``no_traffic = True`` and say so in 
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,7 +85,10 @@ def tidy(result: Any) -> pd.DataFrame:
         return pd.DataFrame({"timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
                              "value": pd.Series([], dtype="float64")})
     if "values" in result[0]:
-        frame = pd.DataFrame(MetricRangeDataFrame(result, ts_as_datetime=False)).reset_index()
+        with warnings.catch_warnings():
+            # prometheus-api-client calls set_index(inplace=True), which pandas 3.1 deprecates.
+            warnings.filterwarnings("ignore", message="The inplace keyword")
+            frame = pd.DataFrame(MetricRangeDataFrame(result, ts_as_datetime=False)).reset_index()
     else:
         frame = pd.DataFrame(MetricSnapshotDataFrame(result, ts_as_datetime=False))
     frame["timestamp"] = pd.to_datetime(frame["timestamp"].astype("float64"), unit="s", utc=True)
