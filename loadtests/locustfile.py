@@ -10,6 +10,7 @@ in the web UI's custom parameters before pressing Start).
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from locust import LoadTestShape, events  # noqa: E402
 
 from loadtests import users  # noqa: E402
 from loadtests.shapes import SHAPE_NAMES, Tick, make_profile  # noqa: E402
+
+log = logging.getLogger(__name__)
 
 
 @events.init_command_line_parser.add_listener
@@ -55,12 +58,17 @@ class SelectedShape(LoadTestShape):
         """(users, spawn_rate) of the selected profile now, or None when it is over."""
         assert self.runner is not None
         options = self.runner.environment.parsed_options
-        profile = make_profile(
-            getattr(options, "shape", "steady"),
-            getattr(options, "shape_users", None),
-            getattr(options, "shape_spawn_rate", None),
-            getattr(options, "shape_duration", None),
-        )
+        try:
+            profile = make_profile(
+                getattr(options, "shape", "steady"),
+                getattr(options, "shape_users", None),
+                getattr(options, "shape_spawn_rate", None),
+                getattr(options, "shape_duration", None),
+            )
+        except ValueError as exc:
+            # A typo in the web UI's parameters: stop this run with a message, not a traceback.
+            log.error("load shape: %s; stopping", exc)
+            return None
         return profile.tick(self.get_run_time())
 
 

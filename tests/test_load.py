@@ -4,18 +4,27 @@ Celery worker on PostgreSQL + Redis; plus the load shapes and checks as pure fun
 from __future__ import annotations
 
 import csv
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import requests
 
 from loadtests.checks import export_csv_problem
 from loadtests.config import LoadConfigError, parse_wait, parse_weights
-from loadtests.run import LoadRunResult, read_user_counts, run_headless
+from loadtests.run import LoadRunResult, main, read_user_counts, run_headless
 from loadtests.shapes import Ramp, Spike, make_profile
 from tests.conftest import Backend
-from tests.support.processes import start_celery_worker, start_gunicorn
+from tests.support.processes import (
+    BIN,
+    free_port,
+    start,
+    start_celery_worker,
+    start_gunicorn,
+    wait_until,
+)
 
 # Short think time and equal weights: every user type does plenty in a short run.
 FAST_USERS = {"LOAD_WAIT": "0.2,1.0", "LOAD_WEIGHTS": "reader=1,writer=1,exporter=1,api=1"}
@@ -50,10 +59,12 @@ def stack(postgres_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def steady_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
     """A 25-second steady run with 8 users, two of each type."""
-    return run_headless(
+    result = run_headless(
         stack.base_url, "steady", users=8, duration=25,
         reports_dir=tmp_path_factory.mktemp("reports"), extra_env=FAST_USERS,
     )
+    print(result.summary())  # shown with -s / -rP: the figures of this run
+    return result
 
 
 def failures_text(result: LoadRunResult) -> str:
@@ -160,6 +171,54 @@ def test_spike_goes_up_and_comes_back_down(stack: Stack, tmp_path: Path) -> None
     assert max(counts) == 10
     top = steps.index(10)
     assert 2 in steps[:top] and 2 in steps[top:], steps
+
+
+def test_web_ui_starts_the_selected_shape(stack: Stack, tmp_path: Path) -> None:
+    """The web UI (with our shape class) shows the shape parameters and runs what it is given."""
+    port = free_port()
+    ui = start(
+        "locust-ui",
+        [str(BIN / "locust"), "-f", "loadtests/locustfile.py", "--web-host", "127.0.0.1",
+         "--web-port", str(port), "--host", stack.base_url],
+        {**FAST_USERS, "LOAD_WEIGHTS": "reader=1,api=1,writer=0,exporter=0"},
+        tmp_path,
+    )
+    ui_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: requests.get(ui_url, timeout=2).status_code == 200, 30,
+                   "the Locust web UI")
+        page = requests.get(ui_url, timeout=5).text
+        assert "shape_users" in page and "ramp" in page
+        started = requests.post(ui_url + "/swarm", timeout=5, data={
+            "host": stack.base_url, "shape": "steady", "shape_users": "3",
+            "shape_spawn_rate": "3", "shape_duration": "30",
+        }).json()
+        assert started["success"], started
+
+        def running_with_three() -> bool:
+            stats = requests.get(ui_url + "/stats/requests", timeout=2).json()
+            total = next(s for s in stats["stats"] if s["name"] == "Aggregated")
+            return bool(stats["user_count"] == 3 and total["num_requests"] > 5)
+
+        wait_until(running_with_three, 30, "3 users sending requests from the web UI")
+        stats = requests.get(ui_url + "/stats/requests", timeout=2).json()
+        assert stats["fail_ratio"] == 0, json.dumps(stats["errors"])[:2000]
+        requests.get(ui_url + "/stop", timeout=5)
+    finally:
+        ui.stop()
+
+
+def test_command_line_runs_and_prints_the_figures(
+    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`python -m loadtests.run` runs a short scenario and says where the reports are."""
+    code = main(["--host", stack.base_url, "--shape", "steady", "--users", "2",
+                 "--duration", "5", "--reports-dir", str(tmp_path)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "failures=0 " in out and "p95=" in out
+    assert list(tmp_path.glob("load-*-steady.html"))
+    assert main(["--host", stack.base_url, "--shape", "steady", "--users", "-1"]) == 1
 
 
 # --- pure functions: shapes as functions of run time, configuration, the CSV check ----------
