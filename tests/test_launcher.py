@@ -25,6 +25,7 @@ import requests
 from tests.support.launcher import (
     SERVICES,
     LabRun,
+    kill_sessions,
     lab_env,
     lab_stack,
     recorded_pids,
@@ -277,3 +278,36 @@ def test_down_never_signals_a_process_whose_pid_was_recycled(tmp_path: Path) -> 
     finally:
         bystander.kill()
         bystander.wait()
+
+
+def test_a_service_that_fails_to_start_is_named_and_the_rest_is_stopped(tmp_path: Path) -> None:
+    """A broken Caddy config: `lab up` names caddy, shows its log, and leaves nothing running."""
+    broken = tmp_path / "Caddyfile"
+    broken.write_text(":{$CADDY_PORT} {\n\tno_such_directive\n}\n")
+    var_dir = tmp_path / "var"
+    env = lab_env(var_dir, {"LAB_CADDYFILE": str(broken)})
+    started: set[int] = set()
+    try:
+        result = run_lab(env, "up")
+        started = {int(ln.rsplit("pid ", 1)[1].rstrip(")")) for ln in result.stdout.splitlines()
+                   if ": started (pid " in ln}
+
+        assert result.code == 1
+        assert "caddy exited with code" in result.stderr
+        assert "no_such_directive" in result.stderr  # the tail of caddy.log
+        assert len(started) == 4
+        assert session_processes(started) == []
+        assert recorded_pids(var_dir) == {}
+    finally:
+        kill_sessions(started)
+
+
+def test_a_bad_setting_stops_up_before_anything_starts(tmp_path: Path) -> None:
+    """A malformed port is reported in one line naming the variable."""
+    env = lab_env(tmp_path / "var", {"WEB_PORT": "fivethousand"})
+
+    result = run_lab(env, "up")
+
+    assert result.code == 2
+    assert result.stderr.strip() == "lab up: WEB_PORT='fivethousand' is invalid: expected a port number"
+    assert recorded_pids(tmp_path / "var") == {}

@@ -89,6 +89,9 @@ def wait_healthy(
         for service in wanted:
             if problems[service.name] is not None:
                 problems[service.name] = state.health(service, session)
+                if problems[service.name] is None:
+                    waited = timeout - (deadline - time.monotonic())
+                    print(f"{service.name}: healthy after {waited:.1f} s", flush=True)
         pending = [s for s in wanted if problems[s.name] is not None]
         if not pending:
             return
