@@ -1,0 +1,311 @@
+"""OpenTelemetry traces from the real web and worker, received by a fake OTLP/HTTP collector
+that decodes the protobuf payload: one trace from request to finished export, ids equal
+in headers, logs and spans, and no request harmed when the collector is down or mute."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+import requests
+
+from app.observability import names, tracing
+from tests.support.observed import access_lines, json_lines, private_redis, stack_env
+from tests.support.otlp import (
+    FakeOtlpReceiver,
+    ReceivedSpan,
+    SilentCollector,
+    closed_port_endpoint,
+)
+from tests.support.processes import Proc, start_celery_worker, start_gunicorn, wait_until
+
+SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
+TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
+FAILING = "trace export to "
+SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
+
+
+def traced_env(database_url: str, broker: str, var_dir: Path, **extra: str) -> dict[str, str]:
+    """A stack environment with tracing on and a fast batch schedule."""
+    return stack_env(database_url, broker, var_dir, TRACING_ENABLED="true",
+                     OTEL_BSP_SCHEDULE_DELAY="200", **extra)
+
+
+def ids(traceparent: str) -> tuple[str, str]:
+    """(trace_id, span_id) of a traceparent header."""
+    match = TRACEPARENT.match(traceparent)
+    assert match, traceparent
+    return match.group(1), match.group(2)
+
+
+@dataclass
+class Traced:
+    """A traced web + worker pair exporting to the fake collector."""
+
+    web: Proc
+    base: str
+    worker: Proc
+    collector: FakeOtlpReceiver
+
+
+@pytest.fixture(scope="module")
+def traced(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
+    """gunicorn and a prefork worker exporting spans over OTLP/HTTP to the fake."""
+    collector = FakeOtlpReceiver().start()
+    with private_redis() as broker:
+        web_dir = tmp_path_factory.mktemp("traced-web")
+        worker_dir = tmp_path_factory.mktemp("traced-worker")
+        extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
+        web, base = start_gunicorn(traced_env(pg_database_url, broker, web_dir, **extra), web_dir)
+        try:
+            worker, _ = start_celery_worker(
+                traced_env(pg_database_url, broker, worker_dir, **extra), worker_dir
+            )
+        except BaseException:
+            web.stop()
+            raise
+        yield Traced(web, base, worker, collector)
+        worker.stop()
+        web.stop()
+    collector.stop()
+
+
+def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Traced) -> None:
+    response = requests.post(traced.base + "/export", timeout=10)
+    assert response.status_code == 202
+    task_id = response.json()["task_id"]
+    trace_id, server_span_id = ids(response.headers["traceparent"])
+    wait_until(
+        lambda: requests.get(f"{traced.base}/tasks/{task_id}", timeout=10).json()["state"]
+        == "succeeded",
+        60, "the export to succeed",
+    )
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        mine = [s for s in spans if s.trace_id == trace_id]
+        return any(s.name == "run/exports.export_todos" for s in mine) and any(
+            s.span_id == server_span_id for s in mine
+        )
+
+    traced.collector.wait_for(complete)
+    time.sleep(0.5)  # the worker's last DB spans follow its run span in the next batch
+    spans = traced.collector.trace(trace_id)
+    by_id = {s.span_id: s for s in spans}
+
+    server = by_id[server_span_id]
+    assert (server.service, server.name, server.kind, server.parent_id) == (
+        "todo-web", "POST /export", SERVER, ""
+    )
+    publish = [s for s in spans if s.name == "apply_async/exports.export_todos"]
+    assert len(publish) == 1
+    assert (publish[0].service, publish[0].kind, publish[0].parent_id) == (
+        "todo-web", PRODUCER, server.span_id
+    )
+    run = [s for s in spans if s.name == "run/exports.export_todos"]
+    assert len(run) == 1
+    assert (run[0].service, run[0].kind, run[0].parent_id) == (
+        "todo-worker", CONSUMER, publish[0].span_id
+    )
+
+    # SQL in both services, from exactly one instrumentor: one span per statement.
+    db_spans = [s for s in spans if s.attributes.get("db.system") == "postgresql"]
+    assert {s.scope for s in db_spans} == {SQLALCHEMY_SCOPE}
+    assert not [s for s in spans if "psycopg" in s.scope]
+    inserts = [s for s in db_spans if s.parent_id == server.span_id
+               and str(s.attributes.get("db.statement")).startswith("INSERT INTO exports")]
+    assert len(inserts) == 1
+    assert [s for s in db_spans if s.service == "todo-worker" and s.parent_id == run[0].span_id]
+
+    # The log lines of the request and of the task name the same ids, as Jaeger shows them.
+    access = [r for r in access_lines(traced.web.output())
+              if r[names.F_REQUEST_ID] == response.headers["X-Request-ID"]]
+    assert len(access) == 1
+    assert (access[0][names.F_TRACE_ID], access[0][names.F_SPAN_ID]) == (trace_id, server_span_id)
+    task_lines = [r for r in json_lines(traced.worker.output()) if r.get("task_id") == task_id
+                  and r[names.F_LOGGER] == "worker.tasks"]
+    assert task_lines
+    for line in task_lines:
+        assert (line[names.F_TRACE_ID], line[names.F_SPAN_ID]) == (trace_id, run[0].span_id)
+
+
+def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> None:
+    answers = [requests.get(traced.base + path, timeout=10) for path in
+               ("/", "/healthz", "/api/todos", "/no-such-page")]
+    assert [a.status_code for a in answers] == [200, 200, 200, 404]
+    expected = {ids(a.headers["traceparent"]) for a in answers}
+
+    spans = traced.collector.wait_for(
+        lambda spans: expected <= {(s.trace_id, s.span_id) for s in spans}
+    )
+    servers = {(s.trace_id, s.span_id): s for s in spans if s.kind == SERVER}
+    assert expected <= set(servers)
+    assert all(servers[key].service == "todo-web" for key in expected)
+
+
+def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
+    caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
+    response = requests.get(traced.base + "/api/todos", timeout=10,
+                            headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"})
+    trace_id, span_id = ids(response.headers["traceparent"])
+    assert trace_id == caller_trace and span_id != caller_span
+    spans = traced.collector.wait_for(lambda spans: any(s.span_id == span_id for s in spans))
+    server = next(s for s in spans if s.span_id == span_id)
+    assert server.parent_id == caller_span
+
+
+def test_metrics_scrapes_make_no_spans(traced: Traced) -> None:
+    answer = requests.get(traced.base + "/metrics", timeout=10)
+    assert "traceparent" not in answer.headers
+    requests.get(traced.base + "/healthz", timeout=10)  # a later span to wait for
+    time.sleep(1)
+    assert not [s for s in traced.collector.snapshot() if s.name == "GET /metrics"]
+
+
+def test_otlp_timeout_is_read_in_seconds_with_a_short_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    exporter = tracing._otlp_exporter("http://127.0.0.1:9")
+    assert isinstance(exporter, tracing.OnceLoggingExporter)
+    assert exporter.inner._client._timeout == tracing.DEFAULT_EXPORT_TIMEOUT_S  # type: ignore[attr-defined]
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "1.5")
+    exporter = tracing._otlp_exporter("http://127.0.0.1:9")
+    assert exporter.inner._client._timeout == 1.5  # type: ignore[attr-defined]
+
+
+def test_without_a_collector_spans_go_to_a_local_file(
+    pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    span_file = tmp_path / "spans.jsonl"
+    env = traced_env(pg_database_url, "redis://127.0.0.1:6379/0", tmp_path,
+                     TRACE_FILE=str(span_file))
+    web, base = start_gunicorn(env, tmp_path, workers=1, threads=2)
+    try:
+        response = requests.get(base + "/api/todos", timeout=10)
+        trace_id, span_id = ids(response.headers["traceparent"])
+
+        def written() -> list[dict[str, Any]]:
+            if not span_file.exists():
+                return []
+            return [json.loads(line) for line in span_file.read_text().splitlines()]
+
+        wait_until(lambda: any(s["span_id"] == span_id for s in written()), 15,
+                   "the span in the file")
+    finally:
+        web.stop()
+    records = written()
+    server = next(s for s in records if s["span_id"] == span_id)
+    assert {"trace_id", "span_id", "parent_id", "name", "service", "start", "end",
+            "attributes", "status"} <= set(server)
+    assert (server["trace_id"], server["parent_id"], server["name"], server["service"]) == (
+        trace_id, None, "GET /api/todos", "todo-web"
+    )
+    assert server["start"] <= server["end"] and server["start"].endswith("+00:00")
+    children = [s for s in records if s["parent_id"] == span_id]
+    assert children and all(s["trace_id"] == trace_id for s in children)
+
+
+def latencies(base: str, n: int = 300) -> list[float]:
+    """n sequential GET /api/todos on one connection; client-side milliseconds."""
+    measured = []
+    with requests.Session() as session:
+        for _ in range(n):
+            started = time.perf_counter()
+            response = session.get(base + "/api/todos?per_page=5", timeout=30)
+            measured.append((time.perf_counter() - started) * 1000)
+            assert response.status_code == 200
+    return measured
+
+
+def figure(label: str, ms: list[float]) -> str:
+    """p50/p95/max of a latency sample, for the printed comparison."""
+    q = statistics.quantiles(ms, n=100)
+    return f"{label:>28}: p50 {q[49]:6.2f} ms  p95 {q[94]:6.2f} ms  max {max(ms):7.2f} ms"
+
+
+def failing_warnings(output: str) -> dict[int, int]:
+    """How many 'trace export ... failing' warnings each process logged."""
+    counts: dict[int, int] = {}
+    for record in json_lines(output):
+        if str(record[names.F_MESSAGE]).startswith(FAILING):
+            counts[record[names.F_PID]] = counts.get(record[names.F_PID], 0) + 1
+    return counts
+
+
+def test_requests_never_suffer_from_a_dead_or_mute_collector(
+    traced: Traced, pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    figures = [figure("collector up", latencies(traced.base))]
+    mute = SilentCollector()
+    try:
+        for label, endpoint in (("collector down (closed port)", closed_port_endpoint()),
+                                ("collector mute (never reads)", mute.endpoint)):
+            var = tmp_path_factory.mktemp("degraded")
+            env = traced_env(pg_database_url, "redis://127.0.0.1:6379/0", var,
+                             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
+            web, base = start_gunicorn(env, var)
+            try:
+                figures.append(figure(label, latencies(base)))
+                served = {r[names.F_PID] for r in access_lines(web.output())}
+                wait_until(lambda web=web, served=served: served <= set(
+                    failing_warnings(web.output())), 20, "the failing export to be reported")
+                workers = {c.pid for c in psutil.Process(web.popen.pid).children()}
+            finally:
+                stop_started = time.perf_counter()
+                web.stop()
+                stop_s = time.perf_counter() - stop_started
+            figures.append(f"{'':>28}  gunicorn stopped in {stop_s:.2f} s after SIGTERM")
+            output = web.output()
+            counts = failing_warnings(output)
+            # Reported once per process that tried to export, never per batch or per span.
+            assert counts and set(counts) <= workers and set(counts.values()) == {1}, counts
+            queue_full = [r for r in json_lines(output) if "Queue full" in r[names.F_MESSAGE]]
+            assert len(queue_full) <= len(workers)
+            assert "SIGKILL" not in output  # shutdown did not hang until gunicorn killed it
+            assert web.popen.returncode == 0
+    finally:
+        mute.stop()
+    print("\n" + "\n".join(figures))
+
+
+def test_the_worker_reports_a_dead_collector_once_and_still_runs_exports(
+    pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    with private_redis() as broker:
+        web_dir, worker_dir = (tmp_path_factory.mktemp(n) for n in ("dead-web", "dead-worker"))
+        extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": closed_port_endpoint()}
+        web, base = start_gunicorn(traced_env(pg_database_url, broker, web_dir, **extra),
+                                   web_dir, workers=1, threads=4)
+        try:
+            worker, _ = start_celery_worker(
+                traced_env(pg_database_url, broker, worker_dir, **extra), worker_dir
+            )
+            try:
+                task_ids = [requests.post(base + "/export", timeout=10).json()["task_id"]
+                            for _ in range(6)]
+                wait_until(lambda: all(
+                    requests.get(f"{base}/tasks/{t}", timeout=10).json()["state"] == "succeeded"
+                    for t in task_ids), 60, "every export to succeed")
+                wait_until(lambda: failing_warnings(worker.output()), 20,
+                           "the worker to report the failing export")
+            finally:
+                started = time.perf_counter()
+                worker.stop()
+                print(f"\nworker stopped in {time.perf_counter() - started:.2f} s with a dead "
+                      "collector")
+        finally:
+            web.stop()
+    counts = failing_warnings(worker.output())
+    assert set(counts.values()) == {1}, counts
+    assert worker.popen.pid not in counts  # the main process exports nothing: no provider
