@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -204,6 +205,23 @@ def test_a_second_up_reports_what_runs_and_starts_nothing(lab: Lab) -> None:
         assert f"{service}: already running (pid {pid})" in again.stdout
     assert "started" not in again.stdout
     assert recorded_pids(lab.var_dir) == before
+
+
+def test_up_after_a_service_died_starts_only_that_service(lab: Lab) -> None:
+    """Caddy is killed behind the lab's back: `lab up` restarts it and nothing else."""
+    before = recorded_pids(lab.var_dir)
+    os.killpg(before["caddy"], signal.SIGKILL)
+    wait_until(lambda: not session_processes({before["caddy"]}), 10, "caddy to die")
+
+    again = run_lab(lab.env, "up")
+
+    assert again.code == 0, again.stdout + again.stderr
+    assert "caddy: started" in again.stdout
+    after = recorded_pids(lab.var_dir)
+    assert after["caddy"] != before["caddy"]
+    assert {k: v for k, v in after.items() if k != "caddy"} == {
+        k: v for k, v in before.items() if k != "caddy"}
+    assert requests.get(f"{lab.app}/healthz", timeout=5).status_code == 200
 
 
 def test_down_stops_every_process_it_started(lab: Lab) -> None:
