@@ -5,11 +5,13 @@ in headers, logs and spans, and no request harmed when the collector is down or 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import statistics
+import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,8 @@ from typing import Any
 import psutil
 import pytest
 import requests
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from app.observability import names, tracing
 from tests.support.observed import access_lines, json_lines, private_redis, stack_env
@@ -309,3 +313,65 @@ def test_the_worker_reports_a_dead_collector_once_and_still_runs_exports(
     counts = failing_warnings(worker.output())
     assert set(counts.values()) == {1}, counts
     assert worker.popen.pid not in counts  # the main process exports nothing: no provider
+
+
+class _Refusing(SpanExporter):
+    """A collector that is down: every export fails (after blocking, if asked to)."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.calls = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.calls += 1
+        if self.gate is not None:
+            self.gate.wait(10)
+        return SpanExportResult.FAILURE
+
+
+def test_a_full_span_queue_is_reported_once_not_per_span(caplog: pytest.LogCaptureFixture) -> None:
+    # The SDK itself only drops *consecutive* repeats within a 20 s window: over an outage
+    # of an hour, or with any other SDK message in between, "Queue full" comes back again
+    # and again. Ours is said once per process.
+    tracing._quiet_exporter_logs()
+    gate = threading.Event()
+    processor = BatchSpanProcessor(_Refusing(gate), max_queue_size=4, max_export_batch_size=4,
+                                   schedule_delay_millis=60_000)
+    provider = TracerProvider()
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("story")
+    sdk_log = logging.getLogger("opentelemetry.sdk._shared_internal")
+    with caplog.at_level("INFO"):
+        for i in range(200):  # the export thread is stuck: the queue overflows
+            tracer.start_span(f"span {i}").end()
+            if i % 50 == 0:
+                sdk_log.warning("some other SDK message")
+    gate.set()
+    provider.shutdown()
+    assert len([r for r in caplog.records if r.getMessage().startswith("Queue full")]) == 1
+
+
+def test_a_failing_collector_is_reported_once_then_its_recovery(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    inner = _Refusing()
+    exporter = tracing.OnceLoggingExporter(inner, "http://collector:4318", retry_after_s=0.0)
+    with caplog.at_level("INFO"):
+        results = [exporter.export([]) for _ in range(50)]
+        inner.export = lambda spans: SpanExportResult.SUCCESS  # type: ignore[method-assign]
+        recovered = exporter.export([])
+        exporter.export([])
+    assert set(results) == {SpanExportResult.FAILURE} and recovered is SpanExportResult.SUCCESS
+    messages = [r.getMessage() for r in caplog.records if r.name == tracing.log.name]
+    assert messages == [
+        "trace export to http://collector:4318 failing; spans are dropped until it recovers",
+        "trace export to http://collector:4318 recovered (0 spans dropped)",
+    ]
+
+
+def test_while_failing_batches_are_dropped_without_calling_the_collector() -> None:
+    inner = _Refusing()
+    exporter = tracing.OnceLoggingExporter(inner, "http://collector:4318", retry_after_s=60.0)
+    for _ in range(20):
+        assert exporter.export([]) is SpanExportResult.FAILURE
+    assert inner.calls == 1  # a dead collector costs one attempt per retry window
