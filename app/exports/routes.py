@@ -50,8 +50,8 @@ def start_export() -> BaseResponse | tuple[Response, int, dict[str, str]]:
         log.error("export not queued: broker unavailable (%s)", type(exc).__name__)
         raise ApiError(503, "background jobs unavailable: broker unreachable") from None
     if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        # A browser without JavaScript: show the export's progress on the page itself.
-        return redirect(url_for("todos.index", export=export.id, _anchor="export"), code=303)
+        # A browser without JavaScript: the page shows the export's progress, refreshing itself.
+        return redirect(url_for("todos.index", export=export.id, watch=1, _anchor="export"), code=303)
     status_url = f"/tasks/{export.id}"
     return jsonify({"task_id": export.id, "status_url": status_url}), 202, {"Location": status_url}
 

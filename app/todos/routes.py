@@ -9,6 +9,8 @@ from flask import Blueprint, Response, current_app, jsonify, redirect, render_te
 from werkzeug.wrappers.response import Response as BaseResponse
 
 from app.errors import ApiError
+from app.exports.routes import get_export
+from app.models import TEXT_MAX, Export
 from app.observability.tracing import current_trace_id
 from app.observability.web import current_request_id
 from app.todos import service
@@ -39,12 +41,35 @@ def json_body() -> dict[str, Any]:
     return data
 
 
-def render_list(error: str | None = None, text: str = "", status: int = 200) -> tuple[str, int]:
-    """The list page, optionally with a form error and the text the user typed."""
-    page = service.list_page(request.args.get("page"), current_app.config["PAGE_SIZE"])
+def find_export(raw: str | None) -> Export | None:
+    """The export named in the page's ?export= parameter, if it exists (else nothing to show)."""
+    if not raw:
+        return None
+    try:
+        return get_export(raw)
+    except ApiError:
+        return None
+
+
+def render_list(
+    error: str | None = None,
+    text: str = "",
+    status: int = 200,
+    page_arg: str | None = None,
+    edit_id: int | None = None,
+    edit_error: str | None = None,
+    edit_text: str = "",
+) -> tuple[str, int]:
+    """The list page, optionally with a form error (add or edit) and the text the user typed."""
+    page = service.list_page(
+        page_arg if page_arg is not None else request.args.get("page"),
+        current_app.config["PAGE_SIZE"],
+    )
     html = render_template(
         "index.html", page=page, error=error, text=text, request_id=current_request_id(),
-        trace_id=current_trace_id(),
+        trace_id=current_trace_id(), edit_id=edit_id, edit_error=edit_error, edit_text=edit_text,
+        export=find_export(request.args.get("export")), watch=request.args.get("watch") == "1",
+        text_max=TEXT_MAX,
     )
     return html, status
 
@@ -98,7 +123,13 @@ def edit(todo_id: str) -> BaseResponse | tuple[Response | str, int]:
             service.update_todo(todo_id, {"text": raw})
         except ApiError as exc:
             if exc.status == 400:
-                return render_list(error=exc.message, status=400)
+                # The message goes next to the edit field of this todo, which stays open.
+                page = request.form.get("page", "")
+                return render_list(
+                    status=400, page_arg=page if page.isdigit() else None,
+                    edit_id=service.parse_id(todo_id), edit_error=exc.message,
+                    edit_text=raw[:600],
+                )
             raise
         return back_to_list()
     body = json_body()
