@@ -190,6 +190,9 @@ def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: 
     health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
     assert health == {"web": "up", "worker": "up", "caddy": "up", "prometheus": "up"}
 
+    rules = requests.get(f"{lab.prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    assert rules, "the rule files of stack/prometheus/rules are loaded"
+
     promql = 'sum(http_request_duration_seconds_count{endpoint="todos.add"})'
     # The add happened in the previous test; wait for a scrape that saw it (5 s interval).
     wait_until(lambda: bool(_query(lab, promql)), 30, "Prometheus to scrape the add request")
@@ -318,6 +321,18 @@ def test_a_service_that_fails_to_start_is_named_and_the_rest_is_stopped(tmp_path
         assert recorded_pids(var_dir) == {}
     finally:
         kill_sessions(started)
+
+
+def test_two_services_on_one_port_are_refused(tmp_path: Path) -> None:
+    """WEB_PORT equal to CADDY_PORT cannot work: `lab up` says so and starts nothing."""
+    env = lab_env(tmp_path / "var")
+    env["WEB_PORT"] = env["CADDY_PORT"]
+
+    result = run_lab(env, "up")
+
+    assert result.code == 1
+    assert f"are both {env['WEB_PORT']}: give each its own port" in result.stderr
+    assert recorded_pids(tmp_path / "var") == {}
 
 
 def test_a_bad_setting_stops_up_before_anything_starts(tmp_path: Path) -> None:

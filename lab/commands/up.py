@@ -39,6 +39,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def check_ports(config: LabConfig, missing: list[services.Service]) -> None:
     """Refuse to start when a port a missing service needs is held by another program."""
     problems = []
+    claimed: dict[int, str] = {}
+    for service in services.build(config):
+        for var, port in service.ports(config).items():
+            if port in claimed:
+                problems.append(f"{var} and {claimed[port]} are both {port}: give each its own port")
+            claimed[port] = var
     for service in missing:
         for var, port in service.ports(config).items():
             if port_in_use(port):
