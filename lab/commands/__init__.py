@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -33,7 +34,12 @@ def discover() -> list[Command]:
     """Every COMMAND defined by a module of this package, in help order."""
     found: dict[str, Command] = {}
     for module_info in pkgutil.iter_modules(__path__):
-        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        try:
+            module = importlib.import_module(f"{__name__}.{module_info.name}")
+        except Exception as exc:
+            # One broken subcommand must not take `lab down` with it: say so and go on.
+            print(f"lab: skipping subcommand module {module_info.name}: {exc!r}", file=sys.stderr)
+            continue
         command = getattr(module, "COMMAND", None)
         if isinstance(command, Command):
             found[command.name] = command
