@@ -19,8 +19,10 @@ WEB_SERVICE = "todo-web"
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     """Build the app. config may hold "SETTINGS" (a Settings) and Flask config overrides."""
     from app import db, errors
+    from app.admin import bp as admin_bp
     from app.api import bp as api_bp
     from app.exports import bp as exports_bp
+    from app.faults import switchboard
     from app.health import bp as health_bp
     from app.observability import web
     from app.observability.logging import configure_logging
@@ -49,6 +51,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if not overrides.get("KEEP_LOGGING"):
         configure_logging(WEB_SERVICE, settings.log_level, settings.log_file)
     tracing = setup_tracing(settings, WEB_SERVICE)
+    if tracing:
+        from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+        # First, so that the server span is current in every other hook (request id,
+        # fault injection) and still current when their teardown runs.
+        FlaskInstrumentor().instrument_app(app, excluded_urls="/metrics")
 
     db.init_app(app)
     celery_init_app(app, settings)
@@ -66,13 +74,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         if unsafe and origin and urlsplit(origin).netloc != request.host:
             raise Forbidden("cross-site request refused")
 
-    for blueprint in (todos_bp, api_bp, exports_bp, health_bp):
+    app.extensions["faults"] = switchboard(settings.faults_file)
+    for blueprint in (todos_bp, api_bp, exports_bp, health_bp, admin_bp):
         app.register_blueprint(blueprint)
 
     if tracing:
-        from opentelemetry.instrumentation.flask import FlaskInstrumentor
-
-        FlaskInstrumentor().instrument_app(app, excluded_urls="/metrics")
         with app.app_context():
             instrument_engine(db.db.engine)
     return app

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from flask import Flask
@@ -37,6 +38,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
+    # The slow_db fault issues `SELECT pg_sleep(s)`; give SQLite the same function.
+    dbapi_connection.create_function("pg_sleep", 1, time.sleep)
 
 
 def init_app(app: Flask) -> None:

@@ -94,6 +94,14 @@ def mask_url(url: str) -> str:
     return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
 
 
+def _token(env: Mapping[str, str], name: str) -> str:
+    """Read an optional secret token: empty (feature off) or at least 16 characters."""
+    value = env.get(name, "").strip()
+    if value and len(value) < 16:
+        raise SettingsError(f"{name} is too short: use at least 16 characters (or leave it empty)")
+    return value
+
+
 def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
     """Read a comma-separated list of IP addresses or networks."""
     raw = env.get(name, default)
@@ -130,6 +138,8 @@ class Settings:
     web_port: int = 5000
     gunicorn_workers: int = 2
     gunicorn_threads: int = 4
+    faults_file: Path = PROJECT_ROOT / "var" / "faults.json"
+    faults_token: str = ""
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -178,4 +188,6 @@ class Settings:
             web_port=_int(env, "WEB_PORT", 5000, 1, 65535),
             gunicorn_workers=_int(env, "GUNICORN_WORKERS", 2, 1, 64),
             gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, 1, 64),
+            faults_file=Path(env.get("FAULTS_FILE", "").strip() or var_dir / "faults.json"),
+            faults_token=_token(env, "FAULTS_TOKEN"),
         )

@@ -26,6 +26,10 @@ _FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 MAX_RETRIES = 3
 
 
+class InjectedFault(RuntimeError):
+    """A failure injected on purpose by the export_failure_rate fault."""
+
+
 def safe_cell(text: str) -> str:
     """Protect a text cell against spreadsheet formula injection (OWASP's advice)."""
     return "'" + text if text.startswith(_FORMULA_PREFIXES) else text
@@ -102,7 +106,11 @@ def export_todos(self: Task, export_id: str) -> dict[str, Any]:
         # A redelivered message of a finished export: do not write it twice.
         log.info("export already complete", extra={"rows": export.row_count})
         return {"export_id": export_id, "rows": export.row_count}
+    faults = current_app.extensions["faults"]
+    faults.delay("worker_delay")
     try:
+        if faults.should_fail("export_failure_rate"):
+            raise InjectedFault("export failed by injected fault (export_failure_rate)")
         export.status = "running"
         export.attempts += 1
         export.started_at = utcnow()

@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from flask import current_app
+from sqlalchemy import func, select, text
 
 from app.db import db
 from app.errors import ApiError
+from app.faults import Effect, mark
 from app.models import TEXT_MAX, Todo
 
 
@@ -62,8 +64,17 @@ def parse_id(raw: Any) -> int:
     return value
 
 
+def slow_query_fault() -> None:
+    """Under the slow_db fault, run a real slow query first (it shows as a DB span)."""
+    seconds = current_app.extensions["faults"].seconds("slow_db")
+    if seconds > 0:
+        mark(Effect("slow_db", f"{seconds:g}s"), seconds)
+        db.session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
+
+
 def get_todo(todo_id: Any) -> Todo:
     """The todo with this id, or 404."""
+    slow_query_fault()
     todo = db.session.get(Todo, parse_id(todo_id))
     if todo is None:
         raise ApiError(404, f"todo {todo_id} not found")
@@ -78,6 +89,7 @@ def list_page(page: Any, per_page: int) -> Page:
         raise ApiError(400, "page must be a positive integer") from None
     if number < 1:
         raise ApiError(400, "page must be a positive integer")
+    slow_query_fault()
     total = db.session.scalar(select(func.count()).select_from(Todo)) or 0
     items = db.session.scalars(
         select(Todo).order_by(Todo.position, Todo.id).limit(per_page).offset((number - 1) * per_page)
