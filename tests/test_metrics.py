@@ -185,7 +185,7 @@ def test_job_counters_add_up_to_the_number_of_exports(stack: Stack) -> None:
     assert total(worker_jobs, job_type="export", status=names.JOB_STARTED) == k
     assert total(worker_jobs, job_type="export", status=names.JOB_SUCCEEDED) == k
     assert total(worker_jobs, status=names.JOB_FAILED) == 0
-    children = {line[names.F_PID] for line in finished_lines(stack.worker)}
+    children = {int(str(line[names.F_PID])) for line in finished_lines(stack.worker)}
     print(f"\nexports ran in {len(children)} pool children: {sorted(children)}")
     # enqueued is a web-side count and never shows up in the worker, and vice versa.
     assert total(worker_jobs, status=names.JOB_ENQUEUED) == 0

@@ -262,8 +262,11 @@ def test_requests_never_suffer_from_a_dead_or_mute_collector(
             try:
                 figures.append(figure(label, latencies(base)))
                 served = {r[names.F_PID] for r in access_lines(web.output())}
-                wait_until(lambda web=web, served=served: served <= set(
-                    failing_warnings(web.output())), 20, "the failing export to be reported")
+
+                def reported(web: Proc = web, served: set[int] = served) -> bool:
+                    return served <= set(failing_warnings(web.output()))
+
+                wait_until(reported, 20, "the failing export to be reported")
                 workers = {c.pid for c in psutil.Process(web.popen.pid).children()}
             finally:
                 stop_started = time.perf_counter()
@@ -301,7 +304,7 @@ def test_the_worker_reports_a_dead_collector_once_and_still_runs_exports(
                 wait_until(lambda: all(
                     requests.get(f"{base}/tasks/{t}", timeout=10).json()["state"] == "succeeded"
                     for t in task_ids), 60, "every export to succeed")
-                wait_until(lambda: failing_warnings(worker.output()), 20,
+                wait_until(lambda: bool(failing_warnings(worker.output())), 20,
                            "the worker to report the failing export")
             finally:
                 started = time.perf_counter()
