@@ -422,10 +422,13 @@ def test_errors_from_json_calls_are_shown_with_their_request_id(page: Page) -> N
         page.get_by_role("button", name="Done: Deleted elsewhere").click()
     request_id = answer.value.headers["x-request-id"]
     alert = page.get_by_role("alert").filter(has_text="Could not update")
-    expect(alert).to_have_text(
+    expect(alert).to_contain_text(
         f"Could not update “Deleted elsewhere”: todo {gone} not found (request id {request_id})"
     )
+    expect(alert.get_by_role("button", name="Dismiss")).to_be_visible()
     screenshot(page, "08-json-error")
+    alert.get_by_role("button", name="Dismiss").click()
+    expect(alert).to_be_hidden()
 
 
 def test_the_page_works_without_javascript(nojs_page: Page, lab: Lab, tmp_path: Path) -> None:
@@ -503,6 +506,8 @@ def test_accessibility_has_no_serious_violations(page: Page, browser: Browser, l
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
     page.keyboard.press("Tab")
+    page.keyboard.press("Tab")
+    expect(page.get_by_label("New task")).to_be_focused()
     focused_outline = page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
     assert focused_outline == "solid"
     screenshot(page, "03-keyboard-focus", full_page=False)
@@ -516,3 +521,34 @@ def test_accessibility_has_no_serious_violations(page: Page, browser: Browser, l
     screenshot(phone, "10-phone")
     assert axe_violations(phone) == []
     context.close()
+
+
+def test_a_browser_gets_a_readable_error_page_with_the_request_id(page: Page) -> None:
+    response = page.goto("/download/not-an-export")
+    assert response is not None and response.status == 404
+    expect(page.get_by_role("alert")).to_have_text("unknown export task id")
+    expect(page.get_by_test_id("request-id")).to_have_text(response.headers["x-request-id"])
+    page.get_by_role("link", name="Back to the list").click()
+    expect(page.get_by_role("heading", name="Todos")).to_be_visible()
+
+
+def test_footer_shows_the_trace_id_when_tracing_is_on(
+    browser: Browser, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """With tracing on, the footer names the page load's trace, as its traceparent header does."""
+    var = tmp_path_factory.mktemp("traced-var")
+    env = {"VAR_DIR": str(var), "APP_ENV": "test", "TRACING_ENABLED": "true"}
+    upgrade(database_url=Settings.from_env(env).database_url)
+    web, base_url = start_gunicorn(env, var / "web-log", workers=1, threads=2)
+    context = browser.new_context(base_url=base_url)
+    try:
+        page = context.new_page()
+        response = page.goto("/")
+        assert response is not None
+        trace_id = response.headers["traceparent"].split("-")[1]
+        expect(page.get_by_test_id("trace-id")).to_have_text(trace_id)
+        assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+        screenshot(page, "11-footer-with-trace-id", full_page=False)
+    finally:
+        context.close()
+        web.stop()

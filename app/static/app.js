@@ -48,15 +48,16 @@
   function showError(what, failure) {
     var text = what + ": " + (failure && failure.message ? failure.message : String(failure));
     if (failure && failure.requestId) text += " (request id " + failure.requestId + ")";
-    flash.textContent = text;
-    flash.className = "flash";
+    flash.querySelector("[data-flash-text]").textContent = text;
     flash.hidden = false;
   }
 
   function clearError() {
     flash.hidden = true;
-    flash.textContent = "";
+    flash.querySelector("[data-flash-text]").textContent = "";
   }
+
+  flash.querySelector("[data-dismiss]").addEventListener("click", clearError);
 
   function announce(text) {
     // Clear first so that the same message twice is announced twice.
