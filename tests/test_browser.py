@@ -462,6 +462,7 @@ def test_the_page_works_without_javascript(nojs_page: Page, lab: Lab, tmp_path: 
     page.get_by_role("link", name="Next").click()
     expect(page.get_by_text("Page 2 of 2")).to_be_visible()
     expect(todo_texts(page)).to_have_text([f"Task {n:02d}" for n in range(51, 56)])
+    screenshot(page, "09-no-js-page-2")
     # Acting on page 2 comes back to page 2.
     page.get_by_role("button", name="Done: Task 53").click()
     expect(page.get_by_text("Page 2 of 2")).to_be_visible()
