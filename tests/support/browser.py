@@ -36,7 +36,7 @@ def require_chromium() -> Path:
     if not CHROMIUM.is_file():
         raise ChromiumMissing(
             f"{CHROMIUM} not found: the browser tests need the Debian package `chromium` "
-            "(sudo apt-get install -y chromium); .ci/run installs it when missing"
+            "(sudo apt-get install -y chromium, or run stack/install-system-deps.sh)"
         )
     return CHROMIUM
 
