@@ -35,7 +35,7 @@ ENV PATH=/opt/venv/bin:$PATH \
 RUN groupadd --system --gid 10001 todo \
     && useradd --system --uid 10001 --gid todo --home-dir /home/todo --create-home \
         --shell /usr/sbin/nologin todo \
-    && mkdir -p /var/lib/todo/exports \
+    && mkdir -p /var/lib/todo/exports /var/lib/todo/faults \
     && chown -R todo:todo /var/lib/todo
 WORKDIR /app
 

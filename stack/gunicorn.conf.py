@@ -83,10 +83,14 @@ def on_starting(server: Any) -> None:
 
 
 def post_fork(server: Any, worker: Any) -> None:
-    """Worker start: tracing is created here, after fork, never in the master."""
+    """Worker start: tracing is created here, after fork, never in the master; the job
+    counters this process publishes start at 0."""
+    from app.observability import names
+    from app.observability.metrics import declare_job_series
     from app.observability.tracing import setup_tracing
 
     setup_tracing(_settings, "todo-web")
+    declare_job_series(names.JOB_TYPES, (names.JOB_ENQUEUED,), _settings.app_env)
 
 
 def worker_exit(server: Any, worker: Any) -> None:

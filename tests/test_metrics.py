@@ -68,6 +68,17 @@ def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         web.stop()
 
 
+def test_job_counters_exist_at_zero_before_the_first_job(stack: Stack) -> None:
+    # Runs first in this module: no export has been made yet. A series born at 0 lets
+    # increase() and the NoExportSucceeding alert see the very first job.
+    enqueued = [labels for labels, value in samples(stack.metrics, JOBS)
+                if labels["job_type"] == "export" and value == 0]
+    assert [labels["status"] for labels in enqueued] == ["enqueued"]
+    worker = {labels["status"] for labels, value in samples(stack.worker_metrics, JOBS)
+              if labels["job_type"] == "export" and value == 0}
+    assert worker == {"started", "succeeded", "failed", "retried"}
+
+
 def fresh_get(url: str) -> int:
     """GET on a new connection (no keep-alive), so that any worker may take it."""
     return requests.get(url, headers={"Connection": "close"}, timeout=10).status_code

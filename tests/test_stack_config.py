@@ -170,7 +170,8 @@ def test_compose_web_migrates_then_serves_and_worker_runs_celery(compose: dict[s
     assert compose["services"]["web"]["environment"]["GUNICORN_BIND"] == "0.0.0.0:5000"
     worker = compose["services"]["worker"]
     assert worker["image"] == compose["services"]["web"]["image"]
-    assert worker["command"][:4] == ["celery", "-A", "worker.make_celery", "worker"]
+    # --quiet (a global option, before the subcommand) drops Celery's non-JSON banner.
+    assert worker["command"][:5] == ["celery", "-A", "worker.make_celery", "--quiet", "worker"]
 
 
 def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -> None:

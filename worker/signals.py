@@ -21,6 +21,7 @@ from app.observability.metrics import (
     BACKGROUND_JOB_DURATION,
     BACKGROUND_JOBS,
     ProcessGroupCollector,
+    declare_job_series,
     mark_process_dead,
     multiprocess_dir,
     reset_multiprocess_dir,
@@ -111,6 +112,11 @@ def connect(celery_app: Celery, settings: Settings) -> None:
         log.info("worker metrics on :%s/metrics", settings.metrics_port)
 
     def process_init(**_: Any) -> None:
+        declare_job_series(
+            names.JOB_TYPES,
+            (names.JOB_STARTED, names.JOB_SUCCEEDED, names.JOB_FAILED, names.JOB_RETRIED),
+            environment,
+        )
         if setup_tracing(settings, WORKER_SERVICE):
             # A SIGTERM sent to the whole process group (Ctrl-C's cousin, systemd's
             # control-group kill, our tests) kills pool children with the default action,

@@ -17,6 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from app.db import db
 from app.models import Export, Todo, utcnow
+from app.observability import names
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +94,7 @@ def _mark_failed(export_id: str, error: str) -> None:
 # The export's state lives in the exports table, so Celery's result store is not needed:
 # ignoring results also keeps a Redis outage from breaking publishing in the web process.
 @shared_task(
-    bind=True, name="exports.export_todos", job_type="export", max_retries=MAX_RETRIES,
+    bind=True, name="exports.export_todos", job_type=names.JOB_EXPORT, max_retries=MAX_RETRIES,
     ignore_result=True,
 )
 def export_todos(self: Task, export_id: str) -> dict[str, Any]:

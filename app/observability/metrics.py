@@ -52,6 +52,14 @@ BACKGROUND_JOB_DURATION = Histogram(
 )
 
 
+def declare_job_series(job_types: Iterable[str], statuses: Iterable[str], environment: str) -> None:
+    """Create the job counters at 0 so that increase() and absent-series alerts see the
+    first job too (a counter born at 1 has no earlier sample to increase from)."""
+    for job_type in job_types:
+        for status in statuses:
+            BACKGROUND_JOBS.labels(job_type, status, environment)
+
+
 def multiprocess_dir() -> str | None:
     """The multiprocess directory in force, if any."""
     return os.environ.get(MULTIPROC_ENV) or None

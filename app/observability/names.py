@@ -18,6 +18,10 @@ JOB_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120
 
 UNMATCHED_ENDPOINT: Final = "unmatched"
 
+# Job types (the job_type label); every task that is counted declares one of these.
+JOB_EXPORT: Final = "export"
+JOB_TYPES: Final = (JOB_EXPORT,)
+
 # Job statuses counted in background_jobs_total.
 JOB_ENQUEUED: Final = "enqueued"
 JOB_STARTED: Final = "started"
