@@ -60,7 +60,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     celery_init_app(app, settings)
-    web.init_app(app, settings.app_env, settings.trusted_proxies)
+    web.init_app(
+        app, settings.app_env, settings.trusted_proxies, observe=settings.observability_enabled
+    )
     errors.register(app)
 
     @app.before_request

@@ -132,6 +132,8 @@ class Settings:
     broker_timeout_s: float = 3.0
     visibility_timeout_s: int = 3600
     log_file: str = ""
+    # Off only to measure what the access log and request metrics cost (bench/).
+    observability_enabled: bool = True
     tracing_enabled: bool = False
     trace_file: str = ""
     metrics_port: int = 9808
@@ -182,6 +184,7 @@ class Settings:
             broker_timeout_s=_float(env, "BROKER_TIMEOUT", 3.0, 0.1, 60.0),
             visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, 5, 7 * 24 * 3600),
             log_file=env.get("LOG_FILE", "").strip(),
+            observability_enabled=_bool(env, "OBSERVABILITY", True),
             tracing_enabled=_bool(env, "TRACING_ENABLED", False),
             trace_file=env.get("TRACE_FILE", "").strip(),
             metrics_port=_int(env, "WORKER_METRICS_PORT", 9808, 1, 65535),

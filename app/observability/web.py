@@ -59,8 +59,10 @@ def current_request_id() -> str:
     return str(rid)
 
 
-def init_app(app: Flask, environment: str, trusted_proxies: tuple[str, ...]) -> None:
-    """Register the hooks that observe every request."""
+def init_app(
+    app: Flask, environment: str, trusted_proxies: tuple[str, ...], observe: bool = True
+) -> None:
+    """Register the hooks that observe every request (observe=False: request id only)."""
 
     @app.before_request
     def _start() -> None:
@@ -74,6 +76,10 @@ def init_app(app: Flask, environment: str, trusted_proxies: tuple[str, ...]) -> 
         traceparent = traceparent_header()
         if traceparent:
             response.headers["traceparent"] = traceparent
+        if not observe:
+            # OBSERVABILITY=off: the baseline the benchmarks compare the access log and
+            # request metrics against; the request id stays, users see it on error pages.
+            return response
         endpoint = request.url_rule.endpoint if request.url_rule else names.UNMATCHED_ENDPOINT
         if endpoint in _UNMEASURED_ENDPOINTS:
             return response
