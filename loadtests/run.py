@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
 # Locust needs a few seconds to start and to stop its users after the shape ends.
 STARTUP_GRACE_SECONDS = 60
+# Users finish the task in hand when the shape ends (killed mid-request, a request would reach
+# the server and its logs but never Locust's statistics).
+STOP_TIMEOUT_SECONDS = 10
 REPORTED_PERCENTILES = ("50%", "66%", "75%", "80%", "90%", "95%", "98%", "99%", "99.9%", "100%")
 
 
@@ -60,6 +63,7 @@ class LoadRunResult:
     returncode: int
     stats_csv: Path
     history_csv: Path
+    stats_json: Path
     failures_csv: Path
     exceptions_csv: Path
     html: Path
@@ -174,6 +178,10 @@ def run_headless(
         "--shape-spawn-rate", f"{profile.spawn_rate:g}",
         "--shape-duration", f"{profile.duration:g}",
         "--csv", str(prefix), "--csv-full-history", "--html", str(html),
+        # _stats.csv is rewritten on a 1 s timer and not at quit, so the last second can be
+        # missing from it; the JSON file is written at shutdown with every request.
+        "--json-file", str(prefix),
+        "--stop-timeout", str(STOP_TIMEOUT_SECONDS),
         "--exit-code-on-error", "0",
         "--only-summary",
     ]
@@ -185,13 +193,14 @@ def run_headless(
             command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        limit = profile.duration + STOP_TIMEOUT_SECONDS + STARTUP_GRACE_SECONDS
         try:
-            returncode = proc.wait(timeout=profile.duration + STARTUP_GRACE_SECONDS)
+            returncode = proc.wait(timeout=limit)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)
             raise LoadRunError(
-                f"locust did not finish within {profile.duration + STARTUP_GRACE_SECONDS:g}s;"
+                f"locust did not finish within {limit:g}s;"
                 f" log: {log}"
             ) from None
     stats_csv = prefix.with_name(prefix.name + "_stats.csv")
@@ -209,6 +218,7 @@ def run_headless(
         returncode=returncode,
         stats_csv=stats_csv,
         history_csv=prefix.with_name(prefix.name + "_stats_history.csv"),
+        stats_json=prefix.with_name(prefix.name + ".json"),
         failures_csv=prefix.with_name(prefix.name + "_failures.csv"),
         exceptions_csv=prefix.with_name(prefix.name + "_exceptions.csv"),
         html=html,
