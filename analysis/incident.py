@@ -1,0 +1,157 @@
+"""Inject a fault, provoke it, and check that what the telemetry shows matches what was injected.
+
+Faults are switched through the lab's switchboard: the file FAULTS_FILE (default
+$VAR_DIR/faults.json) that every web and worker process re-reads, or, when FAULTS_TOKEN is
+set (compose), the token-protected admin route of the app.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import requests
+
+from analysis import logs, prom
+from analysis.lab_context import FaultWindow, LabContext, RunRecord
+from analysis.verify import COUNT_SELECTOR, Check
+from app.faults import validate, write_faults
+from app.observability import names
+
+# A rate check allows this many binomial standard deviations: a correct injector fails it
+# about once in 16,000 runs; a wrong rate of 0.1 vs 0.2 over 100 requests fails it.
+SIGMAS = 4.0
+
+
+@dataclass(frozen=True)
+class Switch:
+    """The lab's fault switchboard, reached through its file or the admin route."""
+
+    faults_file: Path | None
+    app_url: str
+    token: str | None
+
+    @classmethod
+    def for_lab(cls, context: LabContext, env: Mapping[str, str] | None = None) -> Switch:
+        """The switchboard of the lab described by context."""
+        source = os.environ if env is None else env
+        token = source.get("FAULTS_TOKEN") or None
+        path = Path(source.get("FAULTS_FILE") or context.var_dir / "faults.json")
+        return cls(None if token else path, context.app_url, token)
+
+    def current(self) -> dict[str, float | list[float]]:
+        """The faults in force."""
+        if self.faults_file is None:
+            answer = requests.get(f"{self.app_url}/admin/faults", headers=self._auth(), timeout=5)
+            answer.raise_for_status()
+            return dict(answer.json().get("faults", answer.json()))
+        if not self.faults_file.is_file():
+            return {}
+        return dict(json.loads(self.faults_file.read_text(encoding="utf-8") or "{}"))
+
+    def set(self, faults: Mapping[str, float | list[float]]) -> dict[str, float | list[float]]:
+        """Put faults in force (others stay); returns all in force."""
+        wanted = {**self.current(), **validate(faults)}
+        self._write(wanted)
+        return wanted
+
+    def clear(self, *fault_names: str) -> dict[str, float | list[float]]:
+        """Switch the named faults off (all when none named); returns what stays."""
+        left = {k: v for k, v in self.current().items() if fault_names and k not in fault_names}
+        self._write(left)
+        return left
+
+    def _write(self, faults: Mapping[str, float | list[float]]) -> None:
+        if self.faults_file is not None:
+            write_faults(self.faults_file, faults)
+            return
+        answer = requests.put(f"{self.app_url}/admin/faults", json=dict(faults),
+                              headers=self._auth(), timeout=5)
+        answer.raise_for_status()
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+def provoke(app_url: str, path: str, count: int) -> pd.DataFrame:
+    """GET path count times; one row per answer: status, request_id, trace_id (from traceparent)."""
+    from analysis.verify import trace_id_from_traceparent
+
+    rows = []
+    with requests.Session() as session:
+        session.trust_env = False  # loopback: never through a proxy from the environment
+        for _ in range(count):
+            answer = session.get(app_url + path, timeout=10)
+            rows.append({names.F_STATUS: answer.status_code,
+                         names.F_REQUEST_ID: answer.headers.get(names.REQUEST_ID_HEADER),
+                         names.F_TRACE_ID: trace_id_from_traceparent(answer.headers.get("traceparent"))})
+    return pd.DataFrame(rows)
+
+
+def binomial_tolerance(rate: float, requests_: int) -> float:
+    """SIGMAS standard deviations of an observed share of `requests_` draws at `rate`."""
+    return SIGMAS * math.sqrt(rate * (1 - rate) / requests_) if requests_ else math.nan
+
+
+def endpoint_errors(access: pd.DataFrame, endpoint: str) -> tuple[int, int]:
+    """(5xx, all) access lines of one Flask endpoint."""
+    mine = access[access[names.F_ENDPOINT] == endpoint]
+    return logs.status_share(mine, r"5\d\d")
+
+
+def fault_window_checks(prometheus: prom.Prometheus, log_frame: pd.DataFrame, run: RunRecord,
+                        fault: FaultWindow) -> list[Check]:
+    """What an injected error_rate on one endpoint must look like in the logs and Prometheus."""
+    endpoint = fault.endpoint
+    if not fault.name.startswith("error_rate") or endpoint is None:
+        raise ValueError(f"{fault.name}: only error_rate.ENDPOINT faults are checked here")
+    access = logs.between(logs.access_lines(log_frame), pd.Timestamp(run.start), pd.Timestamp(run.end))
+    mine = access[access[names.F_ENDPOINT] == endpoint]
+    # A request reads the switchboard when it starts and is logged when it ends: an answer
+    # that began inside the window can be logged up to one request duration after it.
+    slack_ms = float(mine[names.F_DURATION_MS].max()) if len(mine) else 0.0
+    slack = timedelta(milliseconds=slack_ms)
+    stamp = mine[names.F_TIMESTAMP]
+    inside = mine[(stamp >= pd.Timestamp(fault.on)) & (stamp < pd.Timestamp(fault.off) + slack)]
+    outside = mine.drop(inside.index)
+    errors_in, total_in = logs.status_share(inside, r"5\d\d")
+    errors_out, _ = logs.status_share(outside, r"5\d\d")
+    observed_rate = errors_in / total_in if total_in else math.nan
+    tolerance = binomial_tolerance(fault.value, total_in)
+
+    selector = f'{COUNT_SELECTOR}{{endpoint="{endpoint}",status=~"5.."}}'
+    prom_errors = prom.counter_increase(prometheus, selector, run.start, run.end)
+    return [
+        Check(f"5xx of {endpoint} outside the fault window (access log)", 0, errors_out, 0,
+              f"the fault was only in force from {fault.on:%H:%M:%S} to {fault.off:%H:%M:%S}; "
+              f"a request is attributed to the window if logged up to its longest duration "
+              f"({slack_ms:.0f} ms) after it ended"),
+        Check(f"share of {endpoint} answered 5xx inside the window (access log)", fault.value,
+              observed_rate, tolerance,
+              f"injected {fault.name}={fault.value:g}; each of the {total_in} requests fails "
+              f"independently, so the observed share is binomial: tolerance {SIGMAS:g} standard "
+              f"deviations sqrt(p(1-p)/n)"),
+        Check(prom.run_increase_query(selector, run.start, run.end), errors_in + errors_out,
+              prom_errors, 0, f"5xx of {endpoint} in Prometheus vs the access log: exact counter "
+              "difference between the run's quiet edges"),
+    ]
+
+
+def locust_endpoint_check(locust: pd.DataFrame, log_frame: pd.DataFrame, run: RunRecord,
+                          endpoint: str, method: str, locust_name: str) -> Check:
+    """Locust's failures of one request name against the 5xx the log saw on its endpoint."""
+    from analysis.locust_json import endpoint_row
+
+    access = logs.between(logs.access_lines(log_frame), pd.Timestamp(run.start), pd.Timestamp(run.end))
+    errors, _ = endpoint_errors(access, endpoint)
+    row = endpoint_row(locust, method, locust_name)
+    return Check(f"locust {method} {locust_name!r} 'Failure Count'", errors,
+                 float(row["Failure Count"]), 0,
+                 f"every 5xx of {endpoint} is a Locust failure of {locust_name} (and a 200 "
+                 "never is, for this read): the same requests counted at both ends")

@@ -1,0 +1,216 @@
+"""Where the running lab is, found from the environment, and the record of its last load run.
+
+The notebooks call ``LabContext.from_env()`` and never hard-code an address:
+
+| variable | default | meaning |
+|---|---|---|
+| PROMETHEUS_URL | http://127.0.0.1:9090 | Prometheus (compose: http://prometheus:9090) |
+| JAEGER_URL | (none) | Jaeger's query API; without it traces come from the local span file |
+| LAB_VAR_DIR, VAR_DIR | ./var of the checkout | logs (log/web.jsonl, log/worker.jsonl) and spans |
+| LAB_APP_URL | http://127.0.0.1:8080 | the app through Caddy |
+| LAB_REPORTS_DIR | ./reports of the checkout | Locust reports and last-run.json |
+| LAB_SCRAPE_INTERVAL_S | 5 | Prometheus's scrape interval (stack/prometheus, lab/prometheus.py) |
+
+A load run started by ``lab load`` or ``lab demo`` is recorded in ``last-run.json``: its
+edges (moments with a full scrape on each side and no traffic in between, so counter
+differences are exact), Locust's report files and the faults switched on during it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from analysis import logs, prom, traces
+
+ROOT = Path(__file__).resolve().parents[1]
+LAST_RUN = "last-run.json"
+
+
+@dataclass(frozen=True)
+class FaultWindow:
+    """A fault that was in force from `on` to `off` (timezone-aware UTC)."""
+
+    name: str
+    value: float
+    on: datetime
+    off: datetime
+
+    @property
+    def endpoint(self) -> str | None:
+        """The Flask endpoint the fault aimed at (error_rate.api.list_todos -> api.list_todos)."""
+        _, _, endpoint = self.name.partition(".")
+        return endpoint or None
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One recorded load run: its edges, Locust's reports and the faults injected during it."""
+
+    start: datetime
+    end: datetime
+    host: str
+    shape: str
+    users: int
+    duration: float
+    stats_csv: Path
+    stats_json: Path
+    html: Path
+    faults: list[FaultWindow] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """The record as JSON (times ISO 8601 with offset, paths as strings)."""
+        data = asdict(self)
+        return json.dumps(data, default=_encode, indent=1) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> RunRecord:
+        """The inverse of to_json."""
+        data = json.loads(text)
+        return cls(
+            start=datetime.fromisoformat(data["start"]), end=datetime.fromisoformat(data["end"]),
+            host=str(data["host"]), shape=str(data["shape"]), users=int(data["users"]),
+            duration=float(data["duration"]), stats_csv=Path(data["stats_csv"]),
+            stats_json=Path(data["stats_json"]), html=Path(data["html"]),
+            faults=[FaultWindow(f["name"], float(f["value"]), datetime.fromisoformat(f["on"]),
+                                datetime.fromisoformat(f["off"])) for f in data["faults"]],
+        )
+
+
+def _encode(value: Any) -> str:
+    if isinstance(value, datetime):
+        return prom.require_aware(value).isoformat()
+    return str(value)
+
+
+def write_run(reports_dir: Path, record: RunRecord) -> Path:
+    """Save record as reports_dir/last-run.json (atomically: a notebook never reads half)."""
+    reports_dir.mkdir(parents=True, exist_ok=True)
+    path = reports_dir / LAST_RUN
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(record.to_json(), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+@dataclass(frozen=True)
+class LabContext:
+    """Addresses and paths of the running lab."""
+
+    prometheus_url: str
+    jaeger_url: str | None
+    var_dir: Path
+    app_url: str
+    reports_dir: Path
+    scrape_interval_s: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LabContext:
+        """Read the variables of the module docstring (os.environ by default)."""
+        source = os.environ if env is None else env
+        var = source.get("LAB_VAR_DIR") or source.get("VAR_DIR") or str(ROOT / "var")
+        return cls(
+            prometheus_url=source.get("PROMETHEUS_URL") or "http://127.0.0.1:9090",
+            jaeger_url=source.get("JAEGER_URL") or None,
+            var_dir=Path(var).expanduser().resolve(),
+            app_url=(source.get("LAB_APP_URL") or "http://127.0.0.1:8080").rstrip("/"),
+            reports_dir=Path(source.get("LAB_REPORTS_DIR") or ROOT / "reports").resolve(),
+            scrape_interval_s=float(source.get("LAB_SCRAPE_INTERVAL_S") or
+                                    prom.DEFAULT_SCRAPE_INTERVAL_S),
+        )
+
+    @property
+    def web_log(self) -> Path:
+        """The web processes' JSON log."""
+        return self.var_dir / "log" / "web.jsonl"
+
+    @property
+    def worker_log(self) -> Path:
+        """The Celery worker's JSON log."""
+        return self.var_dir / "log" / "worker.jsonl"
+
+    @property
+    def span_file(self) -> Path:
+        """The local span file (written when no OTLP endpoint is configured)."""
+        return self.var_dir / "log" / "spans.jsonl"
+
+    def prometheus(self) -> prom.Prometheus:
+        """A client for the lab's Prometheus."""
+        return prom.Prometheus(self.prometheus_url, scrape_interval_s=self.scrape_interval_s)
+
+    def last_run(self) -> RunRecord:
+        """The last recorded load run; a clear message when there is none yet."""
+        path = self.reports_dir / LAST_RUN
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"no load run recorded in {path}: run `lab load` (or `lab demo`) first")
+        return RunRecord.from_json(path.read_text(encoding="utf-8"))
+
+    def load_logs(self) -> logs.LogLoad:
+        """The web and worker logs (the files that exist) as one frame."""
+        paths = [p for p in (self.web_log, self.worker_log) if p.is_file()]
+        if not paths:
+            raise FileNotFoundError(f"no log files under {self.var_dir / 'log'}: is LAB_VAR_DIR right?")
+        return logs.load_logs(*paths)
+
+    def trace(self, trace_id: str, wait_s: float = 20.0,
+              services: tuple[str, ...] = ()) -> list[traces.Span]:
+        """The spans of one trace, from Jaeger or the span file, waiting for them to be flushed.
+
+        Spans are exported in batches (every few seconds), so a trace of a request made just
+        now can take a moment to appear; the wait stops as soon as its root span (and a span
+        of each of `services`) is there.
+        """
+        deadline = time.monotonic() + wait_s
+        while True:
+            spans = self._fetch_trace(trace_id)
+            complete = any(s.parent_id is None for s in spans) and \
+                set(services) <= {s.service for s in spans}
+            if complete or time.monotonic() >= deadline:
+                return spans
+            time.sleep(0.5)
+
+    def _fetch_trace(self, trace_id: str) -> list[traces.Span]:
+        """One attempt at reading a trace."""
+        if self.jaeger_url:
+            try:
+                return traces.fetch_jaeger_trace(self.jaeger_url, trace_id)
+            except requests.RequestException:
+                return []
+        if not self.span_file.is_file():
+            return []
+        return traces.read_span_file(self.span_file, trace_id).spans
+
+
+def wait_for_scrape(prometheus: prom.Prometheus, after: float, job: str = "web",
+                    timeout_s: float = 60.0) -> None:
+    """Block until Prometheus holds a scrape of job taken after the unix time `after`."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        frame = prometheus.instant(f'timestamp(up{{job="{job}"}})')
+        if len(frame) and float(frame["value"].max()) > after:
+            return
+        time.sleep(0.25)
+    raise TimeoutError(f"Prometheus took no scrape of {job} within {timeout_s:g}s")
+
+
+def quiet_edge(prometheus: prom.Prometheus, jobs: tuple[str, ...] = ("web",)) -> datetime:
+    """A run edge: a moment with a scrape on each side and (the caller's promise) no traffic.
+
+    Counter values pinned at this moment then hold every request before it and none after.
+    """
+    before = time.time()
+    for job in jobs:
+        wait_for_scrape(prometheus, before, job)
+    edge = time.time()
+    for job in jobs:
+        wait_for_scrape(prometheus, edge, job)
+    return datetime.fromtimestamp(edge, UTC)

@@ -1,0 +1,165 @@
+"""`lab load [--shape NAME] [--users N] [--duration S] [--fault NAME=VALUE [--fault-window A-B]]`.
+
+Runs the lab's Locust scenario headless against the running stack through Caddy, between two
+quiet edges (a Prometheus scrape on each side of a moment without traffic), optionally with
+a fault switched on and off during the run, and records the run in
+$LAB_REPORTS_DIR/last-run.json for the notebooks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analysis import prom
+from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
+from app.faults import FaultError, parse_assignment, write_faults
+from lab import prometheus, services, state
+from lab.commands import Command
+from lab.commands.fault import board
+from lab.config import LabConfig
+from lab.errors import LabError
+from loadtests.run import LoadRunError, run_headless
+from loadtests.shapes import SHAPE_NAMES
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    """A fault to switch on `on_s` seconds after the load starts and off at `off_s`."""
+
+    name: str
+    value: float
+    on_s: float
+    off_s: float
+
+
+def reports_dir(config: LabConfig) -> Path:
+    """LAB_REPORTS_DIR, else reports/ in the checkout."""
+    raw = config.env.get("LAB_REPORTS_DIR", "").strip()
+    return Path(raw).expanduser().resolve() if raw else config.root / "reports"
+
+
+def app_url(config: LabConfig) -> str:
+    """The app through Caddy, as users reach it."""
+    return f"http://{services.LOCAL}:{config.port('CADDY_PORT')}"
+
+
+def prometheus_client(config: LabConfig) -> prom.Prometheus:
+    """The lab's Prometheus, with the scrape interval the lab configures."""
+    interval = prom.duration_seconds(prometheus.SCRAPE_INTERVAL)
+    return prom.Prometheus(f"http://{services.LOCAL}:{config.port('PROMETHEUS_PORT')}",
+                           scrape_interval_s=interval)
+
+
+def require_running(config: LabConfig) -> None:
+    """A clear message when the stack is not up."""
+    down = [s.name for s in services.build(config) if not state.inspect(config, s).running]
+    if down:
+        raise LabError(f"not running: {', '.join(down)}; start the lab with `lab up` first")
+
+
+def parse_fault(assignment: str, window: str | None, duration: float) -> PlannedFault:
+    """NAME=VALUE with a window A-B in seconds (default: the middle third of the run)."""
+    try:
+        name, value = parse_assignment(assignment)
+    except FaultError as exc:
+        raise LabError(str(exc), 2) from None
+    if not isinstance(value, float):
+        raise LabError(f"{name}: a fault window takes a single value, not a range", 2)
+    if window is None:
+        on_s, off_s = duration / 3, 2 * duration / 3
+    else:
+        try:
+            on_s, off_s = (float(part) for part in window.split("-", 1))
+        except ValueError:
+            raise LabError(f"--fault-window {window!r}: expected A-B in seconds, e.g. 20-40", 2) from None
+    if not 0 <= on_s < off_s <= duration:
+        raise LabError(f"--fault-window must satisfy 0 <= A < B <= duration ({duration:g})", 2)
+    return PlannedFault(name, value, on_s, off_s)
+
+
+def _switch(config: LabConfig, planned: PlannedFault, began: float, done: threading.Event,
+            record: list[FaultWindow]) -> None:
+    """Switch the fault on and off at its times (off early if the run ends first)."""
+    switchboard = board()
+    if done.wait(max(0.0, began + planned.on_s - time.monotonic())):
+        return
+    switchboard_file = switchboard.path
+    write_faults(switchboard_file, {**switchboard.current(), planned.name: planned.value})
+    on = datetime.now(UTC)
+    print(f"fault on:  {planned.name}={planned.value:g}", flush=True)
+    try:
+        done.wait(max(0.0, began + planned.off_s - time.monotonic()))
+    finally:
+        current = {k: v for k, v in switchboard.current().items() if k != planned.name}
+        write_faults(switchboard_file, current)
+        off = datetime.now(UTC)
+        print(f"fault off: {planned.name}", flush=True)
+        record.append(FaultWindow(planned.name, planned.value, on, off))
+
+
+def recorded_load(config: LabConfig, shape: str, users: int | None, duration: int | None,
+                  fault: PlannedFault | None = None,
+                  extra_env: dict[str, str] | None = None) -> RunRecord:
+    """Run Locust between two quiet edges, with the fault switched during it; record the run."""
+    require_running(config)
+    client = prometheus_client(config)
+    out = reports_dir(config)
+    print("waiting for a quiet edge (a scrape before and after) ...", flush=True)
+    start = quiet_edge(client)
+    done = threading.Event()
+    windows: list[FaultWindow] = []
+    switcher = None
+    began = time.monotonic()
+    if fault is not None:
+        switcher = threading.Thread(target=_switch, args=(config, fault, began, done, windows),
+                                    daemon=True)
+        switcher.start()
+    try:
+        result = run_headless(app_url(config), shape, users, duration, out, extra_env)
+    except (ValueError, LoadRunError) as exc:
+        raise LabError(f"load run failed: {exc}") from None
+    finally:
+        done.set()
+        if switcher is not None:
+            switcher.join(10)
+    end = quiet_edge(client)
+    record = RunRecord(start, end, result.host, result.shape, result.users, result.duration,
+                       result.stats_csv, result.stats_json, result.html, windows)
+    print(result.summary())
+    print(f"run recorded: {write_run(out, record)}")
+    return record
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Shape, users, duration, and an optional fault window."""
+    parser.add_argument("--shape", choices=SHAPE_NAMES, default=os.environ.get("LOAD_SHAPE", "steady"))
+    parser.add_argument("--users", type=int, default=None, help="peak users (default: the shape's)")
+    parser.add_argument("--duration", type=int, default=None, help="seconds (default: the shape's)")
+    parser.add_argument("--fault", metavar="NAME=VALUE", default=None,
+                        help="inject this fault during the run, e.g. error_rate.api.list_todos=0.2")
+    parser.add_argument("--fault-window", metavar="A-B", default=None,
+                        help="seconds after the start when the fault is on (default: middle third)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the load and print where its reports are."""
+    from loadtests.shapes import make_profile
+
+    config = LabConfig.from_env()
+    try:
+        profile = make_profile(args.shape, args.users, None, args.duration)
+    except ValueError as exc:
+        raise LabError(str(exc), 2) from None
+    fault = parse_fault(args.fault, args.fault_window, profile.duration) if args.fault else None
+    recorded_load(config, profile.name, profile.users, int(profile.duration), fault)
+    return 0
+
+
+COMMAND = Command(name="load", help="run the Locust scenario headless against the lab (recorded "
+                  "for the notebooks)", run=run, configure=configure)
