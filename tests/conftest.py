@@ -7,16 +7,11 @@ PostgreSQL + Redis and on the embedded SQLite defaults.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import pytest
-import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
@@ -24,10 +19,8 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.migrate import upgrade
 from app.settings import Settings
+from tests.support.databases import reserved_redis_db, temporary_pg_database
 from tests.support.processes import Proc, start_celery_worker, start_gunicorn
-
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -62,40 +55,8 @@ class Backend:
 @pytest.fixture(scope="session")
 def pg_database_url() -> Iterator[str]:
     """A fresh PostgreSQL database for this run, migrated to head; dropped afterwards."""
-    name = f"todolab_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
-    url = Settings.from_env({"DATABASE_URL": f"{base}/{name}"}).database_url
-    upgrade(database_url=url)
-    yield url
-    with admin.cursor() as cur:
-        cur.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
-        )
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
-
-
-@contextmanager
-def reserved_redis_db() -> Iterator[str]:
-    """A Redis database number no other test run (or fixture) holds, flushed before and after."""
-    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
-    for number in range(1, 16):
-        lock = f"todolab:test-db-lock:{number}"
-        if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
-            break
-    else:
-        pytest.fail("no free Redis database number (1-15) for this test run")
-    url = f"{REDIS_BASE_URL}/{number}"
-    redis.Redis.from_url(url).flushdb()
-    try:
+    with temporary_pg_database() as url:
         yield url
-    finally:
-        redis.Redis.from_url(url).flushdb()
-        client.delete(lock)
 
 
 @pytest.fixture(scope="session")

@@ -13,16 +13,14 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import psycopg2
 import pytest
-import redis
 import requests
 
+from tests.support.databases import reserved_redis_db, temporary_pg_database
 from tests.support.launcher import (
     SERVICES,
     LabRun,
@@ -73,30 +71,8 @@ def own_postgres_and_redis() -> Iterator[dict[str, str]]:
 
     Not the session's: another test module's worker would consume our export tasks.
     """
-    name = f"todolab_launcher_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    lock_client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
-    for number in range(1, 16):
-        lock = f"todolab:test-db-lock:{number}"
-        if lock_client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
-            break
-    else:
-        pytest.fail("no free Redis database number (1-15) for this test run")
-    redis.Redis.from_url(f"{REDIS_BASE_URL}/{number}").flushdb()
-    yield {
-        "DATABASE_URL": f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}",
-        "CELERY_BROKER_URL": f"{REDIS_BASE_URL}/{number}",
-    }
-    redis.Redis.from_url(f"{REDIS_BASE_URL}/{number}").flushdb()
-    lock_client.delete(lock)
-    with admin.cursor() as cur:
-        cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                    (name,))
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    admin.close()
+    with temporary_pg_database("todolab_launcher", migrate=False) as url, reserved_redis_db() as broker:
+        yield {"DATABASE_URL": url, "CELERY_BROKER_URL": broker}
 
 
 @pytest.fixture(scope="module", params=["embedded", "postgres"])

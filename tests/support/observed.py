@@ -2,41 +2,18 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+from tests.support.databases import reserved_redis_db
 
-
-@contextlib.contextmanager
-def private_redis() -> Iterator[str]:
-    """A Redis database number of our own (same lock protocol as tests/conftest.py).
-
-    Our worker must be the only consumer of our exports: a worker of another test module
-    on the same queue would take some of them and spoil the counts.
-    """
-    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
-    for number in range(15, 0, -1):
-        lock = f"todolab:test-db-lock:{number}"
-        if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
-            break
-    else:
-        raise RuntimeError("no free Redis database number (1-15) for this test module")
-    url = f"{REDIS_BASE_URL}/{number}"
-    redis.Redis.from_url(url).flushdb()
-    try:
-        yield url
-    finally:
-        redis.Redis.from_url(url).flushdb()
-        client.delete(lock)
+# A Redis database number of our own: our worker must be the only consumer of our exports;
+# a worker of another test module on the same queue would take some and spoil the counts.
+private_redis = reserved_redis_db
 
 
 def stack_env(database_url: str, broker_url: str, var_dir: Path, **extra: str) -> dict[str, str]:

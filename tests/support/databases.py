@@ -1,0 +1,65 @@
+"""Private databases on the shared test services: a PostgreSQL database and a Redis database
+number that belong to one test run or module, and are dropped/flushed afterwards.
+
+Several test runs (and modules with workers of their own) share one PostgreSQL and one
+Redis; a worker that consumed another module's queue would spoil its counts, so each takes
+its own, under a lock every test run respects.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg2
+import redis
+
+from app.migrate import upgrade
+from app.settings import Settings
+
+PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
+
+
+@contextmanager
+def reserved_redis_db() -> Iterator[str]:
+    """A Redis database number nobody else holds, flushed before and after."""
+    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
+    for number in range(1, 16):
+        lock = f"todolab:test-db-lock:{number}"
+        if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
+            break
+    else:
+        raise RuntimeError("no free Redis database number (1-15) for this test run")
+    url = f"{REDIS_BASE_URL}/{number}"
+    redis.Redis.from_url(url).flushdb()
+    try:
+        yield url
+    finally:
+        redis.Redis.from_url(url).flushdb()
+        client.delete(lock)
+
+
+@contextmanager
+def temporary_pg_database(prefix: str = "todolab_test", migrate: bool = True) -> Iterator[str]:
+    """A fresh PostgreSQL database (migrated to head unless told not to), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        url = Settings.from_env({"DATABASE_URL": f"{base}/{name}"}).database_url
+        if migrate:
+            upgrade(database_url=url)
+        yield url
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s", (name,)
+            )
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
