@@ -71,6 +71,12 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         length = request.content_length
         if length is not None and length > app.config["MAX_CONTENT_LENGTH"]:
             abort(413)
+        # Werkzeug cuts a chunked body at the limit silently (a truncated body, then a
+        # misleading 400): read it now (cached for the view) and refuse it if it reached it.
+        chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        if length is None and chunked and len(request.get_data(cache=True)) >= app.config[
+                "MAX_CONTENT_LENGTH"]:
+            abort(413)
         origin = request.headers.get("Origin")
         unsafe = request.method not in ("GET", "HEAD", "OPTIONS")
         if unsafe and origin and urlsplit(origin).netloc != request.host:

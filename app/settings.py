@@ -167,7 +167,8 @@ class Settings:
         backend = _url(env, "CELERY_RESULT_BACKEND", backend_default, BACKEND_SCHEMES)
         app_env = _choice(env, "APP_ENV", "development", APP_ENVS)
         secret_key = env.get("SECRET_KEY", "").strip() or DEV_SECRET_KEY
-        if app_env == "production" and secret_key == DEV_SECRET_KEY:
+        # .env.example's "change-me" placeholder is as public as the development key.
+        if app_env == "production" and (secret_key == DEV_SECRET_KEY or secret_key.startswith("change-me")):
             raise SettingsError("SECRET_KEY must be set when APP_ENV=production")
         return cls(
             app_env=app_env,
