@@ -9,6 +9,8 @@ from lab.commands import Command
 from lab.config import LabConfig
 
 STOP_TIMEOUT_S = 25.0  # above gunicorn's graceful_timeout, so in-flight requests finish
+# Started on demand by other subcommands (`lab notebook`), stopped here all the same.
+ON_DEMAND = ("jupyter",)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -23,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     """Stop in reverse start order; only processes recorded in our pid files are touched."""
     config = LabConfig.from_env()
     records = []
-    for name in reversed(services.SERVICE_NAMES):
+    for name in (*ON_DEMAND, *reversed(services.SERVICE_NAMES)):
         record = procs.read_pid(config.run_dir, name)
         if record is not None:
             records.append(record)

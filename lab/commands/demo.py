@@ -1,0 +1,102 @@
+"""`lab demo`: the whole lab in one command (what `make lab` runs).
+
+Brings the stack up (as `lab up`), runs the Locust scenario with a short fault window on one
+endpoint (switched on and off by the demo itself), executes every notebook headless with the
+exercises answered from notebooks/solutions.py, and writes reports/lab-report-<UTC>.html.
+The stack keeps running for the user to explore; `lab down` stops it. Exit code 1 when a
+notebook (a check, the verification table) failed: the report says which and why.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from datetime import UTC, datetime
+
+from analysis import notebook_run
+from lab.commands import Command
+from lab.commands import up as up_command
+from lab.commands.load import PlannedFault, app_url, parse_fault, recorded_load, reports_dir
+from lab.config import LabConfig
+from lab.errors import LabError
+from loadtests.shapes import SHAPE_NAMES
+
+DEFAULT_FAULT = "error_rate.api.list_todos=0.2"
+# Short think times so a minute of a few users gives the fault window enough requests.
+DEFAULT_WAIT = "0.2,0.8"
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Load and fault options; the defaults make the one-minute demo."""
+    parser.add_argument("--shape", choices=SHAPE_NAMES, default="steady")
+    parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
+    parser.add_argument("--duration", type=int, default=60, help="seconds of load (default 60)")
+    parser.add_argument("--fault", default=DEFAULT_FAULT,
+                        help=f"fault injected during the run (default {DEFAULT_FAULT}); 'none' for none")
+    parser.add_argument("--fault-window", metavar="A-B", default=None,
+                        help="seconds after the start when the fault is on (default: middle third)")
+    parser.add_argument("--timeout", type=float, default=up_command.DEFAULT_TIMEOUT_S,
+                        help="seconds to wait for the stack to be healthy")
+
+
+def notebook_env(config: LabConfig) -> dict[str, str]:
+    """What the notebooks need to find this lab (see analysis.lab_context)."""
+    from lab import prometheus
+    from lab.services import LOCAL
+
+    interval = prometheus.SCRAPE_INTERVAL.removesuffix("s")
+    return {
+        "PROMETHEUS_URL": f"http://{LOCAL}:{config.port('PROMETHEUS_PORT')}",
+        "LAB_VAR_DIR": str(config.var_dir),
+        "LAB_APP_URL": app_url(config),
+        "LAB_REPORTS_DIR": str(reports_dir(config)),
+        "LAB_SCRAPE_INTERVAL_S": interval,
+        # Spans go to the local span file in the launcher's mode: no Jaeger to ask.
+        "JAEGER_URL": "",
+    }
+
+
+def run(args: argparse.Namespace) -> int:
+    """Up, load with a fault window, notebooks, report; print where everything is."""
+    config = LabConfig.from_env()
+    up_command.run(argparse.Namespace(timeout=args.timeout))
+    fault: PlannedFault | None = None
+    if args.fault and args.fault.lower() != "none":
+        fault = parse_fault(args.fault, args.fault_window, float(args.duration))
+    wait = config.env.get("LOAD_WAIT") or DEFAULT_WAIT
+    record = recorded_load(config, args.shape, args.users, args.duration, fault,
+                           extra_env={"LOAD_WAIT": wait})
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = reports_dir(config) / f"lab-report-{stamp}"
+    env = {**notebook_env(config), "LAB_FILL_SOLUTIONS": "1", "LAB_OUTPUT_DIR": str(out)}
+    print(f"executing the notebooks headless into {out} ...", flush=True)
+    outcomes = notebook_run.run_notebooks(notebook_run.notebooks(), out, env)
+    faults = ", ".join(f"{f.name}={f.value:g} {f.on:%H:%M:%S}-{f.off:%H:%M:%S}" for f in record.faults)
+    summary = {
+        "load run": f"{record.start:%Y-%m-%d %H:%M:%S} to {record.end:%H:%M:%S} UTC, shape "
+                    f"{record.shape}, {record.users} users, {record.duration:g} s",
+        "injected": faults or "no fault",
+        "Locust report": str(record.html),
+        "executed notebooks": str(out),
+    }
+    report = notebook_run.write_report(outcomes, out.with_suffix(".html"), summary)
+    latest = reports_dir(config) / "lab-report-latest.html"
+    shutil.copyfile(report, latest)
+
+    print(f"\nreport: {report}")
+    print("the lab keeps running; `lab down` stops it")
+    print(f"  {'app (via Caddy)':<17} {app_url(config)}/")
+    print(f"  {'Prometheus':<17} {env['PROMETHEUS_URL']}/")
+    print(f"  {'Locust UI':<17} .venv/bin/locust -f loadtests/locustfile.py --host {app_url(config)} "
+          f"--web-port {config.port('LOCUST_PORT')}  (then http://127.0.0.1:{config.port('LOCUST_PORT')}/)")
+    print(f"  {'JupyterLab':<17} `lab notebook`, then http://127.0.0.1:{config.port('JUPYTER_PORT')}/lab")
+    failed = [o for o in outcomes if not o.ok]
+    if failed:
+        details = "\n".join(f"{o.source.name}:\n{o.error}" for o in failed)
+        raise LabError(f"{len(failed)} notebook(s) failed (see {report}):\n{details}")
+    return 0
+
+
+COMMAND = Command(name="demo", help="up, a load run with a fault window, every notebook headless, "
+                  "an HTML report", run=run, configure=configure)

@@ -1,0 +1,96 @@
+"""`lab notebook`: JupyterLab from the venv on the notebooks, with the lab's addresses preset.
+
+Started detached and recorded in var/run/jupyter.pid like the other services, so `lab down`
+stops it. It listens on 127.0.0.1:JUPYTER_PORT (default 8888) with a token (JUPYTER_TOKEN, or
+one chosen now and kept in var/run/jupyter.token) printed in the URL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import time
+
+from lab import procs, services
+from lab.commands import Command
+from lab.commands.demo import notebook_env
+from lab.config import LabConfig
+from lab.errors import LabError
+from lab.logfiles import tail
+from lab.ports import port_in_use
+
+NAME = "jupyter"
+START_TIMEOUT_S = 60.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`lab notebook [--timeout S]`."""
+    parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
+                        help=f"seconds to wait for JupyterLab (default {START_TIMEOUT_S:g})")
+
+
+def _token(config: LabConfig) -> str:
+    """JUPYTER_TOKEN, else the one this lab chose before, else a new one (kept private)."""
+    given = config.env.get("JUPYTER_TOKEN", "").strip()
+    if given:
+        return given
+    path = config.run_dir / "jupyter.token"
+    if path.is_file():
+        return path.read_text(encoding="utf-8").strip()
+    config.run_dir.mkdir(parents=True, exist_ok=True)
+    token = secrets.token_hex(16)
+    path.touch(mode=0o600)
+    path.write_text(token + "\n", encoding="utf-8")
+    return token
+
+
+def _ready(base: str) -> bool:
+    """True when JupyterLab's server answers its unauthenticated /api endpoint."""
+    try:
+        return services.http_session().get(f"{base}/api", timeout=2).status_code == 200
+    except OSError:
+        return False
+
+
+def run(args: argparse.Namespace) -> int:
+    """Start JupyterLab unless it already runs; print its URL."""
+    config = LabConfig.from_env()
+    port = config.port("JUPYTER_PORT")
+    base = f"http://{services.LOCAL}:{port}"
+    token = _token(config)
+    url = f"{base}/lab?token={token}"
+    record = procs.read_pid(config.run_dir, NAME)
+    if record is not None and record.matches():
+        print(f"{NAME}: already running (pid {record.pid})\n  JupyterLab        {url}")
+        return 0
+    procs.remove_pid(config.run_dir, NAME)
+    if port_in_use(port):
+        raise LabError(f"port {port} (JUPYTER_PORT) is already in use: set JUPYTER_PORT to a free port")
+    env = {**services.child_env(config), **notebook_env(config), "JUPYTER_TOKEN": token,
+           "JUPYTER_RUNTIME_DIR": str(config.var_dir / "jupyter" / "runtime")}
+    argv = [str(config.bin_dir / "jupyter"), "lab", "--no-browser", f"--ip={services.LOCAL}",
+            f"--port={port}", "--ServerApp.port_retries=0",
+            f"--ServerApp.root_dir={config.root / 'notebooks'}",
+            # Loopback only: no extension catalogue or update check on PyPI.
+            "--LabApp.extension_manager=readonly",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
+    if os.geteuid() == 0:
+        argv.append("--allow-root")  # CI containers run as root; Jupyter refuses it otherwise
+    log = config.log_dir / "jupyter.log"
+    popen, record = procs.start_detached(NAME, argv, env, config.root / "notebooks", log,
+                                         config.run_dir, port)
+    deadline = time.monotonic() + args.timeout
+    while not _ready(base):
+        if popen.poll() is not None or time.monotonic() > deadline:
+            procs.stop([record], 10)
+            procs.remove_pid(config.run_dir, NAME)
+            shown = "\n".join(f"  {line}" for line in tail(log, 20))
+            raise LabError(f"JupyterLab did not start; last lines of {log}:\n{shown}")
+        time.sleep(0.5)
+    print(f"{NAME}: started (pid {popen.pid})\n  JupyterLab        {url}\n`lab down` stops it")
+    return 0
+
+
+COMMAND = Command(name="notebook", help="start JupyterLab on the notebooks (stopped by lab down)",
+                  run=run, configure=configure)
