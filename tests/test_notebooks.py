@@ -1,0 +1,134 @@
+"""The notebooks as CI runs them: `lab demo` on a live stack with a known injected error rate,
+every notebook executed headless with its checks, and the verdicts matching the injected truth.
+Also: a notebook that raises fails the run, and the exercise checks compare results."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+import pandas as pd
+import pytest
+import requests
+
+from analysis import exercises, locust_json, logs, notebook_run
+from analysis.lab_context import LabContext
+from tests.support.launcher import lab_env, lab_stack, run_lab
+
+FAULT, RATE = "error_rate.api.list_todos", 0.3
+LIST_NAME = "/api/todos?page=[n]"
+NOTEBOOKS = ["01-metrics", "02-logs", "03-traces", "04-verification", "05-incident"]
+
+needs_stack = pytest.mark.skipif(
+    not (shutil.which("caddy") and shutil.which("prometheus")),
+    reason="the Debian packages caddy and prometheus are needed (stack/install-system-deps.sh)",
+)
+
+
+@needs_stack
+def test_lab_demo_runs_every_notebook_and_its_verdicts_match_the_injected_fault(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    reports = tmp_path / "reports"
+    env = lab_env(tmp_path / "var", {"LAB_REPORTS_DIR": str(reports), "LOAD_WAIT": "0.1,0.5"})
+    with lab_stack(env) as up:
+        assert up.code == 0, up.stderr
+        demo = run_lab(env, "demo", "--users", "6", "--duration", "30",
+                       "--fault", f"{FAULT}={RATE}", "--fault-window", "8-22", timeout=420)
+        context = LabContext.from_env({"PROMETHEUS_URL": f"http://127.0.0.1:{env['PROMETHEUS_PORT']}",
+                                       "LAB_VAR_DIR": env["VAR_DIR"], "LAB_REPORTS_DIR": str(reports)})
+        run = context.last_run()
+        web_log = logs.load_logs(context.web_log).frame
+        # The exercise checks compare results: an equivalent query is right, another is not.
+        prometheus = context.prometheus()
+        equivalent = "sum(rate(http_request_duration_seconds_count[1m])) by (endpoint)"
+        assert exercises.check_promql(prometheus, equivalent, "1.1", at=run.end).right
+        by_method = "sum by (method) (rate(http_request_duration_seconds_count[1m]))"
+        wrong = exercises.check_promql(prometheus, by_method, "1.1", at=run.end)
+        assert wrong.status == "wrong"
+        monkeypatch.setenv(exercises.FILL_VARIABLE, "1")
+        with pytest.raises(exercises.ExerciseFailed):
+            exercises.check_promql(prometheus, "sum(rate(http_request_duration_seconds_count[5m]))",
+                                   "1.1", at=run.end)
+        # JupyterLab on the same notebooks, stopped by `lab down` with the rest.
+        notebook = run_lab(env, "notebook", timeout=120)
+        assert notebook.code == 0, notebook.stderr
+        url = re.search(r"(http://127\.0\.0\.1:\d+)/lab\?token=(\w+)", notebook.stdout)
+        assert url, notebook.stdout
+        listed = requests.get(f"{url[1]}/api/contents", params={"token": url[2]}, timeout=10)
+        assert {f"{n}.ipynb" for n in NOTEBOOKS} <= {item["name"] for item in listed.json()["content"]}
+    jupyter_pid = json.loads((Path(env["VAR_DIR"]) / "run" / "jupyter.pid").read_text())["pid"] \
+        if (Path(env["VAR_DIR"]) / "run" / "jupyter.pid").exists() else None
+    assert jupyter_pid is None, "lab down left JupyterLab's pid file behind"
+
+    assert demo.code == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    for name in NOTEBOOKS:
+        assert f"notebook {name}.ipynb: ok" in demo.stdout
+    report = Path(re.search(r"^report: (.+\.html)$", demo.stdout, re.M)[1])  # type: ignore[index]
+    assert report.parent == reports and report.is_file()
+    page = report.read_text(encoding="utf-8")
+    assert "FAILED" not in page
+    assert page.count("data:image/png") >= 6  # request rate, latency, error rate, jobs, waterfalls
+    for url_part in (f"127.0.0.1:{env['CADDY_PORT']}", f"127.0.0.1:{env['PROMETHEUS_PORT']}",
+                     f"--web-port {env['LOCUST_PORT']}", f"127.0.0.1:{env['JUPYTER_PORT']}/lab"):
+        assert url_part in demo.stdout
+
+    # The run record holds the fault window the demo switched on and off.
+    [window] = run.faults
+    assert (window.name, window.value) == (FAULT, RATE)
+    assert run.start < window.on < window.off < run.end
+
+    # The verification table: every row passed, and it carries the injected truth.
+    table = pd.read_csv(report.with_suffix("") / "verdicts.csv")
+    assert (table["verdict"] == "pass").all(), table.to_string()
+    rows = table.set_index("query")
+    locust = locust_json.read_stats_json(run.stats_json)
+    locust_list_failures = int(locust_json.endpoint_row(locust, "GET", LIST_NAME)["Failure Count"])
+    access = logs.between(logs.access_lines(web_log), pd.Timestamp(run.start), pd.Timestamp(run.end))
+    list_lines = access[access["endpoint"] == "api.list_todos"]
+    log_list_500 = int((list_lines["status_code"] >= 500).sum())
+    assert locust_list_failures == log_list_500 > 0
+    assert rows.loc[f"locust GET '{LIST_NAME}' 'Failure Count'", "observed"] == locust_list_failures
+    # Only the faulty endpoint failed, only inside the window, at about the injected rate.
+    assert int((access["status_code"] >= 500).sum()) == log_list_500
+    in_window = rows.loc["share of api.list_todos answered 5xx inside the window (access log)"]
+    assert in_window["expected"] == RATE and abs(in_window["observed"] - RATE) <= in_window["tolerance"]
+    assert rows.loc["5xx of api.list_todos outside the fault window (access log)", "observed"] == 0
+    assert int(rows.loc["locust Aggregated 'Failure Count'", "observed"]) == log_list_500
+
+    # Notebook 5 injected its own fault, found it in metric, logs and trace, and cleared it.
+    incident = json.loads((report.with_suffix("") / "incident.json").read_text())
+    assert incident["client_500"] == incident["log_500"] == incident["prometheus_500"] > 0
+    assert incident["trace_fault"] == incident["fault"]
+    assert incident["detected_ratio"] > 0
+    faults_file = Path(env["VAR_DIR"]) / "faults.json"
+    assert json.loads(faults_file.read_text()) == {}  # nothing left switched on
+
+
+def _notebook(path: Path, *sources: str) -> Path:
+    book = nbformat.v4.new_notebook()
+    book.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(book, path)
+    return path
+
+
+def test_a_notebook_that_raises_fails_the_run_and_the_report_says_why(tmp_path: Path) -> None:
+    good = _notebook(tmp_path / "01-good.ipynb", "answer = 6 * 7", "assert answer == 42")
+    bad = _notebook(tmp_path / "02-bad.ipynb", "x = 1",
+                    "raise AssertionError('verification failed: 3 of 4 checks pass')",
+                    "print('never printed')")
+    assert notebook_run.notebooks(tmp_path) == [good, bad]
+
+    outcomes = notebook_run.run_notebooks([good, bad], tmp_path / "out", {})
+    assert [o.ok for o in outcomes] == [True, False]
+    assert "verification failed: 3 of 4 checks pass" in (outcomes[1].error or "")
+    executed = nbformat.read(outcomes[1].executed, as_version=4)
+    assert executed.cells[2].outputs == []  # nothing after the failing cell ran
+
+    page = notebook_run.write_report(outcomes, tmp_path / "report.html",
+                                     {"run": datetime.now().isoformat()}).read_text()
+    assert "02-bad.ipynb: FAILED" in page and "3 of 4 checks pass" in page
+    assert "01-good.ipynb: ran top to bottom" in page
