@@ -1,0 +1,1 @@
+"""Benchmarks of the lab: instrumentation overhead, proxy, scrape cost, footprint, scale."""

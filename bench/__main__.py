@@ -1,0 +1,101 @@
+"""`python -m bench [all|overhead|proxy|scrape|footprint|scale] [--quick]`.
+
+`all` runs every section and rewrites docs/benchmarks.md (and var/bench/results.json);
+a single section prints its table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app.settings import PROJECT_ROOT
+from bench import database, footprint, overhead, proxy, report, scale, scrape
+
+SECTIONS = ("overhead", "proxy", "scrape", "footprint", "scale")
+DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
+DEFAULT_JSON = PROJECT_ROOT / "var" / "bench" / "results.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    configure(parser)
+    return parser
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared by `python -m bench` and `lab bench`."""
+    parser.add_argument("what", nargs="?", default="all", choices=("all", *SECTIONS))
+    parser.add_argument("--quick", action="store_true", help="short runs: checks it works, not figures")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"markdown file to write (default for all: {DEFAULT_DOC})")
+    parser.add_argument("--json", type=Path, default=None,
+                        help=f"raw results (default for all: {DEFAULT_JSON})")
+
+
+def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
+    """Run one section; returns (raw results, markdown)."""
+    if name == "footprint":
+        raw: Any = footprint.measure(tmp, footprint.QUICK if quick else footprint.FULL)
+        return raw, footprint.render(raw)
+    with database.private_database() as url:
+        if name == "overhead":
+            raw = overhead.measure(url, tmp, overhead.QUICK if quick else overhead.FULL)
+            return raw, overhead.render(raw)
+        if name == "proxy":
+            raw = proxy.measure(url, tmp, proxy.QUICK if quick else proxy.FULL)
+            return raw, proxy.render(raw)
+        if name == "scrape":
+            raw = scrape.measure(url, tmp, scrape.QUICK_REQUESTS if quick else scrape.FULL_REQUESTS)
+            return raw, scrape.render(raw)
+        raw = scale.measure(url, tmp, scale.QUICK if quick else scale.FULL)
+        return raw, scale.render(raw)
+
+
+def run(args: argparse.Namespace, command: str = "python -m bench",
+        echo: Callable[[str], None] = print) -> int:
+    """Run what args ask for; write the page and the raw results for `all`."""
+    names: Sequence[str] = SECTIONS if args.what == "all" else (args.what,)
+    raw: dict[str, Any] = {"load_average": [os.getloadavg()[0]]}
+    sections: dict[str, str] = {}
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="todolab-bench-") as tmp:
+        for name in names:
+            started = time.perf_counter()
+            echo(f"bench: {name} ...")
+            raw[name], sections[name] = run_section(name, args.quick, Path(tmp) / name)
+            raw["load_average"].append(os.getloadavg()[0])
+            echo(f"bench: {name} done in {time.perf_counter() - started:.0f} s")
+            if args.what != "all":
+                echo(sections[name])
+    raw["seconds"] = round(time.perf_counter() - began, 1)
+    full_command = f"{command} {args.what}" + (" --quick" if args.quick else "")
+    out = args.out or (DEFAULT_DOC if args.what == "all" else None)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(report.document(raw, sections, args.quick, full_command), encoding="utf-8")
+        echo(f"bench: wrote {out}")
+    raw_path = args.json or (DEFAULT_JSON if args.what == "all" else None)
+    if raw_path is not None:
+        raw_path.parent.mkdir(parents=True, exist_ok=True)
+        raw_path.write_text(json.dumps(raw, indent=1, default=str), encoding="utf-8")
+    echo(f"bench: finished in {raw['seconds']:.0f} s")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of `python -m bench`."""
+    return run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

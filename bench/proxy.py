@@ -1,0 +1,62 @@
+"""Proxy overhead: the same gunicorn (logs + metrics) loaded directly and through Caddy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bench import database, procs
+from bench.overhead import SEED_TODOS, Plan, config_env
+from bench.runner import load
+from bench.stats import spread, table
+
+FULL = Plan(rounds=4, duration=5.0, warmup=1.0)
+QUICK = Plan(rounds=1, duration=1.5, warmup=0.5)
+PATHS = ("/", "/healthz")
+
+
+def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
+    """Interleave direct and proxied runs of each path."""
+    if not database.scalar(database_url, "SELECT count(*) FROM todos"):
+        database.bulk_insert(database_url, SEED_TODOS, width=40)
+    dead = f"http://127.0.0.1:{procs.free_port()}"
+    env = config_env("b", database_url, tmp / "proxy", dead, dead)
+    web, web_port = procs.start_gunicorn("web-proxy", env, tmp / "proxy")
+    results: dict[str, dict[str, list[dict[str, Any]]]] = {p: {"direct": [], "caddy": []} for p in PATHS}
+    try:
+        caddy, caddy_port = procs.start_caddy(web_port, tmp / "proxy")
+        try:
+            for _ in range(plan.rounds):
+                for path in PATHS:
+                    for route, port in (("direct", web_port), ("caddy", caddy_port)):
+                        results[path][route].append(
+                            load(port, path, plan.duration, plan.concurrency, plan.warmup))
+        finally:
+            caddy.stop()
+    finally:
+        web.stop()
+    return {"plan": plan.__dict__, "results": results}
+
+
+def render(raw: dict[str, Any]) -> str:
+    """Direct versus through Caddy, with ratios."""
+    plan = raw["plan"]
+    rows = []
+    for path, per_route in raw["results"].items():
+        direct = per_route["direct"]
+        for route, runs in per_route.items():
+            ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct, strict=False) if d["rps"]]
+            p50_added = [r["p50_ms"] - d["p50_ms"] for r, d in zip(runs, direct, strict=False)]
+            rows.append([f"GET {path}", route, spread([r["rps"] for r in runs], 0),
+                         spread(ratios, 3) if route != "direct" else "1",
+                         spread([r["p50_ms"] for r in runs], 1),
+                         spread(p50_added, 2) if route != "direct" else "0",
+                         spread([r["p99_ms"] for r in runs], 1), sum(r["errors"] for r in runs)])
+    return "\n".join([
+        f"{plan['rounds']} rounds of {plan['duration']:g} s (after {plan['warmup']:g} s warm-up), "
+        f"{plan['concurrency']} connections, gunicorn 2x4 with logs + metrics; Caddy from "
+        "stack/caddy/Caddyfile on the same two cores.",
+        "",
+        table(["request", "route", "requests/s", "throughput vs direct", "p50 ms",
+               "p50 added ms", "p99 ms", "errors"], rows),
+    ])

@@ -1,0 +1,133 @@
+"""Scale: list and API latency as the table grows; export duration and worker peak memory."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from bench import database, procs
+from bench.overhead import config_env
+from bench.runner import load
+from bench.stats import median, spread, table
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Table sizes at which to measure latency and exports."""
+
+    latency_sizes: tuple[int, ...]
+    export_sizes: tuple[int, ...]
+    rounds: int
+    duration: float
+    exports_per_size: int
+
+
+FULL = Plan((100, 10_000, 100_000), (1_000, 10_000, 100_000), rounds=3, duration=4.0,
+            exports_per_size=2)
+QUICK = Plan((100, 1_000), (1_000,), rounds=1, duration=1.5, exports_per_size=1)
+LIST_PATHS = {"GET / (page 1)": "/", "GET /api/todos (page 1)": "/api/todos"}
+CONCURRENCY = 4  # below saturation: this measures latency, not throughput
+
+
+def run_export(base: str, worker: procs.Proc, timeout: float = 600) -> dict[str, Any]:
+    """Start an export through the API, wait for it; its duration and the worker's peak RSS."""
+    response = requests.post(f"{base}/export", headers={"Accept": "application/json"},
+                             json={}, timeout=10)
+    response.raise_for_status()
+    task_id = response.json()["task_id"]
+    deadline = time.monotonic() + timeout
+    while True:
+        state = requests.get(f"{base}/tasks/{task_id}", timeout=10).json()
+        if state["status"] in ("succeeded", "failed"):
+            break
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"export {task_id} did not finish in {timeout:g}s")
+        time.sleep(0.2)
+    if state["status"] != "succeeded":
+        raise RuntimeError(f"export failed: {state}")
+    seconds = (datetime.fromisoformat(state["finished_at"])
+               - datetime.fromisoformat(state["started_at"])).total_seconds()
+    peak = 0
+    procs.wait_until(lambda: _peak(worker, task_id) > 0, 15, "the worker's 'export finished' line")
+    peak = _peak(worker, task_id)
+    return {"rows": state["rows"], "seconds": seconds, "peak_rss_mib": peak / 1024}
+
+
+def _peak(worker: procs.Proc, task_id: str) -> int:
+    """peak_rss_kib of the 'export finished' line of task_id, or 0."""
+    for record in procs.json_lines(worker.output()):
+        if record.get("message") == "export finished" and task_id in str(record.get("task_id")):
+            return int(str(record["peak_rss_kib"]))
+    return 0
+
+
+def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
+    """Grow the table step by step, measuring at each size that the plan names."""
+    var_dir = tmp / "scale"
+    dead = f"http://127.0.0.1:{procs.free_port()}"
+    env = {**config_env("b", database_url, var_dir, dead, dead),
+           # A private embedded broker: nothing else on the machine shares it.
+           "CELERY_BROKER_URL": f"sqla+sqlite:///{var_dir / 'broker.db'}",
+           "CELERY_RESULT_BACKEND": f"db+sqlite:///{var_dir / 'results.db'}"}
+    out: dict[str, Any] = {"plan": plan.__dict__, "latency": {}, "exports": {}}
+    web, port = procs.start_gunicorn("web-scale", env, var_dir)
+    worker = None
+    try:
+        worker = procs.start_celery_worker(env, var_dir)
+        base = f"http://127.0.0.1:{port}"
+        for size in sorted({*plan.latency_sizes, *plan.export_sizes}):
+            have = int(str(database.scalar(database_url, "SELECT count(*) FROM todos")))
+            if size > have:
+                database.bulk_insert(database_url, size - have)
+            if size in plan.latency_sizes:
+                per_path: dict[str, list[dict[str, Any]]] = {label: [] for label in LIST_PATHS}
+                for _ in range(plan.rounds):
+                    for label, path in LIST_PATHS.items():
+                        per_path[label].append(load(port, path, plan.duration, CONCURRENCY, 0.5))
+                out["latency"][size] = per_path
+            if size in plan.export_sizes:
+                out["exports"][size] = [run_export(base, worker)
+                                        for _ in range(plan.exports_per_size)]
+    finally:
+        if worker is not None:
+            worker.stop()
+        web.stop()
+    return out
+
+
+def render(raw: dict[str, Any]) -> str:
+    """Latency per size, export time and memory per size."""
+    plan = raw["plan"]
+    rows = []
+    for size, per_path in raw["latency"].items():
+        for label, runs in per_path.items():
+            rows.append([f"{int(size):,}", label, spread([r["p50_ms"] for r in runs], 1),
+                         spread([r["p99_ms"] for r in runs], 1), spread([r["rps"] for r in runs], 0)])
+    export_rows = []
+    first: float | None = None
+    for size, runs in raw["exports"].items():
+        seconds = median([r["seconds"] for r in runs])
+        per_1k = seconds / int(size) * 1000
+        first = first if first is not None else per_1k
+        export_rows.append([f"{int(size):,}", spread([r["seconds"] for r in runs], 2),
+                            f"{per_1k * 1000:.1f}", f"{per_1k / first:.2f}",
+                            spread([r["peak_rss_mib"] for r in runs], 1)])
+    return "\n".join([
+        f"gunicorn 2x4 with logs + metrics on PostgreSQL; rows of ~300 characters. Latency: "
+        f"{plan['rounds']} run(s) of {plan['duration']:g} s per size and path, {CONCURRENCY} "
+        "connections (below saturation).",
+        "",
+        table(["todos", "request", "p50 ms", "p99 ms", "requests/s"], rows),
+        "",
+        f"Exports through POST /export to a prefork Celery worker that forks a fresh child per "
+        f"task (so each task's peak RSS is its own), {plan['exports_per_size']} per size; the "
+        "duration is the task's own (started_at to finished_at), without broker latency.",
+        "",
+        table(["rows", "export s", "ms per 1,000 rows", "per-row time vs smallest",
+               "worker child peak RSS MiB"], export_rows),
+    ])
