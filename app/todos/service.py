@@ -87,7 +87,8 @@ def list_page(page: Any, per_page: int) -> Page:
         number = int(page) if page not in (None, "") else 1
     except (TypeError, ValueError):
         raise ApiError(400, "page must be a positive integer") from None
-    if number < 1:
+    # Bounded: an offset past PostgreSQL's bigint range is a database error (a 500), not a page.
+    if not 1 <= number <= 2**31 - 1:
         raise ApiError(400, "page must be a positive integer")
     slow_query_fault()
     total = db.session.scalar(select(func.count()).select_from(Todo)) or 0
