@@ -1,1 +1,1 @@
-"""Benchmarks of the lab: instrumentation overhead, proxy, scrape cost, footprint, scale."""
+"""Benchmarks and soaks of the local stack."""
