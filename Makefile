@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 .PHONY: lab test install system-deps services lint lock down clean help
 
 help:
-	@echo "make lab    - install, then bring the lab up (prints the URLs)"
+	@echo "make lab    - install, bring the lab up, run a load and the notebooks, write a report"
 	@echo "make test   - install what the tests need, then run the whole test suite"
 	@echo "make down   - stop everything the lab started"
 	@echo "make lint   - ruff and mypy only"
@@ -30,8 +30,10 @@ system-deps:
 services:
 	@stack/ensure-services.sh
 
+# The one-command lab: stack up, a load run with a short injected fault, every notebook
+# executed, an HTML report under reports/. The stack keeps running; `make down` stops it.
 lab: install system-deps
-	$(BIN)/lab up
+	$(BIN)/lab demo
 
 down:
 	@test -x $(BIN)/lab && $(BIN)/lab down || true
