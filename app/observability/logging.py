@@ -26,7 +26,13 @@ _SECRET_PARAM = re.compile(r"((?:password|passwd|pwd|token|secret)=)[^&\s\"]+", 
 
 def mask_secrets(text: str) -> str:
     """Replace passwords in URLs and password/token parameters with ***."""
-    return _SECRET_PARAM.sub(r"\1***", _PASSWORD_IN_URL.sub(r"\1***@", text))
+    # Every log line passes here: the two regular expressions were a third of the cost of
+    # an access-log line (bench/). Each needs a character that most lines do not contain.
+    if "@" in text:
+        text = _PASSWORD_IN_URL.sub(r"\1***@", text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(r"\1***", text)
+    return text
 
 
 class ContextFilter(logging.Filter):

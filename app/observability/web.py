@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import logging
 import time
@@ -20,13 +21,22 @@ access_log = logging.getLogger(names.ACCESS_LOGGER)
 _UNMEASURED_ENDPOINTS = frozenset({"health.metrics"})
 
 
+@functools.lru_cache(maxsize=8)
+def _networks(trusted: tuple[str, ...]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    """Parsed trusted networks; parsing them for every request cost more than the lookup."""
+    return [ipaddress.ip_network(t, strict=False) for t in trusted]
+
+
 def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted: Iterable[str]) -> str:
     """The real client address: X-Forwarded-For is believed only from a trusted proxy.
 
     Walks the X-Forwarded-For chain from the right, skipping trusted proxies, and returns
     the first address that is not one of ours.
     """
-    networks = [ipaddress.ip_network(t, strict=False) for t in trusted]
+    remote = remote_addr or ""
+    if not forwarded_for:
+        return remote
+    networks = _networks(tuple(trusted))
 
     def is_trusted(addr: str) -> bool:
         try:
@@ -35,8 +45,7 @@ def client_ip(remote_addr: str | None, forwarded_for: str | None, trusted: Itera
             return False
         return any(ip in net for net in networks)
 
-    remote = remote_addr or ""
-    if not forwarded_for or not is_trusted(remote):
+    if not is_trusted(remote):
         return remote
     hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
     for hop in reversed(hops):
