@@ -24,6 +24,7 @@ class Result:
     """What one load run measured (latencies in milliseconds)."""
 
     requests: int
+    sent: int
     errors: int
     seconds: float
     rps: float
@@ -72,7 +73,7 @@ async def read_response(reader: asyncio.StreamReader) -> tuple[int, bool]:
 
 async def _client(
     host: str, port: int, requests: list[bytes], stop: float, record_from: float,
-    budget: list[int], latencies: list[float], errors: list[int],
+    budget: list[int], latencies: list[float], errors: list[int], sent: list[int],
 ) -> None:
     """One connection's loop: send, wait for the answer, record, repeat until stop."""
     index = 0
@@ -87,6 +88,7 @@ async def _client(
                 writer.write(requests[index % len(requests)])
                 index += 1
                 status, close = await read_response(reader)
+                sent[0] += 1
                 if started >= record_from:
                     latencies.append(time.perf_counter() - started)
                     if status >= 400:
@@ -108,19 +110,20 @@ async def run(
     requests = [build_request(method, authority, path, body) for path in paths]
     latencies: list[float] = []
     errors = [0]
+    sent = [0]
     budget = [total]
     began = time.perf_counter()
     record_from = began + warmup
     stop = record_from + duration if total < 0 else float("inf")
     await asyncio.gather(*(
-        _client(host, port, requests, stop, record_from, budget, latencies, errors)
+        _client(host, port, requests, stop, record_from, budget, latencies, errors, sent)
         for _ in range(concurrency)
     ))
     seconds = time.perf_counter() - max(began, record_from) if total >= 0 else duration
     latencies.sort()
     ms = [v * 1000 for v in latencies]
     return Result(
-        requests=len(ms), errors=errors[0], seconds=round(seconds, 3),
+        requests=len(ms), sent=sent[0], errors=errors[0], seconds=round(seconds, 3),
         rps=round(len(ms) / seconds, 1) if seconds > 0 else 0.0,
         p50_ms=round(percentile(ms, 0.50), 2), p90_ms=round(percentile(ms, 0.90), 2),
         p99_ms=round(percentile(ms, 0.99), 2), max_ms=round(ms[-1], 2) if ms else float("nan"),

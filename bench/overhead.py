@@ -64,12 +64,18 @@ def measure(database_url: str, tmp: Path, plan: Plan, keys: str = "abcd") -> dic
         for key in keys:
             env = config_env(key, database_url, tmp / key, sink.endpoint, dead)
             servers[key] = procs.start_gunicorn(f"web-{key}", env, tmp / key)
+        # CPU time of each server's workers per request: unlike throughput, it hardly moves
+        # when other programs on the machine take the cores for a while.
+        meters = {key: procs.CpuMeter(proc.pid) for key, (proc, _) in servers.items()}
         for _ in range(plan.rounds):
             for label, method, path, body in ENDPOINTS:
                 # a, b, c, d, then a, b, c, d again: background noise hits all alike.
                 for key in keys:
+                    meters[key].lap()
                     result = load(servers[key][1], path, plan.duration, plan.concurrency,
                                   plan.warmup, method, body)
+                    cpu_s = meters[key].lap()
+                    result["cpu_ms_per_request"] = 1000 * cpu_s / max(result["sent"], 1)
                     results[label][key].append(result)
                     if method == "POST":
                         database.trim_to(database_url, SEED_TODOS)
@@ -82,43 +88,61 @@ def measure(database_url: str, tmp: Path, plan: Plan, keys: str = "abcd") -> dic
             "exported_requests": sink.requests, "exported_bytes": sink.bytes}
 
 
+def cpu_ratios(results: dict[str, Any], endpoint: str, key: str, base: str = "a") -> list[float]:
+    """Per-round ratios of CPU per request, key over base."""
+    pairs = zip(results[endpoint][key], results[endpoint][base], strict=False)
+    return [r["cpu_ms_per_request"] / b["cpu_ms_per_request"] for r, b in pairs
+            if b["cpu_ms_per_request"]]
+
+
+def rps_ratios(results: dict[str, Any], endpoint: str, key: str, base: str = "a") -> list[float]:
+    """Per-round throughput ratios, key over base."""
+    pairs = zip(results[endpoint][key], results[endpoint][base], strict=False)
+    return [r["rps"] / b["rps"] for r, b in pairs if b["rps"]]
+
+
 def render(raw: dict[str, Any]) -> str:
-    """The overhead tables: throughput, ratio to (a), p50 and p99 per endpoint."""
+    """The overhead tables: CPU per request and throughput, each against (a); latency."""
     results = raw["results"]
     plan = raw["plan"]
     out = [
         f"{plan['rounds']} rounds; each run {plan['duration']:g} s after {plan['warmup']:g} s "
         f"of warm-up, {plan['concurrency']} keep-alive connections, closed loop. Figures are "
-        "median (min..max) over the rounds; the ratio is the median of the per-round ratios "
-        "to (a), run back to back.",
+        "median (min..max) over the rounds; ratios are medians of the per-round ratios to (a), "
+        "whose runs were back to back with the others'.",
+        "",
+        "*CPU per request* is the user + system time of the gunicorn workers (master included) "
+        "during the run divided by the requests answered; PostgreSQL's share is not in it. It "
+        "is the figure to read on a shared machine: throughput moves with whatever else takes "
+        "the cores, CPU time per request hardly does. On an otherwise idle machine where the "
+        "server is CPU-bound, throughput is inversely proportional to it.",
         "",
     ]
     rows = []
     for label, per_key in results.items():
-        base = per_key.get("a", [])
         for key, runs in per_key.items():
-            rps = [r["rps"] for r in runs]
-            ratios = [r["rps"] / b["rps"] for r, b in zip(runs, base, strict=False) if b["rps"]]
-            p50_ratio = [r["p50_ms"] / b["p50_ms"] for r, b in zip(runs, base, strict=False) if b["p50_ms"]]
+            first = key == "a"
             rows.append([
-                label, f"({key}) {CONFIGS[key]}", spread(rps, 0),
-                spread(ratios, 3) if key != "a" else "1",
+                label, f"({key}) {CONFIGS[key]}",
+                spread([r["cpu_ms_per_request"] for r in runs], 3),
+                "1" if first else spread(cpu_ratios(results, label, key), 3),
+                spread([r["rps"] for r in runs], 0),
+                "1" if first else spread(rps_ratios(results, label, key), 3),
                 spread([r["p50_ms"] for r in runs], 1),
-                spread(p50_ratio, 2) if key != "a" else "1",
                 spread([r["p99_ms"] for r in runs], 1),
                 sum(r["errors"] for r in runs),
             ])
-    out.append(table(["endpoint", "configuration", "requests/s", "throughput vs (a)", "p50 ms",
-                      "p50 vs (a)", "p99 ms", "errors"], rows))
+    out.append(table(["endpoint", "configuration", "CPU ms/request", "CPU vs (a)", "requests/s",
+                      "throughput vs (a)", "p50 ms", "p99 ms", "errors"], rows))
     out.append("")
-    costs = []
+    added = []
     for label, per_key in results.items():
-        base = per_key.get("a", [])
+        base = median([r["cpu_ms_per_request"] for r in per_key["a"]])
         for key in ("b", "c", "d"):
             if key in per_key:
-                ratios = [r["rps"] / b["rps"] for r, b in zip(per_key[key], base, strict=False) if b["rps"]]
-                costs.append(f"{label} ({key}): {100 * (1 - median(ratios)):.1f}%")
-    out.append("Throughput cost against (a): " + "; ".join(costs) + ".")
+                extra = median([r["cpu_ms_per_request"] for r in per_key[key]]) - base
+                added.append(f"{label} ({key}) {1000 * extra:+.0f}")
+    out.append("CPU added per request against (a), in microseconds: " + "; ".join(added) + ".")
     out.append("")
     out.append(
         f"Checks: access-log lines per configuration {raw['access_lines']}; the live receiver "

@@ -14,6 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import requests
 
 from app.settings import PROJECT_ROOT
@@ -146,6 +147,36 @@ def _await(proc: Proc, check: Callable[[], bool], timeout: float, what: str) -> 
     except TimeoutError as exc:
         proc.stop()
         raise RuntimeError(f"{proc.name} did not start ({exc}):\n{proc.output()[-2000:]}") from None
+
+
+class CpuMeter:
+    """CPU seconds (user + system) used by a process tree, per process so that a replaced
+    worker neither loses nor double-counts time."""
+
+    def __init__(self, pid: int) -> None:
+        """Meter the tree under pid (pid included)."""
+        self.pid = pid
+        self._last = self._sample()
+
+    def _sample(self) -> dict[tuple[int, float], float]:
+        try:
+            root = psutil.Process(self.pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return {}
+        sample = {}
+        for proc in tree:
+            with contextlib.suppress(psutil.Error):
+                times = proc.cpu_times()
+                sample[(proc.pid, proc.create_time())] = times.user + times.system
+        return sample
+
+    def lap(self) -> float:
+        """CPU seconds used since the previous lap (or since creation)."""
+        now = self._sample()
+        used = sum(value - self._last.get(key, 0.0) for key, value in now.items())
+        self._last = now
+        return used
 
 
 def json_lines(text: str) -> list[dict[str, object]]:

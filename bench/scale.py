@@ -43,12 +43,12 @@ def run_export(base: str, worker: procs.Proc, timeout: float = 600) -> dict[str,
     deadline = time.monotonic() + timeout
     while True:
         state = requests.get(f"{base}/tasks/{task_id}", timeout=10).json()
-        if state["status"] in ("succeeded", "failed"):
+        if state["state"] in ("succeeded", "failed"):
             break
         if time.monotonic() > deadline:
             raise TimeoutError(f"export {task_id} did not finish in {timeout:g}s")
         time.sleep(0.2)
-    if state["status"] != "succeeded":
+    if state["state"] != "succeeded":
         raise RuntimeError(f"export failed: {state}")
     seconds = (datetime.fromisoformat(state["finished_at"])
                - datetime.fromisoformat(state["started_at"])).total_seconds()
