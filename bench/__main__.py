@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from app.settings import PROJECT_ROOT
-from bench import database, footprint, overhead, proxy, report, scale, scrape
+from bench import database, footprint, overhead, proxy, report, scale, scrape, turnaround
 
-SECTIONS = ("overhead", "proxy", "scrape", "footprint", "scale")
+SECTIONS = ("overhead", "proxy", "scrape", "footprint", "scale", "turnaround")
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 DEFAULT_JSON = PROJECT_ROOT / "var" / "bench" / "results.json"
 
@@ -47,6 +47,9 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
     if name == "footprint":
         raw: Any = footprint.measure(tmp, footprint.QUICK if quick else footprint.FULL)
         return raw, footprint.render(raw)
+    if name == "turnaround":
+        raw = turnaround.measure(tmp, quick)
+        return raw, turnaround.render(raw)
     with database.private_database() as url:
         if name == "overhead":
             raw = overhead.measure(url, tmp, overhead.QUICK if quick else overhead.FULL)

@@ -27,7 +27,7 @@ class Plan:
     load_s: float
 
 
-FULL = Plan(runs=3, load_s=20.0)
+FULL = Plan(runs=3, load_s=15.0)
 QUICK = Plan(runs=1, load_s=3.0)
 
 

@@ -10,7 +10,7 @@ from bench.overhead import SEED_TODOS, Plan, config_env
 from bench.runner import load
 from bench.stats import spread, table
 
-FULL = Plan(rounds=4, duration=5.0, warmup=1.0)
+FULL = Plan(rounds=3, duration=5.0, warmup=1.0)
 QUICK = Plan(rounds=1, duration=1.5, warmup=0.5)
 PATHS = ("/", "/healthz")
 

@@ -48,6 +48,10 @@ def targets(raw: dict[str, Any]) -> str:
                      f"{rss:.0f} MiB ({pss:.0f} MiB)", verdict(rss < GIB)])
         up = median([r["up_s"] for r in runs])
         rows.append(["cold `lab up` to all healthy < 15 s", "", f"{up:.1f} s", verdict(up < 15)])
+    demo = raw.get("turnaround")
+    if demo:
+        rows.append(["lab turnaround (no target; reported)", "`lab demo`",
+                     f"{demo['demo_s']:.0f} s, exit code {demo['exit_code']}", "-"])
     if not rows:
         return ""
     return table(["target", "where", "measured (median)", "verdict"], rows)
@@ -68,10 +72,11 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "## Reproduce",
         "",
         "```sh",
-        ".venv/bin/python -m bench all            # everything, about 12 minutes; rewrites this page",
+        ".venv/bin/python -m bench all            # everything, about 16 minutes; rewrites this page",
         ".venv/bin/python -m bench all --quick    # the same, in short runs (a smoke test)",
         ".venv/bin/python -m bench overhead       # one section, printed (also: proxy, scrape,",
-        "                                         # footprint, scale); `lab bench` is the same",
+        "                                         # footprint, scale, turnaround)",
+        "lab bench all                            # the same through the launcher",
         "```",
         "",
         "Needs PostgreSQL at 127.0.0.1:5432 (user postgres, trust; `BENCH_PG_ADMIN_URL` to",
@@ -114,6 +119,7 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "scrape": "Scrape cost",
         "footprint": "Footprint, cold start and turnaround",
         "scale": "Scale",
+        "turnaround": "Lab turnaround (`make lab`)",
     }
     for name, body in sections.items():
         parts += [f"## {titles.get(name, name)}", "", body, ""]
