@@ -1,1 +1,1 @@
-"""Benchmarks and soaks of the local stack."""
+"""Benchmarks of the lab: instrumentation overhead, proxy, scrape cost, footprint, scale."""
