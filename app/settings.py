@@ -131,6 +131,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
     broker_timeout_s: float = 3.0
     visibility_timeout_s: int = 3600
+    stale_export_s: int = 300
     log_file: str = ""
     # Off only to measure what the access log and request metrics cost (bench/).
     observability_enabled: bool = True
@@ -184,6 +185,7 @@ class Settings:
             trusted_proxies=_networks(env, "TRUSTED_PROXIES", "127.0.0.1,::1"),
             broker_timeout_s=_float(env, "BROKER_TIMEOUT", 3.0, 0.1, 60.0),
             visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, 5, 7 * 24 * 3600),
+            stale_export_s=_int(env, "STALE_EXPORT_AFTER", 300, 1, 7 * 24 * 3600),
             log_file=env.get("LOG_FILE", "").strip(),
             observability_enabled=_bool(env, "OBSERVABILITY", True),
             tracing_enabled=_bool(env, "TRACING_ENABLED", False),

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import psutil
@@ -241,3 +242,41 @@ def test_worker_killed_mid_export_is_redelivered_and_completes_once(
     assert state["rows"] == 150_000
     assert len(download_rows(client, task_id)) == 150_000
     assert list(export_dir.glob(f".{task_id}.csv.*.tmp")) == []
+
+
+def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_starts(
+    backend: Backend, tmp_path: Path
+) -> None:
+    # An export accepted long ago whose message is gone (a broker restarted without its
+    # data): a starting worker finds it still queued and runs it, keeping its request id.
+    backend.clean()
+    with ExitStack() as stack:
+        if backend.name == "postgres":
+            broker = stack.enter_context(reserved_redis_db())
+        else:
+            broker = f"sqla+sqlite:///{tmp_path / 'lost-broker.db'}"
+        env = {**backend.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": "",
+               "STALE_EXPORT_AFTER": "60"}
+        app = create_app({"SETTINGS": Settings.from_env(env), "KEEP_LOGGING": True})
+        client = app.test_client()
+        client.post("/api/todos", json={"text": "survives a lost message"})
+        from app.db import db
+        from app.models import Export, utcnow
+
+        lost, fresh = str(uuid.uuid4()), str(uuid.uuid4())
+        with app.app_context():
+            old = utcnow() - timedelta(minutes=10)
+            db.session.add(Export(id=lost, status="queued", request_id="lost-req-000001", created_at=old))
+            db.session.add(Export(id=fresh, status="queued", created_at=utcnow()))
+            db.session.commit()
+        worker, _ = start_celery_worker(env, tmp_path, concurrency=1, name="sweeper")
+        stack.callback(worker.stop)
+        state = wait_for_export(client, lost, timeout=60)
+        assert state["state"] == "succeeded" and state["rows"] == 1
+        assert [r["text"] for r in download_rows(client, lost)] == ["survives a lost message"]
+        # A young queued export is left to its own message.
+        assert client.get(f"/tasks/{fresh}").get_json()["state"] == "queued"
+        wait_until(lambda: "export finished" in worker.output(), 10, "the worker's log line")
+        finished = [json.loads(line) for line in worker.output().splitlines()
+                    if line.startswith("{") and lost in line and '"export finished"' in line]
+        assert finished[0]["request_id"] == "lost-req-000001"

@@ -31,4 +31,4 @@ defer_tracing_until_fork()
 
 flask_app = create_app({"SETTINGS": _settings, "KEEP_LOGGING": True})
 celery_app = flask_app.extensions["celery"]
-signals.connect(celery_app, _settings)
+signals.connect(celery_app, _settings, flask_app)

@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from celery import Celery, signals
+from flask import Flask
 
 from app.observability import names
 from app.observability.context import task_var
@@ -73,7 +74,7 @@ def _flush_then_die(signum: int, _frame: Any) -> None:
     os.kill(os.getpid(), signum)
 
 
-def connect(celery_app: Celery, settings: Settings) -> None:
+def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
     """Connect the worker's logging, metrics and tracing receivers."""
     environment = settings.app_env
 
@@ -162,6 +163,17 @@ def connect(celery_app: Celery, settings: Settings) -> None:
     def postrun(**_: Any) -> None:
         task_var.set(None)
 
+    def worker_ready(**_: Any) -> None:
+        # Main process, consuming: recover exports whose message the broker lost.
+        from worker.tasks import requeue_stale_exports
+
+        with flask_app.app_context():
+            try:
+                requeue_stale_exports(settings.stale_export_s)
+            except Exception:
+                log.exception("could not look for stale exports")
+
+    signals.worker_ready.connect(worker_ready, weak=False)
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
     signals.worker_process_init.connect(process_init, weak=False)

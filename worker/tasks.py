@@ -7,6 +7,7 @@ import logging
 import os
 import resource
 import socket
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 from app.db import db
 from app.models import Export, Todo, utcnow
 from app.observability import names
+from worker.jobs import REQUEST_ID_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +139,27 @@ def export_todos(self: Task, export_id: str) -> dict[str, Any]:
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     log.info("export finished", extra={"rows": rows, "peak_rss_kib": peak_kib})
     return {"export_id": export_id, "rows": rows}
+
+
+def requeue_stale_exports(older_than_s: float) -> list[str]:
+    """Queue again the exports still "queued" long after they were accepted.
+
+    Their message was lost with the broker (a Redis that restarted without its data):
+    without this they would wait forever. Requeueing a message that still exists is
+    harmless: the task skips an export that already succeeded, and a second run of one
+    in progress rewrites the same file atomically.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_s)
+    stale = db.session.execute(
+        select(Export.id, Export.request_id).where(Export.status == "queued", Export.created_at < cutoff)
+    ).all()
+    for export_id, request_id in stale:
+        export_todos.apply_async(
+            args=(export_id,), task_id=export_id, headers={REQUEST_ID_HEADER: request_id or ""}
+        )
+        log.warning("export %s was still queued after %ss: queued again", export_id, int(older_than_s),
+                    extra={names.F_REQUEST_ID: request_id or ""})
+    return [export_id for export_id, _ in stale]
 
 
 @shared_task(name="health.ping")
