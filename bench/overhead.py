@@ -24,7 +24,7 @@ class Plan:
     concurrency: int = 16
 
 
-FULL = Plan(rounds=4, duration=6.0, warmup=1.0)
+FULL = Plan(rounds=4, duration=5.0, warmup=1.0)
 QUICK = Plan(rounds=1, duration=1.5, warmup=0.5)
 
 CONFIGS: dict[str, str] = {

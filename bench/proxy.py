@@ -25,12 +25,18 @@ def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
     results: dict[str, dict[str, list[dict[str, Any]]]] = {p: {"direct": [], "caddy": []} for p in PATHS}
     try:
         caddy, caddy_port = procs.start_caddy(web_port, tmp / "proxy")
+        web_cpu, caddy_cpu = procs.CpuMeter(web.pid), procs.CpuMeter(caddy.pid)
         try:
             for _ in range(plan.rounds):
                 for path in PATHS:
                     for route, port in (("direct", web_port), ("caddy", caddy_port)):
-                        results[path][route].append(
-                            load(port, path, plan.duration, plan.concurrency, plan.warmup))
+                        web_cpu.lap()
+                        caddy_cpu.lap()
+                        result = load(port, path, plan.duration, plan.concurrency, plan.warmup)
+                        sent = max(result["sent"], 1)
+                        result["web_cpu_ms"] = 1000 * web_cpu.lap() / sent
+                        result["caddy_cpu_ms"] = 1000 * caddy_cpu.lap() / sent
+                        results[path][route].append(result)
         finally:
             caddy.stop()
     finally:
@@ -47,7 +53,10 @@ def render(raw: dict[str, Any]) -> str:
         for route, runs in per_route.items():
             ratios = [r["rps"] / d["rps"] for r, d in zip(runs, direct, strict=False) if d["rps"]]
             p50_added = [r["p50_ms"] - d["p50_ms"] for r, d in zip(runs, direct, strict=False)]
-            rows.append([f"GET {path}", route, spread([r["rps"] for r in runs], 0),
+            rows.append([f"GET {path}", route,
+                         spread([r["web_cpu_ms"] for r in runs], 3),
+                         spread([r["caddy_cpu_ms"] for r in runs], 3) if route != "direct" else "-",
+                         spread([r["rps"] for r in runs], 0),
                          spread(ratios, 3) if route != "direct" else "1",
                          spread([r["p50_ms"] for r in runs], 1),
                          spread(p50_added, 2) if route != "direct" else "0",
@@ -57,6 +66,8 @@ def render(raw: dict[str, Any]) -> str:
         f"{plan['concurrency']} connections, gunicorn 2x4 with logs + metrics; Caddy from "
         "stack/caddy/Caddyfile on the same two cores.",
         "",
-        table(["request", "route", "requests/s", "throughput vs direct", "p50 ms",
-               "p50 added ms", "p99 ms", "errors"], rows),
+        "CPU per request as in the overhead section: gunicorn's workers and Caddy's process.",
+        "",
+        table(["request", "route", "gunicorn CPU ms/request", "Caddy CPU ms/request", "requests/s",
+               "throughput vs direct", "p50 ms", "p50 added ms", "p99 ms", "errors"], rows),
     ])
