@@ -13,6 +13,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"markdown file to write (default for all: {DEFAULT_DOC})")
     parser.add_argument("--json", type=Path, default=None,
                         help=f"raw results (default for all: {DEFAULT_JSON})")
+    parser.add_argument("--render-only", action="store_true",
+                        help="measure nothing: rewrite the page from the raw results of the last run "
+                             "(after editing bench/findings.md)")
 
 
 def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
@@ -64,9 +68,29 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
         return raw, scale.render(raw)
 
 
+RENDER: dict[str, Callable[[Any], str]] = {
+    "overhead": overhead.render, "proxy": proxy.render, "scrape": scrape.render,
+    "footprint": footprint.render, "scale": scale.render, "turnaround": turnaround.render,
+}
+
+
+def render_only(args: argparse.Namespace, echo: Callable[[str], None]) -> int:
+    """Rewrite the page from saved raw results."""
+    raw = json.loads((args.json or DEFAULT_JSON).read_text(encoding="utf-8"))
+    sections = {name: RENDER[name](raw[name]) for name in SECTIONS if name in raw}
+    out = args.out or DEFAULT_DOC
+    command = raw.get("command", "python -m bench all")
+    out.write_text(report.document(raw, sections, bool(raw.get("quick")), command,
+                                   generated=raw.get("generated")), encoding="utf-8")
+    echo(f"bench: wrote {out} from {args.json or DEFAULT_JSON}")
+    return 0
+
+
 def run(args: argparse.Namespace, command: str = "python -m bench",
         echo: Callable[[str], None] = print) -> int:
     """Run what args ask for; write the page and the raw results for `all`."""
+    if args.render_only:
+        return render_only(args, echo)
     names: Sequence[str] = SECTIONS if args.what == "all" else (args.what,)
     raw: dict[str, Any] = {"load_average": [os.getloadavg()[0]]}
     sections: dict[str, str] = {}
@@ -82,6 +106,7 @@ def run(args: argparse.Namespace, command: str = "python -m bench",
                 echo(sections[name])
     raw["seconds"] = round(time.perf_counter() - began, 1)
     full_command = f"{command} {args.what}" + (" --quick" if args.quick else "")
+    raw.update(command=full_command, quick=args.quick, generated=datetime.now(UTC).isoformat())
     out = args.out or (DEFAULT_DOC if args.what == "all" else None)
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
