@@ -84,7 +84,7 @@ class Sampler:
         conn = psycopg2.connect(self.pg_url)
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-            (pg_count,) = cur.fetchone()  # type: ignore[misc]
+            (pg_count,) = cur.fetchone()
         conn.close()
         clients = int(redis.Redis.from_url(self.redis_url).info("clients")["connected_clients"])
         # Our own two probe connections are not the stack's.
