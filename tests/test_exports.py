@@ -170,16 +170,22 @@ class Solo:
     export_dir: Path
 
 
+def private_broker_env(backend: Backend, stack: ExitStack, tmp_path: Path) -> dict[str, str]:
+    """The backend's environment with a broker of its own (a reserved Redis database, or an
+    SQLite broker file), so that no other test's worker consumes these exports."""
+    if backend.name == "postgres":
+        broker = stack.enter_context(reserved_redis_db())
+    else:
+        broker = f"sqla+sqlite:///{tmp_path / 'private-broker.db'}"
+    return {**backend.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": ""}
+
+
 @pytest.fixture
 def solo(backend: Backend, tmp_path: Path) -> Iterator[Solo]:
     """Start the solo worker and an app that publishes to its private broker."""
     backend.clean()
     with ExitStack() as stack:
-        if backend.name == "postgres":
-            broker = stack.enter_context(reserved_redis_db())
-        else:
-            broker = f"sqla+sqlite:///{tmp_path / 'solo-broker.db'}"
-        env = {**backend.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": ""}
+        env = private_broker_env(backend, stack, tmp_path)
         proc, _ = start_celery_worker(env, tmp_path, concurrency=1, name="solo",
                                       extra_args=("--max-tasks-per-child=1",))
         stack.callback(proc.stop)
@@ -251,12 +257,7 @@ def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_s
     # data): a starting worker finds it still queued and runs it, keeping its request id.
     backend.clean()
     with ExitStack() as stack:
-        if backend.name == "postgres":
-            broker = stack.enter_context(reserved_redis_db())
-        else:
-            broker = f"sqla+sqlite:///{tmp_path / 'lost-broker.db'}"
-        env = {**backend.env, "CELERY_BROKER_URL": broker, "CELERY_RESULT_BACKEND": "",
-               "STALE_EXPORT_AFTER": "60"}
+        env = {**private_broker_env(backend, stack, tmp_path), "STALE_EXPORT_AFTER": "60"}
         app = create_app({"SETTINGS": Settings.from_env(env), "KEEP_LOGGING": True})
         client = app.test_client()
         client.post("/api/todos", json={"text": "survives a lost message"})
