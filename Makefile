@@ -14,7 +14,9 @@ help:
 	@echo "make lock   - refresh requirements*.lock from pyproject.toml"
 
 $(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+	  echo "could not create $(VENV): install Python 3.11+ with venv (Debian/Ubuntu: sudo apt-get install python3-venv)"; \
+	  rm -rf $(VENV); exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[test,lab,dev]'
 	@rm -f $(VENV)/.installed-*
