@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 from sqlalchemy import event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase
+
+log = logging.getLogger(__name__)
 
 
 class Base(DeclarativeBase):
@@ -42,9 +46,28 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.create_function("pg_sleep", 1, time.sleep)
 
 
+def _remove_session(_exc: BaseException | None) -> None:
+    """End the request's session even when its connection died under it.
+
+    Closing rolls back; if the database went away after the answer was made (a restart),
+    that rollback raises, and raised from a teardown it would replace the answer the client
+    was about to get (a 201 for a committed write, a 503) with a bare 500. The pool has
+    already dropped the dead connection, so there is nothing left to clean up.
+    """
+    try:
+        db.session.remove()
+    except DBAPIError as exc:
+        log.warning("database connection lost while closing the session: %s",
+                    str(exc.orig or exc).strip().splitlines()[0])
+        db.session.registry.clear()
+
+
 def init_app(app: Flask) -> None:
     """Bind the extension to app and tune SQLite connections."""
     db.init_app(app)
+    # Registered after Flask-SQLAlchemy's own teardown, so it runs first (teardowns run in
+    # reverse order); theirs then finds no session left to close.
+    app.teardown_appcontext(_remove_session)
     with app.app_context():
         if db.engine.dialect.name == "sqlite":
             event.listen(db.engine, "connect", _sqlite_pragmas)

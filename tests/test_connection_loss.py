@@ -1,0 +1,35 @@
+"""A database connection that dies after the answer was made does not turn it into a 500."""
+
+from __future__ import annotations
+
+import psycopg2
+from flask import jsonify
+from sqlalchemy import text
+
+from app import create_app
+from app.db import db
+from tests.conftest import Backend
+from tests.support.databases import PG_ADMIN_URL
+
+
+def test_a_connection_killed_before_teardown_keeps_the_answer(postgres_backend: Backend) -> None:
+    app = create_app({"SETTINGS": postgres_backend.settings(), "KEEP_LOGGING": True})
+
+    @app.post("/test-only/write-then-lose-connection")
+    def write_then_lose_connection():  # type: ignore[no-untyped-def]
+        # The request's transaction is open when the database restarts under it: closing
+        # the session at teardown must roll back on a dead connection.
+        pid = db.session.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        admin = psycopg2.connect(PG_ADMIN_URL)
+        admin.autocommit = True
+        with admin.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        admin.close()
+        return jsonify({"written": True}), 201
+
+    client = app.test_client()
+    response = client.post("/test-only/write-then-lose-connection")
+    assert response.status_code == 201
+    assert response.get_json() == {"written": True}
+    # The pool dropped the dead connection: the next request is served normally.
+    assert client.get("/api/todos").status_code == 200
