@@ -93,6 +93,23 @@ def post_fork(server: Any, worker: Any) -> None:
     declare_job_series(names.JOB_TYPES, (names.JOB_ENQUEUED,), _settings.app_env)
 
 
+def post_worker_init(worker: Any) -> None:
+    """Worker ready (the app is loaded): tune the cyclic garbage collector.
+
+    With Python's default threshold (700 net allocations) a collection starts inside
+    nearly every request that renders a page; each one promotes that request's live
+    objects, and the promoted ones soon set off full collections of the whole heap.
+    Measured in bench/findings.md: on GET / about 300 us of CPU per request without
+    tracing and 700 us with it, cut to tens of microseconds. The app's startup objects
+    are never garbage: gc.freeze() moves them out of every later collection.
+    """
+    import gc
+
+    if _settings.gc_gen0_threshold:
+        gc.freeze()
+        gc.set_threshold(_settings.gc_gen0_threshold, *gc.get_threshold()[1:])
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """Worker exit: flush buffered spans."""
     from app.observability.tracing import flush_tracing

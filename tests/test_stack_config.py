@@ -370,6 +370,30 @@ def test_rules_use_rate_windows_of_at_least_four_scrapes() -> None:
                 assert int(amount) * units[unit] >= 20, rule.get("record") or rule.get("alert")
 
 
+def gc_state_after_worker_init(tmp_path: Path, **env: str) -> list[int]:
+    """(threshold0, threshold1, threshold2, frozen objects) in a process that ran the
+    gunicorn config's post_worker_init hook, as a worker does once the app is loaded."""
+    script = (
+        "import gc, runpy, sys\n"
+        "hooks = runpy.run_path(sys.argv[1])\n"
+        "hooks['post_worker_init'](None)\n"
+        "print(*gc.get_threshold(), gc.get_freeze_count())\n"
+    )
+    run_env = {**os.environ, "VAR_DIR": str(tmp_path), **env}
+    out = subprocess.run([str(BIN / "python"), "-c", script, str(ROOT / "stack" / "gunicorn.conf.py")],
+                         capture_output=True, text=True, env=run_env, cwd=ROOT, timeout=60, check=True)
+    return [int(v) for v in out.stdout.split()]
+
+
+def test_gunicorn_workers_tune_the_garbage_collector(tmp_path: Path) -> None:
+    threshold0, threshold1, threshold2, frozen = gc_state_after_worker_init(tmp_path)
+    assert (threshold0, threshold1, threshold2) == (10_000, 10, 10)
+    assert frozen > 1000  # the loaded modules' objects left the collected generations
+    assert gc_state_after_worker_init(tmp_path, GC_GEN0_THRESHOLD="25000")[0] == 25_000
+    untouched = gc_state_after_worker_init(tmp_path, GC_GEN0_THRESHOLD="0")
+    assert untouched == [700, 10, 10, 0]
+
+
 # --- Caddy in front of a real gunicorn ------------------------------------------------------
 
 
