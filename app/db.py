@@ -22,6 +22,23 @@ class Base(DeclarativeBase):
 db = SQLAlchemy(model_class=Base)
 
 
+def commit_and_keep() -> None:
+    """Commit, keeping the attributes of the objects just written loaded.
+
+    A write answers with the row it wrote. With the session's default (expire on commit)
+    reading it back would check a connection out again and reload the row: a second
+    `connect` and `SELECT` in every write's trace, and a second round trip. The models set
+    every value in Python (no server-side defaults or triggers), so the kept state is
+    exactly what was committed.
+    """
+    session = db.session()
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+
+
 def engine_options(database_url: str) -> dict[str, Any]:
     """Engine options: pre-ping so a restarted database is recovered without a restart."""
     options: dict[str, Any] = {"pool_pre_ping": True}

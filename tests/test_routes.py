@@ -215,3 +215,44 @@ def test_readyz_checks_the_database(client: FlaskClient) -> None:
     response = client.get("/readyz")
     assert response.status_code == 200
     assert response.get_json()["database"] == "ok"
+
+
+def test_a_write_answers_with_what_it_wrote_without_reading_it_back(
+    app, client: FlaskClient, add_todo  # type: ignore[no-untyped-def]
+) -> None:
+    from sqlalchemy import event
+
+    from app.db import db
+
+    first = add_todo("first")
+    statements: list[str] = []
+    checkouts: list[int] = []
+    with app.app_context():
+        engine = db.engine
+
+    def on_execute(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement.split()[0].upper())
+
+    event.listen(engine, "before_cursor_execute", on_execute)
+    event.listen(engine.pool, "checkout", lambda *_args: checkouts.append(1))
+    try:
+        created = client.post("/api/todos", json={"text": "second"})
+        assert statements == ["SELECT", "INSERT"]  # the next position, then the row
+        assert len(checkouts) == 1
+        statements.clear()
+        checkouts.clear()
+        changed = client.patch(f"/api/todos/{first['id']}", json={"text": "first, edited"})
+        assert statements == ["SELECT", "UPDATE"]  # the row, then the change
+        assert len(checkouts) == 1
+        statements.clear()
+        toggled = client.post(f"/toggle/{first['id']}", json={})
+        assert statements == ["SELECT", "UPDATE"]
+    finally:
+        event.remove(engine, "before_cursor_execute", on_execute)
+    # What each write answered is what the database holds.
+    assert created.status_code == 201
+    assert created.get_json() == client.get(created.headers["Location"]).get_json()
+    assert changed.get_json()["text"] == "first, edited"
+    assert toggled.get_json() == client.get(f"/api/todos/{first['id']}").get_json()
+    assert toggled.get_json()["updated_at"] >= changed.get_json()["updated_at"]
+    assert toggled.get_json()["done"] is True

@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app
 from sqlalchemy import func, select, text
 
-from app.db import db
+from app.db import commit_and_keep, db
 from app.errors import ApiError
 from app.faults import Effect, mark
 from app.models import TEXT_MAX, Todo
@@ -104,7 +104,7 @@ def create_todo(raw_text: Any) -> Todo:
     last = db.session.scalar(select(func.max(Todo.position))) or 0
     todo = Todo(text=text, done=False, position=last + 1)
     db.session.add(todo)
-    db.session.commit()
+    commit_and_keep()
     return todo
 
 
@@ -120,7 +120,7 @@ def update_todo(todo_id: Any, changes: dict[str, Any]) -> Todo:
         if not isinstance(changes["done"], bool):
             raise ApiError(400, "done must be true or false")
         todo.done = changes["done"]
-    db.session.commit()
+    commit_and_keep()
     return todo
 
 
@@ -128,7 +128,7 @@ def toggle_todo(todo_id: Any) -> Todo:
     """Flip a todo between done and not done."""
     todo = get_todo(todo_id)
     todo.done = not todo.done
-    db.session.commit()
+    commit_and_keep()
     return todo
 
 
