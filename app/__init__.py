@@ -54,9 +54,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     if tracing:
         from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
+        from app.observability.tracing import excluded_urls
+
         # First, so that the server span is current in every other hook (request id,
         # fault injection) and still current when their teardown runs.
-        FlaskInstrumentor().instrument_app(app, excluded_urls="/metrics")
+        FlaskInstrumentor().instrument_app(app, excluded_urls=excluded_urls())
 
     db.init_app(app)
     celery_init_app(app, settings)

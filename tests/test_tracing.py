@@ -143,7 +143,7 @@ def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Tr
 
 def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> None:
     answers = [requests.get(traced.base + path, timeout=10) for path in
-               ("/", "/healthz", "/api/todos", "/no-such-page")]
+               ("/", "/healthz/background", "/api/todos", "/no-such-page")]
     assert [a.status_code for a in answers] == [200, 200, 200, 404]
     expected = {ids(a.headers["traceparent"]) for a in answers}
 
@@ -166,12 +166,17 @@ def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
     assert server.parent_id == caller_span
 
 
-def test_metrics_scrapes_make_no_spans(traced: Traced) -> None:
-    answer = requests.get(traced.base + "/metrics", timeout=10)
-    assert "traceparent" not in answer.headers
-    requests.get(traced.base + "/healthz", timeout=10)  # a later span to wait for
-    time.sleep(1)
-    assert not [s for s in traced.collector.snapshot() if s.name == "GET /metrics"]
+def test_scrapes_and_health_probes_make_no_spans(traced: Traced) -> None:
+    for path in ("/metrics", "/healthz", "/readyz"):
+        answer = requests.get(traced.base + path, timeout=10)
+        assert answer.status_code == 200
+        assert "traceparent" not in answer.headers, path
+    # A traced request after them: once its span has arrived, theirs would have too.
+    later = ids(requests.get(traced.base + "/api/todos", timeout=10).headers["traceparent"])
+    spans = traced.collector.wait_for(lambda spans: any(s.span_id == later[1] for s in spans))
+    untraced = {"GET /metrics", "GET /healthz", "GET /readyz"}
+    assert not [s for s in spans if s.name in untraced]
+    assert not [s for s in traced.collector.snapshot() if s.name in untraced]
 
 
 def test_otlp_timeout_is_read_in_seconds_with_a_short_default(

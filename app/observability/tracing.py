@@ -144,6 +144,23 @@ class OnceLoggingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
+# Requests that are not traced unless OTEL_PYTHON_FLASK_EXCLUDED_URLS (or the generic
+# OTEL_PYTHON_EXCLUDED_URLS) says otherwise: Prometheus scrapes and health probes. Compose
+# and orchestrators probe every few seconds; traced, they would bury the user's requests
+# in Jaeger and cost a span each (docs/benchmarks.md). Regular expressions, searched in
+# the full URL, comma-separated, as OpenTelemetry defines the variable.
+DEFAULT_EXCLUDED_URLS = "/metrics$,/healthz$,/readyz$"
+
+
+def excluded_urls() -> str:
+    """The request URLs the Flask instrumentation leaves untraced."""
+    for name in ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"):
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return DEFAULT_EXCLUDED_URLS
+
+
 def otlp_endpoint() -> str:
     """The configured OTLP endpoint, or an empty string."""
     return (
