@@ -32,6 +32,7 @@ CONFIGS: dict[str, str] = {
     "b": "logs + metrics",
     "c": "logs + metrics + tracing (live receiver)",
     "d": "logs + metrics + tracing (receiver down)",
+    "e": "as (c), 1 request in 10 sampled",
 }
 
 ENDPOINTS: list[tuple[str, str, str, str]] = [
@@ -50,11 +51,15 @@ def config_env(key: str, database_url: str, var_dir: Path, live: str, dead: str)
     if key == "b":
         return {**env, "TRACING_ENABLED": "false"}
     # /healthz, a probe, is untraced by default: trace it here, its row is the cost of a span.
-    return {**env, "TRACING_ENABLED": "true", "OTEL_PYTHON_FLASK_EXCLUDED_URLS": "/metrics$",
-            "OTEL_EXPORTER_OTLP_ENDPOINT": live if key == "c" else dead}
+    traced = {**env, "TRACING_ENABLED": "true", "OTEL_PYTHON_FLASK_EXCLUDED_URLS": "/metrics$",
+              "OTEL_EXPORTER_OTLP_ENDPOINT": dead if key == "d" else live}
+    if key == "e":
+        # What a production service would run: the standard head sampler, 10% of traces.
+        traced.update(OTEL_TRACES_SAMPLER="parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG="0.1")
+    return traced
 
 
-def measure(database_url: str, tmp: Path, plan: Plan, keys: str = "abcd") -> dict[str, Any]:
+def measure(database_url: str, tmp: Path, plan: Plan, keys: str = "abcde") -> dict[str, Any]:
     """Start one gunicorn per configuration, load each endpoint round-robin; raw results."""
     sink = OtlpSink().start()
     dead = f"http://127.0.0.1:{procs.free_port()}"
@@ -139,7 +144,7 @@ def render(raw: dict[str, Any]) -> str:
     added = []
     for label, per_key in results.items():
         base = median([r["cpu_ms_per_request"] for r in per_key["a"]])
-        for key in ("b", "c", "d"):
+        for key in ("b", "c", "d", "e"):
             if key in per_key:
                 extra = median([r["cpu_ms_per_request"] for r in per_key[key]]) - base
                 added.append(f"{label} ({key}) {1000 * extra:+.0f}")

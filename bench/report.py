@@ -41,6 +41,12 @@ def targets(raw: dict[str, Any]) -> str:
             consistent = min(cpu_ratios(results, endpoint, "d", "c"), default=0.0) > 1.0
             rows.append(["dead receiver adds nothing measurable: (d) vs (c)", endpoint,
                          f"CPU/request x{d_vs_c:.3f}, p50 x{p50:.2f}", verdict(not consistent)])
+        if "e" in next(iter(results.values()), {}):
+            for endpoint in results:
+                cost = 1 - 1 / median(cpu_ratios(results, endpoint, "e"))
+                rows.append(["tracing, 10% sampled (no target; reported)", endpoint,
+                             f"{cost:.1%} (raw throughput: "
+                             f"{1 - median(rps_ratios(results, endpoint, 'e')):.1%})", "-"])
     foot = raw.get("footprint")
     if foot:
         runs = foot["runs"]
@@ -100,15 +106,16 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "  process (keep-alive, reconnecting every 200 requests so that both gunicorn workers",
         "  get connections). It needs a few tens of microseconds per request, so most of the",
         "  two cores go to the server; it shares them, as wrk or Locust would.",
-        "- Configurations compared are started side by side and loaded in turn (a, b, c, d, a,",
-        "  b, c, d, ...), so that background activity hits each alike; figures are medians over",
+        "- Configurations compared are started side by side and loaded in turn (a, b, c, d, e,",
+        "  a, b, c, d, e, ...), so that background activity hits each alike; figures are medians over",
         "  the rounds with min..max, and ratios are medians of per-round ratios.",
         "- Observability switches: (a) `OBSERVABILITY=off TRACING_ENABLED=false` (no access",
         "  log, no request metrics; the request id is kept), (b) the defaults (JSON access log",
         "  to stdout redirected to a file, Prometheus multiprocess metrics), (c) (b) plus",
         "  `TRACING_ENABLED=true` exporting OTLP/HTTP to a live receiver (`bench/otlp_sink.py`,",
         "  in the benchmark process) with the SDK's default sampler (every request), (d) as (c)",
-        "  with the receiver's port closed.",
+        "  with the receiver's port closed, (e) as (c) with the standard head sampler keeping",
+        "  one trace in ten (`OTEL_TRACES_SAMPLER=parentbased_traceidratio`, `_ARG=0.1`).",
         "  /healthz is traced in (c) and (d) (`OTEL_PYTHON_FLASK_EXCLUDED_URLS=/metrics$`): the",
         "  app's default leaves health probes untraced, and then /healthz costs what (b) shows.",
         f"- Load on the machine: the 1-minute load average sampled between sections was "
