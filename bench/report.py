@@ -71,9 +71,6 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
     when = datetime.fromisoformat(generated) if generated else datetime.now(UTC)
     loads = raw.get("load_average", [])
     load_text = (f"{min(loads):.1f} to {max(loads):.1f}" if loads else "unknown")
-    # The benchmark itself keeps about 1.5 to 2 of the 2 cores busy while it runs.
-    load_note = ("nothing else ran" if loads and max(loads) < 3
-                 else "other programs shared the machine: expect wide spreads")
     parts = [
         "# Benchmarks",
         "",
@@ -119,8 +116,10 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "  /healthz is traced in (c) and (d) (`OTEL_PYTHON_FLASK_EXCLUDED_URLS=/metrics$`): the",
         "  app's default leaves health probes untraced, and then /healthz costs what (b) shows.",
         f"- Load on the machine: the 1-minute load average sampled between sections was "
-        f"{load_text} on {os.cpu_count()} cores ({load_note}). It is a virtual machine: even "
-        "idle, the CPU time one request takes drifts by several percent from minute to "
+        f"{load_text} on {os.cpu_count()} cores, the benchmark's own processes included (the "
+        "footprint and turnaround sections run the whole stack and Locust). It is a virtual "
+        "machine: even idle, "
+        "the CPU time one request takes drifts by several percent from minute to "
         "minute, which is why configurations are interleaved and ratios taken per round.",
         "",
         "## Machine",
