@@ -89,9 +89,14 @@ def _url(env: Mapping[str, str], name: str, default: str, schemes: tuple[str, ..
     return value
 
 
+# The password of a connection URL (scheme://user:password@host), also inside a JSON
+# string: the log formatter masks whole lines with it (app/observability/logging.py).
+PASSWORD_IN_URL = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a connection URL, for logs and messages."""
-    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", url)
+    return PASSWORD_IN_URL.sub(r"\1***@", url)
 
 
 def _token(env: Mapping[str, str], name: str) -> str:

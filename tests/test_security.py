@@ -359,3 +359,17 @@ def test_no_password_token_or_key_in_any_log_line_or_answer(secured: Secured) ->
         assert not [b for b in secured.bodies if secret in b], "an answer holds a secret"
     print(f"checked {sum(len(t.splitlines()) for t in outputs.values())} log lines and "
           f"{len(secured.bodies)} answers for the password, the token and the secret key")
+
+
+def test_connection_url_passwords_are_masked_alike_in_messages_and_log_lines() -> None:
+    from app.observability.logging import mask_secrets
+    from app.settings import mask_url
+
+    url = "postgresql://todo:s3cr3t@db:5432/todo"
+    assert mask_url(url) == "postgresql://todo:***@db:5432/todo"
+    assert mask_url("redis://redis:6379/0") == "redis://redis:6379/0"  # nothing to hide
+    line = json.dumps({"message": f"connecting to {url}", "broker": "redis://:p%40ss@redis:6379/0"})
+    masked = mask_secrets(line)
+    assert "s3cr3t" not in masked and "p%40ss" not in masked
+    assert json.loads(masked) == {"message": "connecting to postgresql://todo:***@db:5432/todo",
+                                  "broker": "redis://:***@redis:6379/0"}

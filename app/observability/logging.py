@@ -18,9 +18,9 @@ from pythonjsonlogger.json import JsonFormatter
 
 from app.observability import names
 from app.observability.context import request_id_var, task_var
+from app.settings import mask_url
 
 _OURS = "lab-json"
-_PASSWORD_IN_URL = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]+@")
 _SECRET_PARAM = re.compile(r"((?:password|passwd|pwd|token|secret)=)[^&\s\"]+", re.IGNORECASE)
 
 
@@ -29,7 +29,7 @@ def mask_secrets(text: str) -> str:
     # Every log line passes here: the two regular expressions were a third of the cost of
     # an access-log line (bench/). Each needs a character that most lines do not contain.
     if "@" in text:
-        text = _PASSWORD_IN_URL.sub(r"\1***@", text)
+        text = mask_url(text)
     if "=" in text:
         text = _SECRET_PARAM.sub(r"\1***", text)
     return text
