@@ -116,5 +116,5 @@ def test_quick_run_of_every_benchmark_writes_a_well_formed_page(tmp_path: Path) 
     results = json.loads(raw.read_text(encoding="utf-8"))
     # Every configuration of the overhead benchmark answered without errors.
     for per_config in results["overhead"]["results"].values():
-        assert set(per_config) == {"a", "b", "c", "d"}
+        assert set(per_config) == {"a", "b", "c", "d", "e"}
         assert all(r["errors"] == 0 and r["requests"] > 0 for runs in per_config.values() for r in runs)
