@@ -52,13 +52,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         configure_logging(WEB_SERVICE, settings.log_level, settings.log_file)
     tracing = setup_tracing(settings, WEB_SERVICE)
     if tracing:
-        from opentelemetry.instrumentation.flask import FlaskInstrumentor
-
-        from app.observability.tracing import excluded_urls
+        from app.observability.tracing import instrument_flask
 
         # First, so that the server span is current in every other hook (request id,
         # fault injection) and still current when their teardown runs.
-        FlaskInstrumentor().instrument_app(app, excluded_urls=excluded_urls())
+        instrument_flask(app)
 
     db.init_app(app)
     celery_init_app(app, settings)

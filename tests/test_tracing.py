@@ -142,17 +142,25 @@ def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Tr
 
 
 def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> None:
-    answers = [requests.get(traced.base + path, timeout=10) for path in
-               ("/", "/healthz/background", "/api/todos", "/no-such-page")]
-    assert [a.status_code for a in answers] == [200, 200, 200, 404]
-    expected = {ids(a.headers["traceparent"]) for a in answers}
+    paths = ("/", "/healthz/background", "/api/todos", "/api/todos/999999", "/no-such-page")
+    answers = [requests.get(traced.base + path, timeout=10) for path in paths]
+    assert [a.status_code for a in answers] == [200, 200, 200, 404, 404]
+    keys = [ids(a.headers["traceparent"]) for a in answers]
 
     spans = traced.collector.wait_for(
-        lambda spans: expected <= {(s.trace_id, s.span_id) for s in spans}
+        lambda spans: set(keys) <= {(s.trace_id, s.span_id) for s in spans}
     )
     servers = {(s.trace_id, s.span_id): s for s in spans if s.kind == SERVER}
-    assert expected <= set(servers)
-    assert all(servers[key].service == "todo-web" for key in expected)
+    assert set(keys) <= set(servers)
+    assert all(servers[key].service == "todo-web" for key in keys)
+    # Named after the Flask route, parameters as placeholders; no route: the path.
+    assert [servers[key].name for key in keys] == [
+        "GET /", "GET /healthz/background", "GET /api/todos", "GET /api/todos/<todo_id>",
+        "GET /no-such-page"]
+    assert [servers[key].attributes.get("http.route") for key in keys] == [
+        "/", "/healthz/background", "/api/todos", "/api/todos/<todo_id>", None]
+    assert [servers[key].attributes.get("http.status_code") for key in keys] == [
+        200, 200, 200, 404, 404]
 
 
 def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:

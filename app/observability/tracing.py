@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -22,6 +22,9 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from app.settings import Settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 log = logging.getLogger(__name__)
 
@@ -147,13 +150,13 @@ class OnceLoggingExporter(SpanExporter):
 # Requests that are not traced unless OTEL_PYTHON_FLASK_EXCLUDED_URLS (or the generic
 # OTEL_PYTHON_EXCLUDED_URLS) says otherwise: Prometheus scrapes and health probes. Compose
 # and orchestrators probe every few seconds; traced, they would bury the user's requests
-# in Jaeger and cost a span each (docs/benchmarks.md). Regular expressions, searched in
-# the full URL, comma-separated, as OpenTelemetry defines the variable.
+# in Jaeger and cost a span each (docs/benchmarks.md). Regular expressions, comma-separated
+# as OpenTelemetry defines the variable, searched in the request's path.
 DEFAULT_EXCLUDED_URLS = "/metrics$,/healthz$,/readyz$"
 
 
 def excluded_urls() -> str:
-    """The request URLs the Flask instrumentation leaves untraced."""
+    """The requests left untraced: comma-separated regular expressions."""
     for name in ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"):
         value = os.environ.get(name, "").strip()
         if value:
@@ -267,6 +270,43 @@ def _instrument_libraries() -> None:
         if name not in _instrumented and not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
         _instrumented.add(name)
+
+
+def instrument_flask(app: Flask) -> None:
+    """One SERVER span per request, named after the Flask route, except excluded paths.
+
+    OpenTelemetry's WSGI middleware makes the span; a before_request hook names it after
+    the matched route ("GET /api/todos/<todo_id>") and sets http.route. The Flask
+    instrumentation package gives the same span but collects the request attributes
+    twice, sets them twice and rebuilds the full URL three times per request: twice the
+    CPU for the server span (bench/findings.md). Register before any other hook, so that
+    the span is current in all of them.
+    """
+    from flask import request
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+    from opentelemetry.util.http import parse_excluded_urls
+
+    excluded = parse_excluded_urls(excluded_urls())
+    plain = app.wsgi_app
+    traced = OpenTelemetryMiddleware(plain)
+
+    def wsgi_app(environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")
+        if excluded.url_disabled(path):
+            return plain(environ, start_response)
+        return traced(environ, start_response)
+
+    app.wsgi_app = wsgi_app  # type: ignore[method-assign]
+
+    @app.before_request
+    def _name_span_after_route() -> None:
+        rule = request.url_rule
+        if rule is None:  # no route matched (404, 405): the span keeps "METHOD /path"
+            return
+        span = trace.get_current_span()
+        if span.is_recording():
+            span.update_name(f"{request.method} {rule.rule}")
+            span.set_attribute("http.route", rule.rule)
 
 
 def instrument_engine(engine: Any) -> None:
