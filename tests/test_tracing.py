@@ -393,3 +393,16 @@ def test_while_failing_batches_are_dropped_without_calling_the_collector() -> No
     for _ in range(20):
         assert exporter.export([]) is SpanExportResult.FAILURE
     assert inner.calls == 1  # a dead collector costs one attempt per retry window
+
+
+def test_a_bad_exclusion_pattern_is_a_configuration_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from app.settings import SettingsError
+
+    monkeypatch.delenv("OTEL_PYTHON_EXCLUDED_URLS", raising=False)
+    monkeypatch.delenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", raising=False)
+    assert tracing.excluded_urls() == tracing.DEFAULT_EXCLUDED_URLS
+    monkeypatch.setenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "/metrics$, /health(z")
+    with pytest.raises(SettingsError, match=r"OTEL_PYTHON_FLASK_EXCLUDED_URLS: '/health\(z'"):
+        tracing.excluded_urls()
+    monkeypatch.setenv("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "/metrics$,/internal/")
+    assert tracing.excluded_urls() == "/metrics$,/internal/"

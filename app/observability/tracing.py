@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -21,7 +22,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from app.settings import Settings
+from app.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -156,10 +157,21 @@ DEFAULT_EXCLUDED_URLS = "/metrics$,/healthz$,/readyz$"
 
 
 def excluded_urls() -> str:
-    """The requests left untraced: comma-separated regular expressions."""
+    """The requests left untraced: comma-separated regular expressions.
+
+    A pattern that is not a regular expression stops the process with one line naming
+    the variable (SettingsError), not a traceback from the instrumentation.
+    """
     for name in ("OTEL_PYTHON_FLASK_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS"):
         value = os.environ.get(name, "").strip()
         if value:
+            for pattern in value.split(","):
+                try:
+                    re.compile(pattern.strip())
+                except re.error as exc:
+                    raise SettingsError(
+                        f"{name}: {pattern.strip()!r} is not a regular expression ({exc})"
+                    ) from None
             return value
     return DEFAULT_EXCLUDED_URLS
 
