@@ -31,18 +31,25 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     VAR_DIR=/var/lib/todo \
     EXPORT_DIR=/var/lib/todo/exports
-# A fixed uid/gid so that named volumes (exports) are shared by web and worker.
+# A fixed uid/gid so that named volumes (exports, faults, logs, reports) are shared by web,
+# worker and jupyter. A new named volume takes its owner and mode from these directories:
+# group-writable and setgid, so jupyter (running as the host user's uid, in group 10001) can
+# switch faults and record load runs, and what it writes stays readable by the app.
 RUN groupadd --system --gid 10001 todo \
     && useradd --system --uid 10001 --gid todo --home-dir /home/todo --create-home \
         --shell /usr/sbin/nologin todo \
-    && mkdir -p /var/lib/todo/exports /var/lib/todo/faults \
-    && chown -R todo:todo /var/lib/todo
+    && mkdir -p /var/lib/todo/exports /var/lib/todo/faults /var/lib/todo/log \
+        /var/lib/todo/reports \
+    && chown -R todo:todo /var/lib/todo \
+    && chmod 2775 /var/lib/todo/faults /var/lib/todo/log /var/lib/todo/reports
 WORKDIR /app
 
 FROM base AS lab
 COPY --from=builder-lab /opt/venv /opt/venv
 # Sources stay owned by root: the app user can read them, not change them.
 COPY . /app
+# The notebooks' kernel, registered in the venv now: at run time the venv is read-only.
+RUN python -c "from analysis.notebook_run import ensure_kernel; ensure_kernel()"
 USER 10001:10001
 EXPOSE 8089 8888
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

@@ -134,3 +134,29 @@ def write_report(outcomes: Sequence[NotebookOutcome], path: Path, summary: Mappi
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m analysis.notebook_run [OUT_DIR]`: every notebook headless, exercises answered.
+
+    For a stack this launcher did not start (the compose jupyter container): the notebooks
+    find the lab through the environment (analysis.lab_context). Exit 1 when one failed.
+    """
+    from analysis.exercises import FILL_VARIABLE
+    from analysis.lab_context import LabContext
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(args[0]) if args else LabContext.from_env().reports_dir / f"notebooks-{stamp}"
+    env = {FILL_VARIABLE: "1", "LAB_OUTPUT_DIR": str(out)}
+    outcomes = run_notebooks(notebooks(), out, env)
+    report = write_report(outcomes, out.with_suffix(".html"), {"executed notebooks": str(out)})
+    print(f"report: {report}")
+    for outcome in outcomes:
+        if not outcome.ok:
+            print(f"{outcome.source.name}:\n{outcome.error}", file=sys.stderr)
+    return 0 if all(o.ok for o in outcomes) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

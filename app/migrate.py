@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import OperationalError
 
 from app.settings import Settings
 
@@ -29,8 +30,13 @@ def upgrade(settings: Settings | None = None, database_url: str | None = None) -
 
 
 def main() -> None:
-    """Entry point: python -m app.migrate."""
-    upgrade()
+    """Entry point: python -m app.migrate; an unreachable database is one line, not a traceback."""
+    try:
+        upgrade()
+    except OperationalError as exc:
+        # e.g. a password changed after the database was created with another one.
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        raise SystemExit(f"app.migrate: cannot use the database: {reason}") from None
 
 
 if __name__ == "__main__":

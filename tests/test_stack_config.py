@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -23,15 +24,18 @@ import jsonschema
 import pytest
 import requests
 import yaml
+from sqlalchemy.engine import make_url
 
+from analysis.lab_context import LabContext
 from app.migrate import upgrade
 from app.settings import Settings
+from lab.config import PORT_DEFAULTS
+from tests.support import compose as compose_file
 from tests.support.processes import BIN, ROOT, Proc, free_port, start, start_gunicorn, wait_until
 
 COMPOSE_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "compose-spec.json"
 CADDYFILE = ROOT / "stack" / "caddy" / "Caddyfile"
 PROMETHEUS_DIR = ROOT / "stack" / "prometheus"
-PUBLISHED_PORTS = {80, 9090, 16686, 8089, 8888}
 MAX_BODY = 1024 * 1024  # the app's MAX_CONTENT_LENGTH default, which Caddy mirrors
 UUID_RE = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
@@ -82,15 +86,63 @@ def test_compose_runs_the_whole_topology(compose: dict[str, Any]) -> None:
     }
 
 
-def test_compose_publishes_exactly_the_five_user_ports(compose: dict[str, Any]) -> None:
-    """Only Caddy, Prometheus, Jaeger, Locust and JupyterLab are reachable from the host."""
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, Any]:
+    """The compose file as a newcomer who copied .env.example gets it."""
+    return compose_file.rendered()
+
+
+def test_compose_publishes_exactly_the_five_user_ports_on_loopback(rendered: dict[str, Any]) -> None:
+    """Only Caddy, Prometheus, Jaeger, Locust and JupyterLab are reachable, from this machine only.
+
+    JupyterLab runs code and Locust sends load to any host typed in: on workshop Wi-Fi, a
+    port on 0.0.0.0 hands both to the room.
+    """
     published: dict[int, str] = {}
-    for name, service in compose["services"].items():
-        for port in service.get("ports", []):
-            host = int(str(port).split(":")[0]) if isinstance(port, str) else int(port["published"])
-            published[host] = name
-    assert published == {80: "caddy", 9090: "prometheus", 16686: "jaeger", 8089: "locust",
+    for name, service in rendered["services"].items():
+        for address, host_port, _ in compose_file.published(service):
+            assert address == "127.0.0.1", f"{name} is published on {address}"
+            published[host_port] = name
+    # The launcher's ports: one .env, the same URLs on both paths (Caddy on 8080, not 80).
+    assert published == {8080: "caddy", 9090: "prometheus", 16686: "jaeger", 8089: "locust",
                          8888: "jupyter"}
+
+
+def test_compose_host_ports_come_from_the_launchers_variables(compose: dict[str, Any]) -> None:
+    """Each host port is overridable from .env, by the launcher's variable, with its default."""
+    seen = set()
+    for name, service in compose["services"].items():
+        for entry in service.get("ports", []):
+            match = re.fullmatch(r"\$\{LAB_BIND_ADDRESS:-127\.0\.0\.1\}:\$\{(\w+):-(\d+)\}:\d+", entry)
+            assert match, f"{name}: {entry!r} has a fixed host address or port"
+            variable, default = match[1], int(match[2])
+            assert PORT_DEFAULTS.get(variable, default) == default, (variable, default)
+            seen.add(variable)
+    assert {"CADDY_PORT", "PROMETHEUS_PORT", "LOCUST_PORT", "JUPYTER_PORT"} <= seen
+    example = compose_file.read_env_file()
+    assert example["LAB_BIND_ADDRESS"] == "127.0.0.1"
+    moved = compose_file.rendered({"CADDY_PORT": "8181", "JUPYTER_PORT": "9999"})["services"]
+    assert compose_file.published(moved["caddy"]) == [("127.0.0.1", 8181, 80)]
+    assert compose_file.published(moved["jupyter"]) == [("127.0.0.1", 9999, 8888)]
+
+
+def test_readme_try_it_uses_the_port_compose_and_the_launcher_publish(rendered: dict[str, Any]) -> None:
+    """The "Try it" commands reach Caddy on both paths."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    try_it = readme.split("## Try it", 1)[1].split("\n## ", 1)[0]
+    ports = {int(p) for p in re.findall(r"(?:localhost|127\.0\.0\.1):(\d+)", try_it)}
+    [(_, caddy_port, _)] = compose_file.published(rendered["services"]["caddy"])
+    assert ports == {caddy_port} == {PORT_DEFAULTS["CADDY_PORT"]}
+
+
+def test_compose_builds_each_image_once(compose: dict[str, Any]) -> None:
+    """Two services building one tag fail Compose's Bake builds ("already exists")."""
+    builders: dict[str, list[str]] = {}
+    for name, service in compose["services"].items():
+        if "build" in service:
+            builders.setdefault(service["image"], []).append(name)
+    assert builders == {"todo-observability-lab:local": ["web"],
+                        "todo-observability-lab-tools:local": ["jupyter"]}
 
 
 def test_compose_networks_keep_data_services_off_the_public_side(compose: dict[str, Any]) -> None:
@@ -114,15 +166,48 @@ def test_compose_networks_keep_data_services_off_the_public_side(compose: dict[s
             assert "front-net" in networks(name), name
 
 
-def test_compose_trusts_forwarded_for_only_from_caddy(compose: dict[str, Any]) -> None:
+def test_compose_trusts_forwarded_for_only_from_caddy(rendered: dict[str, Any]) -> None:
     """web believes X-Forwarded-For only from Caddy's fixed front-net address."""
-    caddy_ip = compose["services"]["caddy"]["networks"]["front-net"]["ipv4_address"]
-    subnet = compose["networks"]["front-net"]["ipam"]["config"][0]["subnet"]
+    caddy_ip = rendered["services"]["caddy"]["networks"]["front-net"]["ipv4_address"]
+    subnet = rendered["networks"]["front-net"]["ipam"]["config"][0]["subnet"]
     assert ipaddress.ip_address(caddy_ip) in ipaddress.ip_network(subnet)
     for name in ("web", "worker"):
-        trusted = compose["services"][name]["environment"]["TRUSTED_PROXIES"].split(",")
+        trusted = rendered["services"][name]["environment"]["TRUSTED_PROXIES"].split(",")
         assert any(ipaddress.ip_address(caddy_ip) in ipaddress.ip_network(t, strict=False)
                    for t in trusted), name
+
+
+# Docker's default address pools (daemon.json "default-address-pools"): networks without a
+# fixed subnet get a /16 of 172.17-31.x or a /20 of 192.168.x.
+DOCKER_DEFAULT_POOLS = [ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("172.18.0.0/15"),
+                        ipaddress.ip_network("172.20.0.0/14"), ipaddress.ip_network("172.24.0.0/13"),
+                        ipaddress.ip_network("192.168.0.0/16")]
+
+
+def test_caddys_fixed_address_cannot_be_taken_and_the_subnet_is_movable(
+    compose: dict[str, Any], rendered: dict[str, Any],
+) -> None:
+    """Caddy's address is outside the range Docker hands out; the subnet avoids Docker's pools.
+
+    Inside the automatic range another container started first can take the address, and
+    Caddy then fails to start; a subnet inside the pools can overlap a network Docker made.
+    """
+    [ipam] = rendered["networks"]["front-net"]["ipam"]["config"]
+    subnet, automatic = ipaddress.ip_network(ipam["subnet"]), ipaddress.ip_network(ipam["ip_range"])
+    caddy_ip = ipaddress.ip_address(rendered["services"]["caddy"]["networks"]["front-net"]["ipv4_address"])
+    assert automatic.subnet_of(subnet) and automatic != subnet
+    assert caddy_ip in subnet and caddy_ip not in automatic
+    assert caddy_ip not in (subnet.network_address, subnet.broadcast_address)
+    assert not any(subnet.overlaps(pool) for pool in DOCKER_DEFAULT_POOLS), subnet
+    # Movable from .env when it overlaps a network of the machine: three variables, one place.
+    [raw_ipam] = compose["networks"]["front-net"]["ipam"]["config"]
+    assert raw_ipam == {"subnet": "${FRONT_SUBNET:-172.16.80.0/24}",
+                        "ip_range": "${FRONT_IP_RANGE:-172.16.80.0/25}"}
+    assert compose["services"]["caddy"]["networks"]["front-net"]["ipv4_address"] == \
+        compose["services"]["web"]["environment"]["TRUSTED_PROXIES"] == "${CADDY_IP:-172.16.80.250}"
+    example = compose_file.read_env_file()
+    assert (example["FRONT_SUBNET"], example["FRONT_IP_RANGE"], example["CADDY_IP"]) == \
+        (str(subnet), str(automatic), str(caddy_ip))
 
 
 def test_compose_services_have_healthchecks_and_wait_for_healthy_dependencies(
@@ -152,15 +237,17 @@ def test_compose_services_run_as_non_root_users(compose: dict[str, Any]) -> None
 
 def test_compose_images_are_pinned(compose: dict[str, Any]) -> None:
     """Third-party images name an exact version; ours are built from the Dockerfile."""
+    ours = {s["image"] for s in compose["services"].values() if "build" in s}
     for name, service in compose["services"].items():
         image = service["image"]
         repository, _, tag = image.rpartition(":")
         assert repository and tag and tag != "latest", f"{name}: {image} is not pinned"
-        if "build" not in service:
+        if image not in ours:
             assert re.search(r"\d+\.\d+", tag), f"{name}: {image} has no version in its tag"
     assert compose["services"]["web"]["build"]["target"] == "runtime"
-    assert compose["services"]["worker"]["build"]["target"] == "runtime"
-    assert compose["services"]["locust"]["build"]["target"] == "lab"
+    assert compose["services"]["worker"]["image"] == compose["services"]["web"]["image"]
+    assert compose["services"]["jupyter"]["build"]["target"] == "lab"
+    assert compose["services"]["locust"]["image"] == compose["services"]["jupyter"]["image"]
 
 
 def test_compose_web_migrates_then_serves_and_worker_runs_celery(compose: dict[str, Any]) -> None:
@@ -179,8 +266,9 @@ def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -
     services = compose["services"]
     for name, service_name in (("web", "todo-web"), ("worker", "todo-worker")):
         env = services[name]["environment"]
-        assert env["DATABASE_URL"].startswith("postgresql://todo:${POSTGRES_PASSWORD")
-        assert env["DATABASE_URL"].endswith("@db:5432/todo")
+        # The password travels apart from the URL (libpq's PGPASSWORD).
+        assert env["DATABASE_URL"] == "postgresql://todo@db:5432/todo"
+        assert env["PGPASSWORD"].startswith("${POSTGRES_PASSWORD:?")
         assert env["CELERY_BROKER_URL"] == "redis://redis:6379/0"
         assert env["TRACING_ENABLED"] == "true"
         assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4318"
@@ -209,6 +297,98 @@ def test_compose_keeps_data_in_named_volumes(compose: dict[str, Any]) -> None:
     for name in compose["services"]:
         for source in mounts(name):
             assert source.startswith(".") or source in named, (name, source)
+
+
+@pytest.mark.parametrize("password", ["p@ss%40word", "a/b:c@d#e?f%", "100%"])
+def test_a_password_with_url_characters_reaches_postgres_unchanged(password: str) -> None:
+    """An "@" or "%" in POSTGRES_PASSWORD cannot break DATABASE_URL: libpq reads PGPASSWORD."""
+    services = compose_file.rendered({"POSTGRES_PASSWORD": password})["services"]
+    assert services["db"]["environment"]["POSTGRES_PASSWORD"] == password
+    for name in ("web", "worker"):
+        env = services[name]["environment"]
+        url = make_url(Settings.from_env(env).database_url)
+        assert (url.username, url.password, url.host, url.port, url.database) == \
+            ("todo", None, "db", 5432, "todo"), name
+        assert env["PGPASSWORD"] == password, name
+
+
+def test_the_database_healthcheck_asks_over_tcp(compose: dict[str, Any]) -> None:
+    """pg_isready -h: the postgres image's init phase listens on its socket only."""
+    test = compose["services"]["db"]["healthcheck"]["test"]
+    assert test[:2] == ["CMD", "pg_isready"]
+    assert test[test.index("-h") + 1] == "127.0.0.1"
+
+
+def test_the_notebooks_find_logs_reports_faults_and_the_app_in_compose(
+    rendered: dict[str, Any],
+) -> None:
+    """Under compose the same notebooks read what they read locally, where compose puts it."""
+    services = rendered["services"]
+    jupyter = services["jupyter"]
+    lab = LabContext.from_env(jupyter["environment"])
+
+    def volume_at(service: dict[str, Any], path: Path) -> str:
+        """The named volume mounted at (or above) path in service."""
+        for entry in service.get("volumes", []):
+            source, target = entry.split(":")[:2]
+            if path == Path(target) or Path(target) in path.parents:
+                assert source in rendered["volumes"], (source, path)
+                return str(source)
+        raise AssertionError(f"nothing mounted at {path}")
+
+    # Logs: web and worker write the files the notebooks read, on one shared volume.
+    for name, log in (("web", lab.web_log), ("worker", lab.worker_log)):
+        assert Path(services[name]["environment"]["LOG_FILE"]) == log, name
+        assert volume_at(services[name], log) == volume_at(jupyter, log), name
+    # The app through Caddy, inside the project's network.
+    assert lab.app_url == "http://caddy:80"
+    assert set(jupyter["networks"]) & set(services["caddy"]["networks"])
+    # Load runs are recorded on a volume (not in the image, not in the bind-mounted sources).
+    assert volume_at(jupyter, lab.reports_dir / "last-run.json") == "reports"
+    # Faults: the same switchboard file as web and worker, on the shared faults volume.
+    faults = Path(jupyter["environment"]["FAULTS_FILE"])
+    for name in ("web", "worker"):
+        assert Path(services[name]["environment"]["FAULTS_FILE"]) == faults
+        assert volume_at(services[name], faults) == volume_at(jupyter, faults) == "faults"
+    # Traces: Jaeger's query API (notebook 03).
+    assert lab.jaeger_url == "http://jaeger:16686"
+    # The shared volumes are writable by jupyter, which runs as the host user: the group.
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    gid = re.search(r"groupadd --system --gid (\d+) todo", dockerfile)
+    assert gid and jupyter["group_add"] == [gid[1]]
+    for directory in (faults.parent, lab.reports_dir, lab.web_log.parent):
+        assert re.search(rf"chmod 2775 [^\n]*{re.escape(str(directory))}\b", dockerfile), directory
+    # The kernel the notebooks run in is registered at build time (the venv is read-only then).
+    lab_stage = dockerfile.split(" AS lab\n", 1)[1].split("\nFROM ", 1)[0]
+    assert "ensure_kernel()" in lab_stage
+
+
+def test_jupyter_says_at_start_when_it_cannot_save_notebooks(compose: dict[str, Any]) -> None:
+    """On Linux a bind mount keeps the host's owner: a wrong LAB_UID is one line at start."""
+    command = compose["services"]["jupyter"]["command"]
+    assert command[:2] == ["sh", "-c"] and "test -w /app/notebooks" in command[2]
+    # The start script itself, run by a shell as an unprivileged user (root may write
+    # anywhere), on a directory it owns and on one it does not; jupyter is not started.
+    script = compose_file.interpolate(command[2], {}).replace("exec jupyter lab", "exec echo started")
+    as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] \
+        if os.geteuid() == 0 else []
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp).chmod(0o755)
+        outcomes = {}
+        for mode in (0o777, 0o555):
+            notebooks = Path(tmp) / f"notebooks-{mode:o}"
+            notebooks.mkdir()
+            notebooks.chmod(mode)
+            outcomes[mode] = subprocess.run(
+                [*as_nobody, "sh", "-c", script.replace("/app/notebooks", str(notebooks))],
+                capture_output=True, text=True, timeout=60, check=False,
+                env={"PATH": os.environ["PATH"]})
+    assert outcomes[0o777].returncode == 0 and outcomes[0o777].stdout.startswith("started")
+    refused = outcomes[0o555]
+    assert refused.returncode == 78, refused
+    assert refused.stdout.count("\n") == 1 and "set LAB_UID and LAB_GID in .env" in refused.stdout
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "LAB_UID=$(id -u)" in readme and "LAB_GID=$(id -g)" in readme
 
 
 def test_every_compose_variable_is_documented_in_env_example() -> None:

@@ -45,19 +45,32 @@ def reports_dir(config: LabConfig) -> Path:
 
 
 def app_url(config: LabConfig) -> str:
-    """The app through Caddy, as users reach it."""
-    return f"http://{services.LOCAL}:{config.port('CADDY_PORT')}"
+    """The app through Caddy, as users reach it: LAB_APP_URL (a stack started elsewhere, e.g.
+    by compose), else this lab's Caddy."""
+    given = config.env.get("LAB_APP_URL", "").strip()
+    return given.rstrip("/") if given else f"http://{services.LOCAL}:{config.port('CADDY_PORT')}"
 
 
 def prometheus_client(config: LabConfig) -> prom.Prometheus:
-    """The lab's Prometheus, with the scrape interval the lab configures."""
+    """The lab's Prometheus (PROMETHEUS_URL, else this lab's), with the lab's scrape interval."""
     interval = prom.duration_seconds(prometheus.SCRAPE_INTERVAL)
-    return prom.Prometheus(f"http://{services.LOCAL}:{config.port('PROMETHEUS_PORT')}",
-                           scrape_interval_s=interval)
+    url = config.env.get("PROMETHEUS_URL", "").strip() or \
+        f"http://{services.LOCAL}:{config.port('PROMETHEUS_PORT')}"
+    return prom.Prometheus(url.rstrip("/"), scrape_interval_s=interval)
 
 
 def require_running(config: LabConfig) -> None:
     """A clear message when the stack is not up."""
+    if config.env.get("LAB_APP_URL", "").strip():
+        # A stack this launcher did not start (compose): up when its app answers ready.
+        url = f"{app_url(config)}/readyz"
+        try:
+            ready = services.http_session().get(url, timeout=5).status_code == 200
+        except OSError:
+            ready = False
+        if not ready:
+            raise LabError(f"the app at LAB_APP_URL does not answer ready ({url}): is the stack up?")
+        return
     down = [s.name for s in services.build(config) if not state.inspect(config, s).running]
     if down:
         raise LabError(f"not running: {', '.join(down)}; start the lab with `lab up` first")
