@@ -1,4 +1,4 @@
-"""The `lab` console script: argparse subcommands found in lab.commands."""
+"""The `lab` console script: argparse subcommands from the registry in lab.commands."""
 
 from __future__ import annotations
 
@@ -6,27 +6,40 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from lab.commands import discover
+from lab.commands import COMMANDS, load
 from lab.errors import LabError
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The parser with one subparser per registered command."""
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The registered command argv names (its first word that is not an option), if any."""
+    first = next((word for word in argv if not word.startswith("-")), None)
+    return first if first in COMMANDS else None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser with one subparser per command; only the one argv names is loaded.
+
+    Without argv every command is loaded (for tests and documentation).
+    """
     parser = argparse.ArgumentParser(
         prog="lab",
         description="Run the Todo Observability Lab locally, without Docker.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for command in discover():
-        sub = subparsers.add_parser(command.name, help=command.help, description=command.help)
-        command.configure(sub)
-        sub.set_defaults(run=command.run)
+    wanted = set(COMMANDS) if argv is None else {chosen_command(argv)}
+    for name, entry in COMMANDS.items():
+        sub = subparsers.add_parser(name, help=entry.help, description=entry.help)
+        if name in wanted:
+            command = load(name)
+            command.configure(sub)
+            sub.set_defaults(run=command.run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse argv and run the chosen subcommand; a LabError becomes one clear message."""
-    args = build_parser().parse_args(argv)
+    words = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(words).parse_args(words)
     try:
         return int(args.run(args))
     except LabError as exc:

@@ -1,19 +1,48 @@
-"""The subcommand registry: every module in this package that defines COMMAND is one.
+"""The subcommand registry: every `lab` command, its module and its help line, in one place.
 
-Adding `lab foo` means adding lab/commands/foo.py with a COMMAND; nothing else changes.
+A command is a module of this package with `run(args) -> int` and, when it takes
+arguments, `configure(parser)`. Adding `lab foo` means adding lab/commands/foo.py and one
+line to COMMANDS below. Only the module of the command being run is imported (as click's
+lazy groups do), so `lab status` never pays for pandas or Locust; command modules never
+import each other: what they share lives in a module of `lab` they all import.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import pkgutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Listed first in `lab --help`, in this order; other subcommands follow alphabetically.
-PREFERRED_ORDER = ("up", "status", "logs", "down", "migrate")
+Run = Callable[[argparse.Namespace], int]
+Configure = Callable[[argparse.ArgumentParser], None]
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One registered command: where its code lives and the line `lab --help` shows."""
+
+    module: str
+    help: str
+
+
+# In `lab --help` order. Module paths are relative to this package.
+COMMANDS: dict[str, Entry] = {
+    "up": Entry("up", "migrate, start web, worker, Caddy and Prometheus, wait until healthy"),
+    "status": Entry("status", "show each service's pid, port and health"),
+    "logs": Entry("logs", "print the services' log lines"),
+    "down": Entry("down", "stop everything `lab up` started"),
+    "migrate": Entry("migrate", "upgrade the database schema to the newest revision"),
+    "bench": Entry("bench", "measure instrumentation overhead, footprint and turnaround "
+                            "(writes docs/benchmarks.md)"),
+    "demo": Entry("demo", "up, a load run with a fault window, every notebook headless, "
+                          "an HTML report"),
+    "fault": Entry("fault", "switch injected faults on and off, live"),
+    "incident": Entry("incident", "replay a seeded incident (faults on and off over time)"),
+    "load": Entry("load", "run the Locust scenario headless against the lab (recorded for the "
+                          "notebooks)"),
+    "notebook": Entry("notebook", "start JupyterLab on the notebooks (stopped by lab down)"),
+}
 
 
 def _no_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,30 +51,14 @@ def _no_arguments(parser: argparse.ArgumentParser) -> None:
 
 @dataclass(frozen=True)
 class Command:
-    """One `lab` subcommand: its name, help line, arguments and what it runs."""
+    """A loaded command: its name, what it runs and how it reads its arguments."""
 
     name: str
-    help: str
-    run: Callable[[argparse.Namespace], int]
-    configure: Callable[[argparse.ArgumentParser], None] = _no_arguments
+    run: Run
+    configure: Configure = _no_arguments
 
 
-def discover() -> list[Command]:
-    """Every COMMAND defined by a module of this package, in help order."""
-    found: dict[str, Command] = {}
-    for module_info in pkgutil.iter_modules(__path__):
-        try:
-            module = importlib.import_module(f"{__name__}.{module_info.name}")
-        except Exception as exc:
-            # One broken subcommand must not take `lab down` with it: say so and go on.
-            print(f"lab: skipping subcommand module {module_info.name}: {exc!r}", file=sys.stderr)
-            continue
-        command = getattr(module, "COMMAND", None)
-        if isinstance(command, Command):
-            found[command.name] = command
-
-    def order(name: str) -> tuple[int, str]:
-        rank = PREFERRED_ORDER.index(name) if name in PREFERRED_ORDER else len(PREFERRED_ORDER)
-        return rank, name
-
-    return [found[name] for name in sorted(found, key=order)]
+def load(name: str) -> Command:
+    """Import the module of command name (only that one) and return its entry points."""
+    module = importlib.import_module(f"{__name__}.{COMMANDS[name].module}")
+    return Command(name, module.run, getattr(module, "configure", _no_arguments))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from lab.commands import Command
-
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """The same arguments as `python -m bench`."""
@@ -19,11 +17,3 @@ def run(args: argparse.Namespace) -> int:
     from bench.__main__ import run as bench_run
 
     return bench_run(args, command="lab bench")
-
-
-COMMAND = Command(
-    name="bench",
-    help="measure instrumentation overhead, footprint and turnaround (writes docs/benchmarks.md)",
-    run=run,
-    configure=configure,
-)

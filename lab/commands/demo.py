@@ -14,7 +14,6 @@ import shutil
 from datetime import UTC, datetime
 
 from analysis import notebook_run
-from lab.commands import Command
 from lab.commands import up as up_command
 from lab.commands.load import PlannedFault, app_url, parse_fault, recorded_load, reports_dir
 from lab.config import LabConfig
@@ -96,7 +95,3 @@ def run(args: argparse.Namespace) -> int:
         details = "\n".join(f"{o.source.name}:\n{o.error}" for o in failed)
         raise LabError(f"{len(failed)} notebook(s) failed (see {report}):\n{details}")
     return 0
-
-
-COMMAND = Command(name="demo", help="up, a load run with a fault window, every notebook headless, "
-                  "an HTML report", run=run, configure=configure)

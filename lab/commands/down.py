@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from lab import procs, services
-from lab.commands import Command
 from lab.config import LabConfig
 
 STOP_TIMEOUT_S = 25.0  # above gunicorn's graceful_timeout, so in-flight requests finish
@@ -46,8 +45,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"{record.service}: stopped (pid {record.pid})")
         procs.remove_pid(config.run_dir, record.service)
     return 0
-
-
-COMMAND = Command(
-    name="down", help="stop everything `lab up` started", run=run, configure=configure
-)

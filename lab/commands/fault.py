@@ -7,7 +7,6 @@ import argparse
 from app.faults import FaultError, Switchboard, parse_assignment, write_faults
 from app.settings import Settings
 from lab import services
-from lab.commands import Command
 from lab.config import LabConfig
 from lab.errors import LabError
 
@@ -57,7 +56,3 @@ def run(args: argparse.Namespace) -> int:
         write_faults(switchboard.path, faults)
     _show(faults)
     return 0
-
-
-COMMAND = Command(name="fault", help="switch injected faults on and off, live", run=run,
-                  configure=configure)

@@ -6,7 +6,6 @@ import argparse
 import time
 
 from app.faults import write_faults
-from lab.commands import Command
 from lab.commands.fault import board
 from lab.errors import LabError
 from lab.incident import schedule
@@ -42,7 +41,3 @@ def run(args: argparse.Namespace) -> int:
         write_faults(switchboard.path, {})
     print("incident over; no fault in force")
     return 0
-
-
-COMMAND = Command(name="incident", help="replay a seeded incident (faults on and off over time)",
-                  run=run, configure=configure)

@@ -20,7 +20,6 @@ from analysis import prom
 from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
 from app.faults import FaultError, parse_assignment, write_faults
 from lab import prometheus, services, state
-from lab.commands import Command
 from lab.commands.fault import board
 from lab.config import LabConfig
 from lab.errors import LabError
@@ -172,7 +171,3 @@ def run(args: argparse.Namespace) -> int:
     fault = parse_fault(args.fault, args.fault_window, profile.duration) if args.fault else None
     recorded_load(config, profile.name, profile.users, int(profile.duration), fault)
     return 0
-
-
-COMMAND = Command(name="load", help="run the Locust scenario headless against the lab (recorded "
-                  "for the notebooks)", run=run, configure=configure)

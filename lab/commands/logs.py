@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from lab import services
-from lab.commands import Command
 from lab.config import LabConfig
 from lab.logfiles import follow, merged_tail
 
@@ -42,6 +41,3 @@ def run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             return 0
     return 0
-
-
-COMMAND = Command(name="logs", help="print the services' log lines", run=run, configure=configure)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-from lab.commands import Command
 from lab.commands.up import migrate, validate_settings
 from lab.config import LabConfig
 
@@ -16,8 +15,3 @@ def run(args: argparse.Namespace) -> int:
     migrate(config)
     print("database schema is up to date")
     return 0
-
-
-COMMAND = Command(
-    name="migrate", help="upgrade the database schema to the newest revision", run=run
-)

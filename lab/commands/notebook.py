@@ -13,7 +13,6 @@ import secrets
 import time
 
 from lab import procs, services
-from lab.commands import Command
 from lab.commands.demo import notebook_env
 from lab.config import LabConfig
 from lab.errors import LabError
@@ -90,7 +89,3 @@ def run(args: argparse.Namespace) -> int:
         time.sleep(0.5)
     print(f"{NAME}: started (pid {popen.pid})\n  JupyterLab        {url}\n`lab down` stops it")
     return 0
-
-
-COMMAND = Command(name="notebook", help="start JupyterLab on the notebooks (stopped by lab down)",
-                  run=run, configure=configure)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 
 from lab import services, state
-from lab.commands import Command
 from lab.config import LabConfig
 
 
@@ -30,6 +29,3 @@ def run(args: argparse.Namespace) -> int:
         all_well = all_well and problem is None
         print(f"{service.name:<11} {label:<9} {pid:>7}  {port:>5}  {health}")
     return 0 if all_well else 3
-
-
-COMMAND = Command(name="status", help="show each service's pid, port and health", run=run)

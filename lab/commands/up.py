@@ -9,7 +9,6 @@ import time
 from dataclasses import dataclass
 
 from lab import procs, prometheus, services, state
-from lab.commands import Command
 from lab.config import LabConfig
 from lab.errors import LabError
 from lab.logfiles import tail
@@ -172,11 +171,3 @@ def run(args: argparse.Namespace) -> int:
     print(f"lab {verb}: all {len(wanted)} services healthy in {elapsed:.1f} s")
     print_urls(config, wanted)
     return 0
-
-
-COMMAND = Command(
-    name="up",
-    help="migrate, start web, worker, Caddy and Prometheus, wait until healthy",
-    run=run,
-    configure=configure,
-)
