@@ -24,11 +24,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.exports import bp as exports_bp
     from app.faults import switchboard
     from app.health import bp as health_bp
+    from app.jobs import celery_init_app
     from app.observability import web
     from app.observability.logging import configure_logging
     from app.observability.tracing import instrument_engine, setup_tracing
     from app.todos import bp as todos_bp
-    from worker import celery_init_app
 
     overrides = dict(config or {})
     settings: Settings = overrides.pop("SETTINGS", None) or Settings.from_env()

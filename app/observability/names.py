@@ -51,3 +51,7 @@ F_ENDPOINT: Final = "endpoint"
 
 ACCESS_LOGGER: Final = "app.access"
 REQUEST_ID_HEADER: Final = "X-Request-ID"
+# Celery message header that carries the web request id into the worker's log lines.
+TASK_REQUEST_ID_HEADER: Final = "lab_request_id"
+# The logger of the export task: the name its lines have always carried in the worker's log.
+TASK_LOGGER: Final = "worker.tasks"

@@ -1,12 +1,20 @@
-"""Celery bound to the Flask app (the celery_init_app pattern of Flask's Celery example)."""
+"""Background jobs from the app's side: Celery bound to the Flask app, and publishing a task.
+
+The celery_init_app pattern of Flask's Celery example. The worker process (worker/) starts
+Celery on this binding; the app never imports the worker.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from celery import Celery, Task
+from celery.result import AsyncResult
 from flask import Flask
 
+from app.observability import names
+from app.observability.context import request_id_var
+from app.observability.metrics import BACKGROUND_JOBS
 from app.settings import Settings
 
 
@@ -65,3 +73,16 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
     celery_app.set_default()
     app.extensions["celery"] = celery_app
     return celery_app
+
+
+def enqueue(task: Task, *args: Any, environment: str, task_id: str | None = None) -> AsyncResult:
+    """Publish task(*args) with the current request id; count it once it is on the broker.
+
+    Raises kombu's OperationalError when the broker cannot be reached within the
+    publish retry policy (a few seconds), so the caller can answer 503.
+    """
+    result = task.apply_async(
+        args=args, task_id=task_id, headers={names.TASK_REQUEST_ID_HEADER: request_id_var.get() or ""}
+    )
+    BACKGROUND_JOBS.labels(task.job_type, names.JOB_ENQUEUED, environment).inc()
+    return result

@@ -1,4 +1,9 @@
-"""Background jobs. Tasks take ids, never objects, and run inside the Flask app context."""
+"""The export task and its helpers. Tasks take ids, never objects, and run inside the Flask app context.
+
+They live in the app package, as in Flask's Celery example, so the web process that
+publishes them has them registered (the tracing of a publish needs the task object);
+the worker process (worker/) imports them through create_app.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +11,6 @@ import csv
 import logging
 import os
 import resource
-import socket
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -19,9 +23,9 @@ from sqlalchemy.exc import OperationalError
 from app.db import db
 from app.models import Export, Todo, utcnow
 from app.observability import names
-from worker.jobs import REQUEST_ID_HEADER
 
-log = logging.getLogger(__name__)
+# The name its lines have always carried in the worker's log (recorded data filter on it).
+log = logging.getLogger(names.TASK_LOGGER)
 
 CSV_HEADER = ("id", "text", "done", "position", "created_at", "updated_at")
 # Cells starting with these are formulas to a spreadsheet: neutralise them.
@@ -155,14 +159,8 @@ def requeue_stale_exports(older_than_s: float) -> list[str]:
     ).all()
     for export_id, request_id in stale:
         export_todos.apply_async(
-            args=(export_id,), task_id=export_id, headers={REQUEST_ID_HEADER: request_id or ""}
+            args=(export_id,), task_id=export_id, headers={names.TASK_REQUEST_ID_HEADER: request_id or ""}
         )
         log.warning("export %s was still queued after %ss: queued again", export_id, int(older_than_s),
                     extra={names.F_REQUEST_ID: request_id or ""})
     return [export_id for export_id, _ in stale]
-
-
-@shared_task(name="health.ping")
-def ping() -> str:
-    """Answer a liveness probe from a worker (for brokers without broadcast)."""
-    return socket.gethostname()
