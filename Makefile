@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: lab test install system-deps services lint lock down clean help
+.PHONY: lab test test-fast install system-deps services lint lock down clean help
 
 help:
 	@echo "make lab    - install, bring the lab up, run a load and the notebooks, write a report"
 	@echo "make test   - install what the tests need, then run the whole test suite"
+	@echo "make test-fast - in-process and unit tests only (SQLite and PostgreSQL; no browser, no stack)"
 	@echo "make down   - stop everything the lab started"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make lock   - refresh requirements*.lock from pyproject.toml"
@@ -42,6 +43,12 @@ down:
 
 test: install system-deps services
 	$(BIN)/python -m pytest
+
+# The quick loop while coding: no Debian packages installed, no processes of the stack
+# started, no browser; PostgreSQL and Redis must answer (started here when they are not).
+FAST := not slow and not stack and not browser
+test-fast: install services
+	$(BIN)/python -m pytest -m "$(FAST)"
 
 lint: install
 	$(BIN)/ruff check .

@@ -7,7 +7,7 @@ PostgreSQL + Redis and on the embedded SQLite defaults.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +21,37 @@ from app.migrate import upgrade
 from app.settings import Settings
 from tests.support.databases import reserved_redis_db, temporary_pg_database
 from tests.support.processes import Proc, start_celery_worker, start_gunicorn
+
+# Fixtures whose use puts a test on PostgreSQL (the `postgres` marker is set from them).
+POSTGRES_FIXTURES = frozenset({"pg_database_url", "postgres_backend"})
+BACKEND_MARKS = ("postgres", "embedded")
+
+
+def _mark_backend(item: pytest.Item) -> None:
+    """Mark a test `postgres` or `embedded` after the data store it runs on."""
+    params = getattr(item, "callspec", None)
+    chosen = {v for v in params.params.values() if isinstance(v, str)} if params else set()
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & POSTGRES_FIXTURES:
+        chosen.add("postgres")
+    if "embedded_backend" in fixtures:
+        chosen.add("embedded")
+    for name in BACKEND_MARKS:
+        if name in chosen:
+            item.add_marker(name)
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None, None, None]:
+    """Mark each test with its data store, then run slow tests last (as pytest's own suite).
+
+    The marks are set before `-m` selects; the order after every other plugin (and
+    pytest's fixture grouping) has had its say; the sort is stable, the rest keeps its order.
+    """
+    for item in items:
+        _mark_backend(item)
+    yield
+    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from analysis import logs, prom, traces, verify
 from tests.data.analysis.record import PLAN, lab_stack, plan_counts, quiet_edge, send_plan
+
+pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
 
 def test_verification_table_passes_on_a_live_run_and_catches_a_wrong_expectation(

@@ -30,7 +30,7 @@ from tests.support.browser import (
 )
 from tests.support.processes import start_celery_worker, start_gunicorn
 
-pytestmark = pytest.mark.embedded
+pytestmark = [pytest.mark.embedded, pytest.mark.browser, pytest.mark.stack]
 
 SCRIPT_TEXT = "<script>window.__pwned = 1; alert('xss')</script><img src=x onerror=\"window.__pwned = 2\">"
 

@@ -83,6 +83,7 @@ def bulk_insert(database_url: str, count: int, width: int = 300) -> None:
     engine.dispose()
 
 
+@pytest.mark.stack
 def test_export_holds_exactly_the_todos(client: FlaskClient, live_worker: Proc) -> None:
     texts = ["buy milk", "=HYPERLINK(\"http://x\")", "two\nlines, \"quoted\"", "ünïcödé ✓", "+1 idea"]
     ids = [client.post("/api/todos", json={"text": t}).get_json()["id"] for t in texts]
@@ -101,12 +102,14 @@ def test_export_holds_exactly_the_todos(client: FlaskClient, live_worker: Proc) 
     assert [r["done"] for r in rows] == ["true", "false", "false", "false", "false"]
 
 
+@pytest.mark.stack
 def test_export_of_an_empty_list_has_only_the_header(client: FlaskClient, live_worker: Proc) -> None:
     task_id = start_export(client)
     assert wait_for_export(client, task_id)["rows"] == 0
     assert download_rows(client, task_id) == []
 
 
+@pytest.mark.stack
 def test_worker_log_lines_carry_the_request_id_of_the_export(client: FlaskClient, live_worker: Proc) -> None:
     response = client.post("/export", headers={"X-Request-ID": "export-req-0001"})
     task_id = response.get_json()["task_id"]
@@ -203,6 +206,7 @@ def peak_rss_kib(worker: Proc, task_id: str) -> int:
     raise AssertionError(f"no 'export finished' line for {task_id}")
 
 
+@pytest.mark.stack
 @pytest.mark.slow
 def test_export_of_100000_rows_runs_in_constant_memory(backend: Backend, solo: Solo) -> None:
     client, solo_worker = solo.client, solo.worker
@@ -224,6 +228,7 @@ def test_export_of_100000_rows_runs_in_constant_memory(backend: Backend, solo: S
     assert rows[-1]["id"] == "100000"
 
 
+@pytest.mark.stack
 @pytest.mark.slow
 def test_worker_killed_mid_export_is_redelivered_and_completes_once(
     backend: Backend, solo: Solo
@@ -250,6 +255,7 @@ def test_worker_killed_mid_export_is_redelivered_and_completes_once(
     assert list(export_dir.glob(f".{task_id}.csv.*.tmp")) == []
 
 
+@pytest.mark.stack
 def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_starts(
     backend: Backend, tmp_path: Path
 ) -> None:

@@ -79,6 +79,7 @@ def no_faults(stack: Stack) -> Iterator[None]:
     stack.lab("fault", "clear")
 
 
+@pytest.mark.stack
 def test_a_switch_reaches_every_worker_at_once_and_clearing_restores(stack: Stack) -> None:
     assert stack.lab("fault", "set", "error_rate.api.list_todos=1").returncode == 0
     offset = len(stack.web.output())
@@ -96,6 +97,7 @@ def test_a_switch_reaches_every_worker_at_once_and_clearing_restores(stack: Stac
     assert {requests.get(f"{stack.base}/api/todos", timeout=10).status_code for _ in range(40)} == {200}
 
 
+@pytest.mark.stack
 def test_each_process_logs_a_change_once(stack: Stack) -> None:
     offset = len(stack.web.output())
     stack.lab("fault", "set", "latency.todos.index=0.01")
@@ -107,6 +109,7 @@ def test_each_process_logs_a_change_once(stack: Stack) -> None:
     assert len(pids) == len(set(pids)) == 2
 
 
+@pytest.mark.stack
 def test_injected_errors_are_counted_as_500s_and_logged(stack: Stack) -> None:
     metrics = f"{stack.base}/metrics"
     labels = {"endpoint": "todos.index", "status": "500"}
@@ -124,6 +127,7 @@ def test_injected_errors_are_counted_as_500s_and_logged(stack: Stack) -> None:
     assert len(logged) == failed
 
 
+@pytest.mark.stack
 def test_injected_latency_shows_in_the_histogram_and_the_span(stack: Stack) -> None:
     metrics = f"{stack.base}/metrics"
     labels = {"endpoint": "api.get_todo", "status": "404"}
@@ -150,6 +154,7 @@ def test_injected_latency_shows_in_the_histogram_and_the_span(stack: Stack) -> N
     assert {s["attributes"]["fault.name"] for s in marked_spans()} == {"latency.api.get_todo"}
 
 
+@pytest.mark.stack
 def test_failed_exports_are_counted_as_failed_jobs(stack: Stack) -> None:
     failed_before = stack.sample(stack.worker_metrics, "background_jobs_total",
                                  job_type="export", status="failed")
@@ -173,6 +178,7 @@ def test_failed_exports_are_counted_as_failed_jobs(stack: Stack) -> None:
                == "succeeded", 60, "an export after clearing")
 
 
+@pytest.mark.stack
 def test_slow_database_fault_runs_a_real_slow_query(stack: Stack) -> None:
     stack.lab("fault", "set", "slow_db=0.2")
     answer = requests.get(f"{stack.base}/api/todos", timeout=10)
@@ -191,6 +197,7 @@ def test_slow_database_fault_runs_a_real_slow_query(stack: Stack) -> None:
     assert int(span["end_ns"]) - int(span["start_ns"]) >= 0.2e9  # type: ignore[call-overload]
 
 
+@pytest.mark.stack
 def test_admin_route_needs_the_token(stack: Stack) -> None:
     url = f"{stack.base}/admin/faults"
     assert requests.get(url, timeout=5).status_code == 401
@@ -203,6 +210,7 @@ def test_admin_route_needs_the_token(stack: Stack) -> None:
     assert bad.status_code == 400 and "between 0 and 1" in bad.json()["error"]
 
 
+@pytest.mark.stack
 def test_bad_fault_names_and_values_are_refused(stack: Stack) -> None:
     bad = ("nonsense=1", "error_rate=1.5", "latency=0.5-0.1", "slow_db.todos.add=1", "error_rate")
     for assignment in bad:
@@ -212,6 +220,7 @@ def test_bad_fault_names_and_values_are_refused(stack: Stack) -> None:
     assert stack.lab("fault", "list").stdout.strip() == "no fault in force"
 
 
+@pytest.mark.stack
 def test_a_broken_fault_file_keeps_the_service_up(stack: Stack, tmp_path: Path) -> None:
     board = Switchboard(tmp_path / "faults.json")
     write_faults(board.path, {"error_rate": 0.5})

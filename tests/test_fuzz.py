@@ -24,6 +24,8 @@ from hypothesis import strategies as st
 from tests.support.processes import start_gunicorn
 from tests.support.services import private_redis
 
+pytestmark = pytest.mark.stack
+
 EXAMPLES = 100
 HOSTILE = [
     "", "0", "-1", "2147483648", "99999999999999999999", "1.5", "1e3", "NaN", "true", "null",

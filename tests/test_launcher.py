@@ -36,10 +36,10 @@ from tests.support.processes import wait_until
 PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.stack, pytest.mark.skipif(
     not (shutil.which("caddy") and shutil.which("prometheus")),
     reason="the Debian packages caddy and prometheus are needed (stack/install-system-deps.sh)",
-)
+)]
 
 
 @dataclass(frozen=True)

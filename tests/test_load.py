@@ -72,6 +72,7 @@ def failures_text(result: LoadRunResult) -> str:
     return result.failures_csv.read_text(encoding="utf-8") if result.failures_csv.exists() else ""
 
 
+@pytest.mark.stack
 def test_steady_run_without_faults_has_no_failures(steady_run: LoadRunResult) -> None:
     """Nothing fails when no fault is set, and the run leaves its CSV and HTML reports."""
     assert steady_run.requests > 200
@@ -84,6 +85,7 @@ def test_steady_run_without_faults_has_no_failures(steady_run: LoadRunResult) ->
     assert "Locust" in steady_run.html.read_text(encoding="utf-8")
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize(
     ("user_type", "method", "name"),
     [
@@ -115,6 +117,7 @@ def test_every_user_type_does_its_part(
     assert stats.failures == 0, failures_text(steady_run)
 
 
+@pytest.mark.stack
 def test_ids_do_not_explode_the_statistics(steady_run: LoadRunResult) -> None:
     """No request name carries a concrete id or task uuid."""
     names = {e.name for e in steady_run.endpoints}
@@ -122,6 +125,7 @@ def test_ids_do_not_explode_the_statistics(steady_run: LoadRunResult) -> None:
     assert len(names) < 25, names
 
 
+@pytest.mark.stack
 def test_exports_were_downloaded_and_their_csv_parsed(steady_run: LoadRunResult) -> None:
     """Every export the exporters started finished and its CSV passed the check."""
     downloads = steady_run.endpoint("GET", "/download/[id]")
@@ -133,6 +137,7 @@ def test_exports_were_downloaded_and_their_csv_parsed(steady_run: LoadRunResult)
     assert downloads.failures == 0, failures_text(steady_run)
 
 
+@pytest.mark.stack
 def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Stack) -> None:
     """The app's access log shows the load's User-Agent (and it carries X-Synthetic-Load)."""
     log = stack.web_log.read_text(encoding="utf-8", errors="replace")
@@ -149,6 +154,7 @@ def plateaus(counts: list[int]) -> list[int]:
     return out
 
 
+@pytest.mark.stack
 def test_ramp_steps_up_to_its_peak(stack: Stack, tmp_path: Path) -> None:
     """A 20-second ramp to 8 users climbs 2, 4, 6, 8 and never goes down (stats history)."""
     result = run_headless(stack.base_url, "ramp", users=8, duration=20, reports_dir=tmp_path,
@@ -160,6 +166,7 @@ def test_ramp_steps_up_to_its_peak(stack: Stack, tmp_path: Path) -> None:
     assert max(counts) == 8
 
 
+@pytest.mark.stack
 def test_spike_goes_up_and_comes_back_down(stack: Stack, tmp_path: Path) -> None:
     """A 20-second spike to 10 users holds 2, jumps to 10, then drops back to 2."""
     result = run_headless(stack.base_url, "spike", users=10, duration=20, reports_dir=tmp_path,
@@ -173,6 +180,7 @@ def test_spike_goes_up_and_comes_back_down(stack: Stack, tmp_path: Path) -> None
     assert 2 in steps[:top] and 2 in steps[top:], steps
 
 
+@pytest.mark.stack
 def test_web_ui_starts_the_selected_shape(stack: Stack, tmp_path: Path) -> None:
     """The web UI (with our shape class) shows the shape parameters and runs what it is given."""
     port = free_port()
@@ -208,6 +216,7 @@ def test_web_ui_starts_the_selected_shape(stack: Stack, tmp_path: Path) -> None:
         ui.stop()
 
 
+@pytest.mark.stack
 def test_command_line_runs_and_prints_the_figures(
     stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

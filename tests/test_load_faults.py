@@ -24,6 +24,8 @@ from loadtests.run import LoadRunResult, run_headless
 from tests.conftest import Backend
 from tests.support.processes import Proc, start_celery_worker, start_gunicorn
 
+pytestmark = pytest.mark.stack
+
 RATE = 0.2
 INDEX_NAMES = {"/", "/?page=[n]", "/ [after add]"}
 # Short think times so a 25-second run sends enough requests for a tight binomial bound.

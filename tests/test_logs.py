@@ -74,6 +74,7 @@ def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         web.stop()
 
 
+@pytest.mark.stack
 def test_an_access_line_describes_the_request_as_the_client_saw_it(stack: Stack) -> None:
     rid = f"story-{uuid.uuid4().hex}"
     started = time.perf_counter()
@@ -100,6 +101,7 @@ def test_an_access_line_describes_the_request_as_the_client_saw_it(stack: Stack)
     print(f"\nserver {line[names.F_DURATION_MS]:.2f} ms, client {elapsed_ms:.2f} ms")
 
 
+@pytest.mark.stack
 def test_a_well_formed_request_id_is_adopted_and_echoed(stack: Stack) -> None:
     rid = "0c3f4a2e-caddy-7d1b9e"
     response = requests.get(stack.base + "/healthz", headers={"X-Request-ID": rid}, timeout=10)
@@ -107,6 +109,7 @@ def test_a_well_formed_request_id_is_adopted_and_echoed(stack: Stack) -> None:
     assert stack.access_line(rid)[names.F_PATH] == "/healthz"
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize(
     "bad",
     ['abc"def"ghi', "x" * 200, "short", "has spaces in it", "semi;colon;value", "a\tb\tc\td\te"],
@@ -119,6 +122,7 @@ def test_a_malformed_request_id_is_replaced_by_a_uuid4(stack: Stack, bad: str) -
     assert bad not in stack.web.output()
 
 
+@pytest.mark.stack
 def test_a_request_id_with_a_newline_never_reaches_the_log(stack: Stack) -> None:
     # requests refuses to send it; a hostile client writes the bytes itself (obs-fold).
     host, port = urlsplit(stack.base).netloc.split(":")
@@ -138,6 +142,7 @@ def test_a_request_id_with_a_newline_never_reaches_the_log(stack: Stack) -> None
     assert "injected-line" not in stack.web.output()
 
 
+@pytest.mark.stack
 def test_error_bodies_carry_the_request_id(stack: Stack) -> None:
     for method, path in (("GET", "/api/todos/987654"), ("GET", "/no/such/page"),
                          ("DELETE", "/export")):
@@ -150,6 +155,7 @@ def test_error_bodies_carry_the_request_id(stack: Stack) -> None:
         )
 
 
+@pytest.mark.stack
 def test_request_ids_never_leak_into_the_next_request_on_a_reused_thread(stack: Stack) -> None:
     sent: list[str | None] = []
     got: list[str] = []
@@ -176,6 +182,7 @@ def test_request_ids_never_leak_into_the_next_request_on_a_reused_thread(stack: 
     assert outside and not [r for r in outside if names.F_REQUEST_ID in r]
 
 
+@pytest.mark.stack
 def test_worker_lines_carry_the_request_that_enqueued_the_task(stack: Stack) -> None:
     rid = f"export-{uuid.uuid4().hex}"
     response = requests.post(stack.base + "/export", headers={"X-Request-ID": rid}, timeout=10)
@@ -199,6 +206,7 @@ def test_worker_lines_carry_the_request_that_enqueued_the_task(stack: Stack) -> 
     assert stack.access_line(rid)[names.F_PATH] == "/export"
 
 
+@pytest.mark.stack
 def test_hostile_text_stays_one_json_line(stack: Stack) -> None:
     nasty = 'line one\nline two "quoted" {"status_code": 200, "level": "INFO"}\r\n\\ end'
     response = requests.post(stack.base + "/api/todos", json={"text": nasty[:400]}, timeout=10)
@@ -215,6 +223,7 @@ def test_hostile_text_stays_one_json_line(stack: Stack) -> None:
     json_lines(stack.web.output())  # still every line one JSON object
 
 
+@pytest.mark.stack
 def test_a_forwarded_client_is_believed_from_the_trusted_proxy(stack: Stack) -> None:
     response = requests.get(stack.base + "/healthz",
                             headers={"X-Forwarded-For": "203.0.113.7, 127.0.0.1"}, timeout=10)
@@ -250,6 +259,7 @@ def test_request_id_validation(value: str | None, ok: bool) -> None:
     assert is_well_formed_request_id(value) is ok
 
 
+@pytest.mark.stack
 def test_no_password_and_no_plain_text_in_any_line_up_to_shutdown(stack: Stack) -> None:
     # The story ends: both processes stop, and their whole output is examined.
     stack.worker.stop()

@@ -68,6 +68,7 @@ def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
         web.stop()
 
 
+@pytest.mark.stack
 def test_job_counters_exist_at_zero_before_the_first_job(stack: Stack) -> None:
     # Runs first in this module: no export has been made yet. A series born at 0 lets
     # increase() and the NoExportSucceeding alert see the very first job.
@@ -84,6 +85,7 @@ def fresh_get(url: str) -> int:
     return requests.get(url, headers={"Connection": "close"}, timeout=10).status_code
 
 
+@pytest.mark.stack
 def test_every_request_is_counted_once_in_a_single_scrape(stack: Stack) -> None:
     n = 240
     with ThreadPoolExecutor(8) as pool:
@@ -103,6 +105,7 @@ def test_every_request_is_counted_once_in_a_single_scrape(stack: Stack) -> None:
                  environment="test") == n
 
 
+@pytest.mark.stack
 def test_scrapes_never_go_down_under_concurrent_load(stack: Stack) -> None:
     before = total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz")
     sent = 0
@@ -129,6 +132,7 @@ def test_scrapes_never_go_down_under_concurrent_load(stack: Stack) -> None:
     assert seen[-1] == before + 300
 
 
+@pytest.mark.stack
 def test_the_metrics_endpoint_does_not_count_itself(stack: Stack) -> None:
     for _ in range(5):
         requests.get(stack.metrics, timeout=10)
@@ -137,6 +141,7 @@ def test_the_metrics_endpoint_does_not_count_itself(stack: Stack) -> None:
     assert not [labels for labels, _ in found if labels["endpoint"] == "health.metrics"]
 
 
+@pytest.mark.stack
 def test_process_metrics_describe_the_master_and_each_worker(stack: Stack) -> None:
     master = psutil.Process(stack.web.popen.pid)
     expected = {(str(master.pid), "master")} | {
@@ -157,6 +162,7 @@ def test_process_metrics_describe_the_master_and_each_worker(stack: Stack) -> No
     assert len(expected) == 3
 
 
+@pytest.mark.stack
 def test_a_path_scan_adds_only_a_handful_of_series(stack: Stack) -> None:
     before = len(samples(stack.metrics, HIST_BUCKET))
     with requests.Session() as session:
@@ -169,6 +175,7 @@ def test_a_path_scan_adds_only_a_handful_of_series(stack: Stack) -> None:
     assert total(after, endpoint=names.UNMATCHED_ENDPOINT, status="404", le="+Inf") == 2000
 
 
+@pytest.mark.stack
 def test_job_counters_add_up_to_the_number_of_exports(stack: Stack) -> None:
     k = 8
     task_ids = []

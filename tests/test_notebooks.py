@@ -29,6 +29,8 @@ needs_stack = pytest.mark.skipif(
 )
 
 
+@pytest.mark.slow
+@pytest.mark.stack
 @needs_stack
 def test_lab_demo_runs_every_notebook_and_its_verdicts_match_the_injected_fault(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

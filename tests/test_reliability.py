@@ -38,6 +38,8 @@ from tests.support.processes import (
 )
 from tests.support.services import PrivateRedis, private_postgres, private_redis
 
+pytestmark = pytest.mark.stack
+
 ROOT = Path(__file__).resolve().parents[1]
 RULES_DIR = ROOT / "stack" / "prometheus" / "rules"
 

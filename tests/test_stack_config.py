@@ -634,6 +634,7 @@ def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedStack]:
         web.stop()
 
 
+@pytest.mark.stack
 def test_caddy_generates_a_request_id_the_app_uses(proxied: ProxiedStack) -> None:
     """Without X-Request-ID, Caddy makes one; the user sees the id the app logged."""
     response = requests.get(proxied.url + "/healthz", timeout=5)
@@ -643,6 +644,7 @@ def test_caddy_generates_a_request_id_the_app_uses(proxied: ProxiedStack) -> Non
     assert proxied.app_access_line(rid)["http.path"] == "/healthz"
 
 
+@pytest.mark.stack
 def test_caddy_keeps_a_well_formed_request_id_and_replaces_a_bad_one(proxied: ProxiedStack) -> None:
     """A client's own id survives the proxy; one with spaces is replaced, not passed on."""
     mine = f"client-{uuid.uuid4().hex[:12]}"
@@ -656,6 +658,7 @@ def test_caddy_keeps_a_well_formed_request_id_and_replaces_a_bad_one(proxied: Pr
     assert proxied.app_access_line(replaced)["http.path"] == "/healthz"
 
 
+@pytest.mark.stack
 def test_caddy_writes_json_access_log_lines_with_the_request_id(proxied: ProxiedStack) -> None:
     """Caddy's access log on stdout is JSON and carries the same request id."""
     rid = requests.get(proxied.url + "/healthz", timeout=5).headers["X-Request-ID"]
@@ -672,6 +675,7 @@ def test_caddy_writes_json_access_log_lines_with_the_request_id(proxied: Proxied
     wait_until(caddy_logged, 10, "Caddy's access log line")
 
 
+@pytest.mark.stack
 def test_pages_carry_security_headers_and_are_never_cached(proxied: ProxiedStack) -> None:
     """The HTML list has the security headers and Cache-Control: no-store."""
     response = requests.get(proxied.url + "/", timeout=5)
@@ -685,6 +689,7 @@ def test_pages_carry_security_headers_and_are_never_cached(proxied: ProxiedStack
     assert "Server" not in response.headers
 
 
+@pytest.mark.stack
 def test_static_files_are_served_by_caddy_itself(proxied: ProxiedStack) -> None:
     """/static/app.css comes from disk through Caddy; the app never sees the request."""
     response = requests.get(proxied.url + "/static/app.css", timeout=5)
@@ -696,6 +701,7 @@ def test_static_files_are_served_by_caddy_itself(proxied: ProxiedStack) -> None:
     assert rid not in proxied.web.output()
 
 
+@pytest.mark.stack
 def test_bodies_up_to_the_limit_reach_the_app(proxied: ProxiedStack) -> None:
     """An ordinary API call through Caddy works: the todo is created."""
     response = requests.post(proxied.url + "/api/todos", json={"text": "through caddy"}, timeout=5)
@@ -703,6 +709,7 @@ def test_bodies_up_to_the_limit_reach_the_app(proxied: ProxiedStack) -> None:
     assert response.json()["text"] == "through caddy"
 
 
+@pytest.mark.stack
 def test_a_body_over_the_limit_gets_a_json_413(proxied: ProxiedStack) -> None:
     """Over 1 MiB, with or without Content-Length: 413 with the app's JSON error shape."""
     body = b'{"text": "' + b"x" * MAX_BODY + b'"}'
@@ -722,6 +729,7 @@ def test_a_body_over_the_limit_gets_a_json_413(proxied: ProxiedStack) -> None:
     assert chunked.json()["request_id"] == chunked.headers["X-Request-ID"]
 
 
+@pytest.mark.stack
 def test_the_app_logs_the_clients_address_not_caddys(proxied: ProxiedStack) -> None:
     """client_ip is the client's address; a forged X-Forwarded-For does not change it."""
     host, port = proxied.url.removeprefix("http://").split(":")
@@ -738,6 +746,7 @@ def test_the_app_logs_the_clients_address_not_caddys(proxied: ProxiedStack) -> N
     assert line["client_ip"] == "127.0.0.2"
 
 
+@pytest.mark.stack
 def test_caddy_metrics_answer_on_their_own_port(proxied: ProxiedStack) -> None:
     """Prometheus can scrape Caddy's request metrics from the metrics listener."""
     requests.get(proxied.url + "/healthz", timeout=5)
