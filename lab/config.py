@@ -38,6 +38,10 @@ def _port(env: Mapping[str, str], name: str) -> int:
     return value
 
 
+# Every service of the local lab listens on the loopback interface only.
+LOCAL = "127.0.0.1"
+
+
 @dataclass(frozen=True)
 class LabConfig:
     """Paths and ports of one lab (one VAR_DIR), plus the environment it was started from."""
@@ -75,3 +79,16 @@ class LabConfig:
         var_dir = Path(raw_var).expanduser().resolve() if raw_var else PROJECT_ROOT / "var"
         ports = {name: _port(source, name) for name in PORT_DEFAULTS}
         return cls(root=PROJECT_ROOT, var_dir=var_dir, ports=ports, env=source)
+
+
+def reports_dir(config: LabConfig) -> Path:
+    """LAB_REPORTS_DIR, else reports/ in the checkout."""
+    raw = config.env.get("LAB_REPORTS_DIR", "").strip()
+    return Path(raw).expanduser().resolve() if raw else config.root / "reports"
+
+
+def app_url(config: LabConfig) -> str:
+    """The app through Caddy, as users reach it: LAB_APP_URL (a stack started elsewhere, e.g.
+    by compose), else this lab's Caddy."""
+    given = config.env.get("LAB_APP_URL", "").strip()
+    return given.rstrip("/") if given else f"http://{LOCAL}:{config.port('CADDY_PORT')}"

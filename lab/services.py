@@ -11,10 +11,8 @@ from pathlib import Path
 import requests
 
 from lab import prometheus
-from lab.config import LabConfig
+from lab.config import LOCAL, LabConfig
 from lab.errors import LabError
-
-LOCAL = "127.0.0.1"
 
 
 @dataclass(frozen=True)

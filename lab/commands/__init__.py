@@ -35,6 +35,8 @@ COMMANDS: dict[str, Entry] = {
     "migrate": Entry("migrate", "upgrade the database schema to the newest revision"),
     "bench": Entry("bench", "measure instrumentation overhead, footprint and turnaround "
                             "(writes docs/benchmarks.md)"),
+    "doctor": Entry("doctor", "pre-flight check: Python, disk, programs, ports, Docker, "
+                              "a recorded run, the app"),
     "demo": Entry("demo", "up, a load run with a fault window, every notebook headless, "
                           "an HTML report"),
     "fault": Entry("fault", "switch injected faults on and off, live"),

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 
 from analysis import notebook_run
 from lab.commands import up as up_command
-from lab.commands.load import PlannedFault, app_url, parse_fault, recorded_load, reports_dir
-from lab.config import LabConfig
+from lab.commands.load import PlannedFault, parse_fault, recorded_load
+from lab.config import LabConfig, app_url, reports_dir
 from lab.errors import LabError
 from loadtests.shapes import SHAPE_NAMES
 

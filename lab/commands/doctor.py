@@ -21,9 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lab import procs, services, state
-from lab.commands import Command
-from lab.commands.load import app_url, reports_dir
-from lab.config import LabConfig
+from lab.config import LabConfig, app_url, reports_dir
 from lab.ports import port_in_use, port_owner
 
 # Room for the embedded database, logs, Prometheus's TSDB and Locust reports over a day.
@@ -217,7 +215,3 @@ def run(args: argparse.Namespace) -> int:
     blocking = [f for f in results if f.status == "FAIL"]
     print(f"{len(blocking)} problem(s) block the lab" if blocking else "ready")
     return 1 if blocking else 0
-
-
-COMMAND = Command(name="doctor", help="pre-flight check: Python, disk, programs, ports, Docker, "
-                  "a recorded run, the app", run=run, configure=configure)

@@ -14,14 +14,13 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 from analysis import prom
 from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
 from app.faults import FaultError, parse_assignment, write_faults
 from lab import prometheus, services, state
 from lab.commands.fault import board
-from lab.config import LabConfig
+from lab.config import LabConfig, app_url, reports_dir
 from lab.errors import LabError
 from loadtests.run import LoadRunError, run_headless
 from loadtests.shapes import SHAPE_NAMES
@@ -35,19 +34,6 @@ class PlannedFault:
     value: float
     on_s: float
     off_s: float
-
-
-def reports_dir(config: LabConfig) -> Path:
-    """LAB_REPORTS_DIR, else reports/ in the checkout."""
-    raw = config.env.get("LAB_REPORTS_DIR", "").strip()
-    return Path(raw).expanduser().resolve() if raw else config.root / "reports"
-
-
-def app_url(config: LabConfig) -> str:
-    """The app through Caddy, as users reach it: LAB_APP_URL (a stack started elsewhere, e.g.
-    by compose), else this lab's Caddy."""
-    given = config.env.get("LAB_APP_URL", "").strip()
-    return given.rstrip("/") if given else f"http://{services.LOCAL}:{config.port('CADDY_PORT')}"
 
 
 def prometheus_client(config: LabConfig) -> prom.Prometheus:
