@@ -1,14 +1,29 @@
-"""Exercise checks for the notebooks: is the learner's query right?
+"""Exercise checks for the notebooks: is the learner's answer right, and if not, how to fix it?
 
-An answer is right when it produces the same result as the reference solution
-(notebooks/solutions.py), not when it is spelled the same: `sum by (endpoint) (rate(x[1m]))`
-and `sum(rate(x[1m])) by (endpoint)` are both right. PromQL answers are compared series by
-series (same label sets, same values); pandas answers value by value.
+One entry point, ``check(exercise_id, answer, **context)``, for every exercise of the bank
+(analysis.exercise_bank): PromQL (context: ``prometheus``, ``at``), computed values (context:
+the notebook's data, passed to the reference function), choices and numbers. An answer is
+right when it gives the same *result* as the reference solution (notebooks/solutions.py), not
+when it is spelled the same:
+
+- PromQL results are compared series by series. A label the answer has and the reference has
+  not is ignored when the answer's series stay distinct without it (an extra label constant
+  across the answer, or one that only repeats what another label says: `sum by (le, endpoint)`
+  of one endpoint is `sum by (le)`); the same the other way round. Values must agree within
+  the exercise's tolerance (float rounding by default).
+- Numbers and values agree within the exercise's stated tolerance; choices ignore case.
+
+A wrong answer is explained: the exercise's own mistakes and the common PromQL mistakes below
+are recognised and their advice shown (how to fix it), besides what differs. A right answer
+shows the exercise's "why".
 
 A learner who has not answered yet (ANSWER is None) is told so, and nothing fails. When the
 notebooks are executed headless (``LAB_FILL_SOLUTIONS=1``, as `lab demo` and the tests do),
 an unanswered exercise takes the reference solution and a check that fails raises, so a
 broken query or a broken solution fails the run.
+
+Each verdict also carries a small JSON record (mimetype VERDICT_MIME) saved with the notebook's
+output, from which `lab progress` grades a saved notebook without running it.
 """
 
 from __future__ import annotations
@@ -16,9 +31,10 @@ from __future__ import annotations
 import importlib.util
 import math
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -27,12 +43,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import prom
+from analysis.exercise_bank import EXERCISES, FLOAT_ROUNDING, Exercise, Mistake, Tolerance
 
 SOLUTIONS_FILE = Path(__file__).resolve().parents[1] / "notebooks" / "solutions.py"
 FILL_VARIABLE = "LAB_FILL_SOLUTIONS"
-# Two evaluations of the same PromQL at the same moment agree exactly; equivalent but
-# differently written queries may sum in another order: allow float rounding only.
-REL_TOLERANCE = 1e-9
+VERDICT_MIME = "application/vnd.todolab.verdict+json"
+STATUSES = ("right", "wrong", "unanswered")
+REL_TOLERANCE = FLOAT_ROUNDING.rel  # kept for callers of the first version
 
 
 class ExerciseFailed(AssertionError):
@@ -47,6 +64,9 @@ class Verdict:
     status: str  # "right", "wrong" or "unanswered"
     message: str
     answer: Any = None
+    advice: tuple[str, ...] = ()  # how to fix a wrong answer
+    why: str = ""  # shown after a right answer
+    record: Mapping[str, Any] = field(default_factory=dict)  # saved for `lab progress`
 
     @property
     def right(self) -> bool:
@@ -54,13 +74,28 @@ class Verdict:
         return self.status == "right"
 
     def __str__(self) -> str:
-        """One line a learner reads."""
+        """What a learner reads, as plain text."""
         mark = {"right": "✔ right", "wrong": "✘ not yet right", "unanswered": "… not answered"}
-        return f"Exercise {self.exercise}: {mark[self.status]}: {self.message}"
+        lines = [f"Exercise {self.exercise}: {mark[self.status]}: {self.message}"]
+        lines += [f"  how to fix: {text}" for text in self.advice]
+        if self.right and self.why:
+            lines.append(f"  why: {self.why}")
+        return "\n".join(lines)
 
-    def _repr_html_(self) -> str:
-        colour = {"right": "#1a7f37", "wrong": "#cf222e", "unanswered": "#6e7781"}[self.status]
-        return f'<p style="color:{colour}"><b>{self}</b></p>'
+    def markdown(self) -> str:
+        """The verdict as markdown (rendered by JupyterLab and in the HTML report)."""
+        mark = {"right": "✔ **right**", "wrong": "✘ **not yet right**",
+                "unanswered": "… *not answered*"}
+        text = f"**Exercise {self.exercise}**: {mark[self.status]}: {self.message}"
+        if self.advice:
+            text += "\n\n**How to fix it:**\n\n" + "\n".join(f"- {a}" for a in self.advice)
+        if self.right and self.why:
+            text += f"\n\n**Why:** {self.why}"
+        return text
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return {"text/plain": str(self), "text/markdown": self.markdown(),
+                VERDICT_MIME: dict(self.record)}
 
 
 def filling() -> bool:
@@ -79,71 +114,167 @@ def solutions(path: Path = SOLUTIONS_FILE) -> ModuleType:
 
 
 def reference(exercise: str) -> Any:
-    """The reference solution of an exercise: a PromQL string or a function of the data."""
+    """The reference solution of an exercise: PromQL, a function of the data, a key or a number."""
     table: dict[str, Any] = solutions().SOLUTIONS
     if exercise not in table:
         raise KeyError(f"no solution for exercise {exercise} in {SOLUTIONS_FILE}")
     return table[exercise]
 
 
-def _finish(verdict: Verdict) -> Verdict:
-    """Raise for a wrong answer in headless runs; otherwise hand the verdict to the notebook."""
-    if filling() and verdict.status != "right":
-        raise ExerciseFailed(str(verdict))
-    return verdict
+def exercise(exercise_id: str) -> Exercise:
+    """The bank's exercise; a clear message for an unknown id."""
+    try:
+        return EXERCISES[exercise_id]
+    except KeyError:
+        raise KeyError(f"no exercise {exercise_id!r} in analysis/exercise_bank.py "
+                       f"(known: {', '.join(sorted(EXERCISES))})") from None
 
 
-def _series_key(frame: pd.DataFrame) -> pd.Series:
-    """Each row's label set as one sortable string."""
-    labels = sorted(c for c in frame.columns if c not in ("timestamp", "value"))
+@dataclass(frozen=True)
+class Question:
+    """An exercise's question with its hint folded, for a notebook cell."""
+
+    item: Exercise
+
+    def markdown(self) -> str:
+        """Question, the options of a choice, the tolerance of a number, the folded hint."""
+        parts = [f"**Exercise {self.item.id}** ({self.item.kind}): {self.item.question}"]
+        if self.item.options:
+            parts.append("\n".join(f"- **{k}**: {v}" for k, v in self.item.options.items()))
+        if self.item.answer_type == "number" and self.item.tolerance is not FLOAT_ROUNDING:
+            parts.append(f"Accepted within {self.item.tolerance.describe()}.")
+        parts.append(f"<details><summary>Hint</summary>\n\n{self.item.hint}\n\n</details>")
+        return "\n\n".join(parts)
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def __str__(self) -> str:
+        return self.markdown()
+
+
+def ask(exercise_id: str) -> Question:
+    """Show an exercise's question and folded hint in a notebook (`exercises.ask("1.1")`)."""
+    return Question(exercise(exercise_id))
+
+
+# --- common mistakes ------------------------------------------------------------------------
+
+def _short_window(got: Any, expected: Any, query: str = "", prometheus: Any = None,
+                  **_: Any) -> bool:
+    """A range window shorter than MIN_SCRAPES_PER_WINDOW scrape intervals."""
+    scrape = getattr(prometheus, "scrape_interval_s", prom.DEFAULT_SCRAPE_INTERVAL_S)
+    for window in re.findall(r"\[(\d+[smh])\]", query):
+        if prom.duration_seconds(window) < prom.MIN_SCRAPES_PER_WINDOW * scrape:
+            return True
+    return False
+
+
+COMMON_PROMQL_MISTAKES: dict[str, Mistake] = {
+    "sum_before_rate": Mistake(
+        "Rate first, then sum: `sum(rate(x[1m]))`, never `rate(sum(x)...)`. Summing counters "
+        "of several processes first hides each one's restarts (resets) and makes a drop of one "
+        "look like a drop of all.",
+        pattern=r"\b(rate|irate|increase)\(\s*(sum|avg|max|min|count)\b"),
+    "le_dropped": Mistake(
+        "Keep `le` in the sum: `histogram_quantile(q, sum by (le) (rate(x_bucket[1m])))`. "
+        "Without `le` the buckets are added together and no quantile can be computed.",
+        pattern=r"histogram_quantile\(.*\b(sum|avg)\b(?!.*\ble\b)"),
+    "short_window": Mistake(
+        f"Make the range window at least {prom.MIN_SCRAPES_PER_WINDOW} scrape intervals long "
+        "(`[1m]` at a 5 s scrape): with fewer samples `rate` jumps, or is empty when fewer than "
+        "two samples fall in the window.",
+        when=_short_window),
+    "counter_without_rate": Mistake(
+        "A counter only grows since the process started: take `rate(x[1m])` (per second) or "
+        "`increase(x[1m])` before using it.",
+        pattern=r"^(?!.*\b(rate|irate|increase|delta|deriv)\().*_(count|total|bucket|sum)\b"),
+    "irate": Mistake(
+        "`irate` uses only the last two samples of the window and jumps with every scrape; "
+        "`rate` averages the whole window, which is what 'over the last minute' means.",
+        pattern=r"\birate\("),
+}
+
+
+def _collapse(text: str) -> str:
+    """One line, single spaces: patterns need not care how the learner wrapped the query."""
+    return " ".join(str(text).split())
+
+
+def _mistake_matches(mistake: Mistake, text: str | None, answer: Any, expected: Any,
+                     context: Mapping[str, Any]) -> bool:
+    """True when the mistake's pattern (on text) or test (on the values) recognises the answer."""
+    if mistake.pattern is not None and text is not None and re.search(mistake.pattern, text):
+        return True
+    if mistake.when is not None:
+        try:
+            return bool(mistake.when(answer, expected, **context))
+        except Exception:  # a test that cannot judge this answer (another type, data) says no
+            return False
+    return False
+
+
+def diagnose(item: Exercise, text: str | None, answer: Any, expected: Any,
+             context: Mapping[str, Any]) -> tuple[str, ...]:
+    """The advice of every mistake (the exercise's first, then common PromQL ones) the answer shows."""
+    table: dict[str, Mistake] = dict(item.mistakes)
+    if item.answer_type == "promql":
+        table = {**table, **{k: v for k, v in COMMON_PROMQL_MISTAKES.items() if k not in table}}
+    found = [m.advice for m in table.values() if _mistake_matches(m, text, answer, expected, context)]
+    return tuple(dict.fromkeys(found))
+
+
+# --- comparing results ----------------------------------------------------------------------
+
+def _labels(frame: pd.DataFrame) -> list[str]:
+    return sorted(c for c in frame.columns if c not in ("timestamp", "value"))
+
+
+def _keys(frame: pd.DataFrame, labels: list[str]) -> list[str]:
+    """Each row's values of labels as one string."""
     if not labels:
-        return pd.Series([""] * len(frame), index=frame.index)
-    return frame[labels].astype("string").fillna("").agg("|".join, axis=1)
+        return [""] * len(frame)
+    return list(frame[labels].astype("string").fillna("").agg("|".join, axis=1))
 
 
-def compare_vectors(answer: pd.DataFrame, expected: pd.DataFrame) -> str | None:
-    """None when two instant-query results hold the same series and values; else why not."""
+def _describe(labels: list[str]) -> str:
+    return f"by ({', '.join(labels)})" if labels else "without labels (one series)"
+
+
+def compare_vectors(answer: pd.DataFrame, expected: pd.DataFrame,
+                    tolerance: Tolerance = FLOAT_ROUNDING) -> str | None:
+    """None when two instant-query results are equivalent; else what differs and how to fix it.
+
+    A label only one side has is dropped when that side's series stay distinct without it
+    (it was constant, or repeated what the other labels say).
+    """
+    got_labels, want_labels = _labels(answer), _labels(expected)
+    common = [label for label in got_labels if label in want_labels]
+    got_keys, want_keys = _keys(answer, common), _keys(expected, common)
+    if len(set(got_keys)) != len(got_keys) or len(set(want_keys)) != len(want_keys):
+        return (f"your result has {len(answer)} series {_describe(got_labels)}, the question "
+                f"wants {len(expected)} {_describe(want_labels)}: change your `by (...)`")
     if len(answer) != len(expected):
-        return f"{len(answer)} series, the reference has {len(expected)}"
-    got = dict(zip(_series_key(answer), answer["value"], strict=True))
-    want = dict(zip(_series_key(expected), expected["value"], strict=True))
+        return (f"{len(answer)} series, the question wants {len(expected)}: check your "
+                "selector's filters and your `by (...)`")
+    got = dict(zip(got_keys, answer["value"], strict=True))
+    want = dict(zip(want_keys, expected["value"], strict=True))
     if set(got) != set(want):
         extra = sorted(set(got) - set(want))[:3]
-        return f"other label sets than the reference (e.g. {extra}); check your `by (...)`"
+        return (f"other series than the question wants (e.g. {{{', '.join(extra)}}} "
+                f"{_describe(common)}): check your filters and your `by (...)`")
     for key, value in want.items():
-        if not _same(got[key], value):
-            return f"series {{{key}}} is {got[key]:.6g}, the reference says {value:.6g}"
+        if not _same(got[key], value, tolerance):
+            where = f"series {{{key}}}" if key else "the value"
+            return f"{where} is {got[key]:.6g}, the reference gives {value:.6g}"
     return None
 
 
-def _same(a: float, b: float) -> bool:
-    """Equal within float rounding; NaN equals NaN (both say 'no traffic')."""
+def _same(a: float, b: float, tolerance: Tolerance = FLOAT_ROUNDING) -> bool:
+    """Equal within tolerance; NaN equals NaN (both say 'no traffic')."""
     if math.isnan(a) or math.isnan(b):
         return math.isnan(a) and math.isnan(b)
-    return math.isclose(a, b, rel_tol=REL_TOLERANCE, abs_tol=1e-12)
-
-
-def check_promql(prometheus: prom.Prometheus, answer: str | None, exercise: str,
-                 at: datetime) -> Verdict:
-    """Evaluate the answer and the reference at the same moment and compare the results."""
-    expected_query = str(reference(exercise))
-    if answer is None and filling():
-        answer = expected_query
-    if answer is None:
-        return Verdict(exercise, "unanswered", "write your PromQL in ANSWER and run both cells")
-    try:
-        got = prometheus.instant(answer, at)
-    except Exception as exc:  # Prometheus answers a syntax error with HTTP 400
-        return _finish(Verdict(exercise, "wrong", f"Prometheus refused it: {exc}", answer))
-    expected = prometheus.instant(expected_query, at)
-    if expected.empty:
-        return _finish(Verdict(exercise, "wrong", "the reference query returned nothing: "
-                               "was there traffic before this moment?", answer))
-    problem = compare_vectors(got, expected)
-    if problem:
-        return _finish(Verdict(exercise, "wrong", problem, answer))
-    return _finish(Verdict(exercise, "right", f"{len(got)} series, same values as the reference",
-                           answer))
+    return tolerance.allows(a, b)
 
 
 def _as_comparable(value: Any) -> Any:
@@ -154,36 +285,210 @@ def _as_comparable(value: Any) -> Any:
     return value
 
 
-def compare_values(answer: Any, expected: Any) -> str | None:
+def compare_values(answer: Any, expected: Any, tolerance: Tolerance = FLOAT_ROUNDING) -> str | None:
     """None when a pandas or scalar answer equals the reference value; else why not."""
     answer, expected = _as_comparable(answer), _as_comparable(expected)
     if isinstance(expected, pd.Series):
+        if isinstance(answer, pd.DataFrame) and answer.shape[1] == 1:
+            answer = answer.iloc[:, 0].astype("float64")  # a one-column table says the same
         if not isinstance(answer, pd.Series):
             return (f"expected a pandas Series (one value per {expected.index.name}), "
                     f"got {type(answer).__name__}")
         if list(map(str, answer.index)) != list(map(str, expected.index)):
             return f"index {list(answer.index)[:5]} differs from the reference {list(expected.index)[:5]}"
-        if not np.allclose(answer.to_numpy(), expected.to_numpy(), equal_nan=True):
-            return "same index as the reference, other values"
-        return None
-    if isinstance(expected, float | int | np.floating | np.integer):
+        same = [_same(float(a), float(b), tolerance)
+                for a, b in zip(answer.to_numpy(), expected.to_numpy(), strict=True)]
+        return None if all(same) else "same index as the reference, other values"
+    if isinstance(expected, float | int | np.floating | np.integer) and not isinstance(expected, bool):
         try:
-            return None if _same(float(answer), float(expected)) else \
-                f"{answer!r}, the reference says {expected!r}"
+            got = float(answer)
         except (TypeError, ValueError):
             return f"expected a number, got {answer!r}"
-    return None if answer == expected else f"{answer!r}, the reference says {expected!r}"
+        if _same(got, float(expected), tolerance):
+            return None
+        direction = "high" if got > float(expected) else "low"
+        return f"{answer!r} is too {direction}" + (
+            f" (accepted: {tolerance.describe()})" if tolerance is not FLOAT_ROUNDING else "")
+    return None if answer == expected else f"{answer!r} is not the value the question asks for"
+
+
+# --- the checks -----------------------------------------------------------------------------
+
+def _literal(answer: Any) -> Any:
+    """The answer as saved in the verdict record when it is a plain literal, else None."""
+    if isinstance(answer, bool | int | float | str) and not (
+            isinstance(answer, float) and math.isnan(answer)):
+        return answer
+    if isinstance(answer, np.integer | np.floating):
+        return answer.item()
+    return None
+
+
+def _verdict(item: Exercise, status: str, message: str, answer: Any,
+             advice: tuple[str, ...] = (), **record: Any) -> Verdict:
+    """A verdict with its progress record; raises for a wrong answer in headless runs."""
+    saved = {"id": item.id, "module": item.module, "status": status,
+             "answer": _literal(answer), **record}
+    verdict = Verdict(item.id, status, message, answer, advice, item.why, saved)
+    if filling() and status != "right":
+        raise ExerciseFailed(str(verdict))
+    return verdict
+
+
+def _unanswered(item: Exercise) -> Verdict:
+    what = {"promql": "write your PromQL in ANSWER", "value": "compute your answer into ANSWER",
+            "choice": f"put the key of your choice ({', '.join(item.options)}) in ANSWER",
+            "number": "put your number in ANSWER"}[item.answer_type]
+    return Verdict(item.id, "unanswered", f"{what} and run both cells", None, (), item.why,
+                   {"id": item.id, "module": item.module, "status": "unanswered", "answer": None})
+
+
+def _wrong_advice(item: Exercise, found: tuple[str, ...]) -> tuple[str, ...]:
+    """The recognised mistakes' advice, or a pointer to the hint when none was recognised."""
+    return found or ("Open the hint above the answer cell, change ANSWER and run both cells again.",)
+
+
+def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
+    """Check an answer to any exercise of the bank; context is what the exercise needs.
+
+    promql: ``prometheus`` (analysis.prom.Prometheus) and ``at`` (the moment both queries are
+    evaluated; now when omitted). value: the data the reference function takes (e.g.
+    ``access=access``). choice: nothing. number: what the reference function takes, if any.
+    """
+    item = exercise(exercise_id)
+    checker: Callable[..., Verdict] = {"promql": _check_promql, "value": _check_value,
+                                       "choice": _check_choice, "number": _check_number,
+                                       }[item.answer_type]
+    return checker(item, answer, context)
+
+
+def _check_promql(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
+    prometheus: prom.Prometheus = context.pop("prometheus")
+    at: datetime = context.pop("at", None) or datetime.now(UTC)
+    expected_query = str(reference(item.id))
+    if answer is None and filling():
+        answer = expected_query
+    if answer is None:
+        return _unanswered(item)
+    if not isinstance(answer, str):
+        return _verdict(item, "wrong", f"ANSWER must be a PromQL string, got {type(answer).__name__}",
+                        answer, ("Put the query in quotes: ANSWER = \"sum by (...) (...)\"",))
+    text, moment = _collapse(answer), prom.require_aware(at, "at").isoformat()
+    try:
+        got = prometheus.instant(answer, at)
+    except Exception as exc:  # Prometheus answers a syntax error with HTTP 400
+        found = diagnose(item, text, pd.DataFrame(), None,
+                         {**context, "query": text, "prometheus": prometheus})
+        return _verdict(item, "wrong", f"Prometheus refused it: {exc}", answer,
+                        _wrong_advice(item, found), at=moment)
+    expected = prometheus.instant(expected_query, at)
+    if expected.empty:
+        return _verdict(item, "wrong", "the reference query returned nothing: was there "
+                        "traffic before this moment?", answer,
+                        ("Send some traffic (`lab load`, or click around the app), wait a "
+                         "scrape interval, and run the check again.",), at=moment)
+    problem = compare_vectors(got, expected, item.tolerance)
+    if problem:
+        found = diagnose(item, text, got, expected,
+                         {**context, "query": text, "prometheus": prometheus})
+        return _verdict(item, "wrong", problem, answer, _wrong_advice(item, found), at=moment)
+    return _verdict(item, "right", f"{len(got)} series, same values as the reference", answer,
+                    at=moment)
+
+
+def _expected_value(item: Exercise, context: Mapping[str, Any]) -> Any:
+    """The reference: a constant, or a function of the notebook's data."""
+    solution = reference(item.id)
+    return solution(**context) if callable(solution) else solution
+
+
+def _check_value(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
+    expected = _expected_value(item, context)
+    if answer is None and filling():
+        answer = expected
+    if answer is None:
+        return _unanswered(item)
+    problem = compare_values(answer, expected, item.tolerance)
+    if problem:
+        found = diagnose(item, None, answer, expected, context)
+        return _verdict(item, "wrong", problem, answer, _wrong_advice(item, found))
+    return _verdict(item, "right", "same as the reference", answer)
+
+
+def _check_choice(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
+    expected = str(_expected_value(item, context)).strip().lower()
+    if answer is None and filling():
+        answer = expected
+    if answer is None:
+        return _unanswered(item)
+    keys = {str(k).lower(): str(k) for k in item.options}
+    given = str(answer).strip().strip("()").lower()
+    if given not in keys:
+        return _verdict(item, "wrong", f"{answer!r} is not one of the options "
+                        f"{', '.join(item.options)}", answer,
+                        ("Answer with the option's key, e.g. ANSWER = \"a\".",))
+    if given == expected:
+        return _verdict(item, "right", f"({keys[given]}) is right", keys[given])
+    mistake = item.mistakes.get(keys[given])
+    advice = (mistake.advice,) if mistake else ()
+    return _verdict(item, "wrong", f"({keys[given]}) is not right", keys[given],
+                    _wrong_advice(item, advice))
+
+
+def _check_number(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
+    expected = float(_expected_value(item, context))
+    if answer is None and filling():
+        answer = expected
+    if answer is None:
+        return _unanswered(item)
+    try:
+        got = float(answer)
+    except (TypeError, ValueError):
+        return _verdict(item, "wrong", f"expected a number, got {answer!r}", answer,
+                        ("Put a number in ANSWER, e.g. ANSWER = 0.25 (no quotes, no unit).",))
+    record: dict[str, Any] = {"expected": expected,
+                              "tolerance": [item.tolerance.abs, item.tolerance.rel]}
+    if _same(got, expected, item.tolerance):
+        return _verdict(item, "right", f"{got:g} is within {item.tolerance.describe()}",
+                        answer, **record)
+    found = diagnose(item, None, got, expected, context)
+    problem = compare_values(got, expected, item.tolerance) or "not within the tolerance"
+    return _verdict(item, "wrong", problem, answer, _wrong_advice(item, found), **record)
+
+
+# --- the first version's entry points (the notebooks call them) ------------------------------
+
+def check_promql(prometheus: prom.Prometheus, answer: str | None, exercise: str,
+                 at: datetime) -> Verdict:
+    """Evaluate the answer and the reference at the same moment and compare the results."""
+    return check(exercise, answer, prometheus=prometheus, at=at)
 
 
 def check_value(answer: Any, exercise: str, **data: Any) -> Verdict:
     """Compare a computed answer with the reference function applied to the same data."""
-    solve: Callable[..., Any] = reference(exercise)
-    expected = solve(**data)
-    if answer is None and filling():
-        answer = expected
+    return check(exercise, answer, **data)
+
+
+def grade_offline(item: Exercise, answer: Any, expected: Any = None) -> str | None:
+    """'right'/'wrong' for a choice or number answer without the notebook's data; None if unknown.
+
+    `lab progress` uses it on a saved ANSWER literal: a choice is graded against the reference
+    key; a number against the reference constant, or `expected` saved by the last check.
+    """
     if answer is None:
-        return Verdict(exercise, "unanswered", "compute your answer into ANSWER and run both cells")
-    problem = compare_values(answer, expected)
-    if problem:
-        return _finish(Verdict(exercise, "wrong", problem, answer))
-    return _finish(Verdict(exercise, "right", "same as the reference", answer))
+        return "unanswered"
+    if item.answer_type == "choice":
+        solution = reference(item.id)
+        if callable(solution):
+            return None
+        return "right" if str(answer).strip().strip("()").lower() == str(solution).lower() else "wrong"
+    if item.answer_type == "number":
+        solution = reference(item.id)
+        want = expected if callable(solution) else solution
+        if want is None:
+            return None
+        try:
+            return "right" if _same(float(answer), float(want), item.tolerance) else "wrong"
+        except (TypeError, ValueError):
+            return "wrong"
+    return None

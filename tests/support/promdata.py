@@ -1,0 +1,114 @@
+"""A real Prometheus serving known, synthetic traffic: written as OpenMetrics, turned into a
+TSDB block by `promtool tsdb create-blocks-from openmetrics`, and queried over HTTP.
+
+The traffic is steady and known, so a PromQL answer can be checked against arithmetic: for
+each (method, endpoint, status) a constant rate of requests per second and a fixed share of
+them in each latency bucket, scraped every SCRAPE_INTERVAL_S for DURATION_S up to `end`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from analysis import prom
+from app.observability import names
+from tests.support.processes import free_port, http_ok, start, wait_until
+
+SCRAPE_INTERVAL_S = 5
+DURATION_S = 600
+ENVIRONMENT = "test"
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """One request series: its labels, requests per second and cumulative share per bucket."""
+
+    method: str
+    endpoint: str
+    status: str
+    per_second: float
+    under: dict[float, float]  # le -> share of requests at or under le (cumulative)
+    mean_s: float  # average duration, for the _sum series
+
+    def share(self, le: float) -> float:
+        """Cumulative share of requests at or under le (1 above the largest listed bound)."""
+        below = [share for bound, share in self.under.items() if bound <= le]
+        return max(below) if below else 0.0
+
+
+FAST = {0.005: 0.1, 0.01: 0.5, 0.025: 0.9, 0.05: 1.0}
+SLOW = {0.05: 0.2, 0.1: 0.5, 0.25: 0.8, 0.5: 1.0}
+TRAFFIC = (
+    Traffic("GET", "api.list_todos", "200", 2.0, SLOW, 0.12),
+    Traffic("GET", "api.list_todos", "500", 0.5, FAST, 0.01),
+    Traffic("GET", "todos.index", "200", 1.0, FAST, 0.012),
+    Traffic("POST", "api.create_todo", "201", 0.5, FAST, 0.015),
+)
+
+
+def error_share(endpoint: str) -> float:
+    """The share of endpoint's requests answered 5xx in TRAFFIC (the truth for the checks)."""
+    mine = [t for t in TRAFFIC if t.endpoint == endpoint]
+    return sum(t.per_second for t in mine if t.status.startswith("5")) / sum(t.per_second for t in mine)
+
+
+def openmetrics(end: int) -> str:
+    """TRAFFIC as OpenMetrics text, samples every SCRAPE_INTERVAL_S up to the unix time end."""
+    metric = names.HTTP_REQUEST_DURATION
+    lines = [f"# HELP {metric} Duration of HTTP requests.", f"# TYPE {metric} histogram"]
+    for traffic in TRAFFIC:
+        labels = (f'job="web",instance="127.0.0.1:1",method="{traffic.method}",'
+                  f'endpoint="{traffic.endpoint}",status="{traffic.status}",'
+                  f'environment="{ENVIRONMENT}"')
+        for t in range(end - DURATION_S, end + 1, SCRAPE_INTERVAL_S):
+            count = traffic.per_second * (t - end + DURATION_S)
+            for le in names.HTTP_BUCKETS:
+                lines.append(f'{metric}_bucket{{{labels},le="{le:g}"}} '
+                             f"{count * traffic.share(le):.6f} {t}")
+            lines.append(f'{metric}_bucket{{{labels},le="+Inf"}} {count:.6f} {t}')
+            lines.append(f"{metric}_count{{{labels}}} {count:.6f} {t}")
+            lines.append(f"{metric}_sum{{{labels}}} {count * traffic.mean_s:.6f} {t}")
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+@dataclass(frozen=True)
+class RecordedPrometheus:
+    """A client of the running Prometheus and the moment the synthetic traffic ends."""
+
+    client: prom.Prometheus
+    end: datetime
+
+
+@contextmanager
+def synthetic_prometheus(workdir: Path) -> Iterator[RecordedPrometheus]:
+    """Build the TSDB from TRAFFIC, start a real Prometheus on it, stop it (by pid) afterwards."""
+    promtool, binary = shutil.which("promtool"), shutil.which("prometheus")
+    if not (promtool and binary):
+        raise FileNotFoundError("prometheus and promtool are needed (stack/install-system-deps.sh)")
+    # An hour ago, on a minute boundary: inside the default retention, clear of the head block.
+    now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    end = int(now.timestamp())
+    source, data = workdir / "traffic.om", workdir / "tsdb"
+    source.write_text(openmetrics(end), encoding="utf-8")
+    subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
+                   check=True, capture_output=True, timeout=120)
+    config = workdir / "prometheus.yml"
+    config.write_text(f"global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n", encoding="utf-8")
+    port = free_port()
+    proc = start("prometheus-synthetic", [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
+        {}, workdir)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(lambda: http_ok(f"{base}/-/ready"), 60, "the synthetic Prometheus")
+        yield RecordedPrometheus(prom.Prometheus(base, scrape_interval_s=SCRAPE_INTERVAL_S),
+                                 datetime.fromtimestamp(end, UTC))
+    finally:
+        proc.stop()

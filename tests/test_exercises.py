@@ -1,0 +1,259 @@
+"""Every exercise of the bank, checked with a right answer, an equivalent right answer written
+differently, and a wrong answer (which must come with advice on how to fix it).
+
+PromQL answers run against a real Prometheus serving known synthetic traffic
+(tests/support/promdata.py); pandas answers against the recorded logs of tests/data/analysis.
+
+Adding an exercise to analysis/exercise_bank.py means adding one `Case` to CASES below: the
+test that every exercise has a case fails until then. An answer is either a literal (PromQL
+string, option key, number) or a function of the data (`lambda d: d["access"]...`), where `d`
+holds: access (access lines of the recorded run), log_frame (all its log lines), spans (its
+span file), prometheus and at (the synthetic Prometheus and the end of its traffic).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from analysis import exercises, logs, traces
+from analysis.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
+from tests.support.promdata import RecordedPrometheus, error_share, synthetic_prometheus
+
+DATA = Path(__file__).parent / "data" / "analysis"
+LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
+
+
+@dataclass(frozen=True)
+class Case:
+    """Answers to one exercise: right, right but written differently, wrong (with its advice)."""
+
+    right: Any
+    equivalent: Any
+    wrong: Any
+    advice: str = ""  # a phrase the wrong answer's "how to fix" must contain
+    context: tuple[str, ...] = ()  # data names the check takes (promql: prometheus and at)
+
+
+CASES: dict[str, Case] = {
+    "1.1": Case(
+        "sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))",
+        # Postfix grouping, and `method`, which each endpoint has only one of: same series.
+        "sum(rate(http_request_duration_seconds_count{job='web'}[60s])) by (method, endpoint)",
+        "sum by (status) (rate(http_request_duration_seconds_count[1m]))",
+        advice="`endpoint`"),
+    "1.2": Case(
+        'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
+        '{endpoint="api.list_todos"}[1m])))',
+        # The issue's example: `endpoint` kept in the sum is constant across the answer.
+        'histogram_quantile(0.95, sum by (le, endpoint) (rate(http_request_duration_seconds_bucket'
+        '{endpoint="api.list_todos"}[1m])))',
+        'histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket'
+        '{endpoint="api.list_todos"}[1m])))',
+        advice="Keep `le`"),
+    "2.1": Case(
+        lambda d: d["access"][d["access"]["status_code"] >= 500].groupby("endpoint").size(),
+        lambda d: d["access"].query("status_code >= 500")["endpoint"].value_counts(),
+        lambda d: d["access"].groupby("endpoint").size(),
+        advice="filter `status_code >= 500`", context=("access",)),
+    "2.2": Case(
+        lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"]
+        .quantile(0.95),
+        lambda d: round(float(d["access"].query("endpoint == 'api.list_todos'")["duration_ms"]
+                              .quantile(0.95)), 4),
+        lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"].mean(),
+        advice="mean", context=("access",)),
+    "3.1": Case(
+        lambda d: d["access"].nlargest(1, "duration_ms")["trace_id"].iloc[0],
+        lambda d: str(d["access"].sort_values("duration_ms").iloc[-1].trace_id),
+        lambda d: d["access"].nlargest(1, "duration_ms")["request_id"].iloc[0],
+        advice="`trace_id`", context=("access",)),
+    "5.1": Case(
+        f'sum(rate({LIST},status=~"5.."}}[1m])) / sum(rate({LIST}}}[1m]))',
+        # The issue's example: `sum by (endpoint)` on both sides (a constant label).
+        f'sum by (endpoint) (rate({LIST},status=~"5.."}}[1m])) '
+        f"/ sum by (endpoint) (rate({LIST}}}[1m]))",
+        f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
+        advice="Sum (or `sum by (endpoint)`) both sides"),
+}
+
+
+def test_every_exercise_of_the_bank_has_a_case_and_a_solution() -> None:
+    assert set(CASES) == set(EXERCISES), "add a Case to CASES for each new exercise (and back)"
+    solutions = exercises.solutions().SOLUTIONS
+    assert set(EXERCISES) <= set(solutions), "every exercise needs a solution in notebooks/solutions.py"
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedPrometheus]:
+    """A real Prometheus on known traffic (started only if a PromQL case runs)."""
+    with synthetic_prometheus(tmp_path_factory.mktemp("prometheus")) as recorded:
+        yield recorded
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict[str, Any]:
+    """The recorded run's logs and spans, as the notebooks load them."""
+    frame = logs.load_logs(DATA / "web.jsonl", DATA / "worker.jsonl").frame
+    return {"log_frame": frame, "access": logs.access_lines(frame),
+            "spans": traces.read_span_file(DATA / "spans.jsonl").spans}
+
+
+def _data(item: Exercise, case: Case, request: pytest.FixtureRequest,
+          recorded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(everything an answer function may read, the context the check is given)."""
+    data = dict(recorded)
+    if item.answer_type == "promql" or {"prometheus", "at"} & set(case.context):
+        synthetic: RecordedPrometheus = request.getfixturevalue("synthetic")
+        data |= {"prometheus": synthetic.client, "at": synthetic.end}
+    names = case.context or (("prometheus", "at") if item.answer_type == "promql" else ())
+    return data, {name: data[name] for name in names}
+
+
+def _answer(given: Any, data: dict[str, Any]) -> Any:
+    return given(data) if callable(given) else given
+
+
+@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def test_a_right_answer_and_an_equivalent_one_are_right_and_a_wrong_one_says_how_to_fix_it(
+        exercise_id: str, request: pytest.FixtureRequest, recorded: dict[str, Any],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(exercises.FILL_VARIABLE, raising=False)
+    item, case = EXERCISES[exercise_id], CASES[exercise_id]
+    data, context = _data(item, case, request, recorded)
+
+    for label, given in (("right", case.right), ("equivalent", case.equivalent)):
+        verdict = exercises.check(exercise_id, _answer(given, data), **context)
+        assert verdict.status == "right", f"{label} answer: {verdict}"
+        assert item.why in str(verdict)
+
+    wrong = exercises.check(exercise_id, _answer(case.wrong, data), **context)
+    assert wrong.status == "wrong", str(wrong)
+    assert wrong.advice, f"a wrong answer to {exercise_id} got no advice: {wrong}"
+    assert case.advice in " ".join(wrong.advice), str(wrong)
+    assert item.why not in str(wrong)  # the explanation is the reward for a right answer
+
+    unanswered = exercises.check(exercise_id, None, **context)
+    assert unanswered.status == "unanswered"
+
+
+def test_headless_runs_fill_unanswered_exercises_and_fail_on_a_wrong_one(
+        synthetic: RecordedPrometheus, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(exercises.FILL_VARIABLE, "1")
+    assert exercises.check("1.1", None, prometheus=synthetic.client, at=synthetic.end).right
+    with pytest.raises(exercises.ExerciseFailed, match=r"1\.1"):
+        exercises.check("1.1", "sum(rate(http_request_duration_seconds_count[1m]))",
+                        prometheus=synthetic.client, at=synthetic.end)
+
+
+def test_the_first_versions_entry_points_still_work(synthetic: RecordedPrometheus,
+                                                   recorded: dict[str, Any]) -> None:
+    verdict = exercises.check_promql(synthetic.client, CASES["5.1"].equivalent, "5.1", at=synthetic.end)
+    assert verdict.right
+    share = synthetic.client.scalar(str(exercises.reference("5.1")), synthetic.end)
+    assert share == pytest.approx(error_share("api.list_todos"))  # 0.5 / 2.5: the known truth
+    access = recorded["access"]
+    assert exercises.check_value(access.nlargest(1, "duration_ms")["trace_id"].iloc[0], "3.1",
+                                 access=access).right
+
+
+def test_common_promql_mistakes_are_named_even_when_prometheus_refuses_the_query(
+        synthetic: RecordedPrometheus) -> None:
+    summed_first = exercises.check("1.1", "rate(sum by (endpoint) (http_request_duration_seconds_count)[1m])",
+                                   prometheus=synthetic.client, at=synthetic.end)
+    assert summed_first.status == "wrong" and "Prometheus refused it" in summed_first.message
+    assert any("Rate first, then sum" in a for a in summed_first.advice)
+    # Under a scrape interval: one sample in the window, no rate at all (the synthetic traffic
+    # is steady, so a window of two samples would still give the right value).
+    short = exercises.check("1.1", "sum by (endpoint) (rate(http_request_duration_seconds_count[4s]))",
+                            prometheus=synthetic.client, at=synthetic.end)
+    assert short.status == "wrong" and any("4 scrape intervals" in a for a in short.advice)
+
+
+def test_a_label_that_splits_series_is_not_an_equivalent_grouping(synthetic: RecordedPrometheus) -> None:
+    # api.list_todos answers 200 and 500: by (endpoint, status) has more series than by (endpoint).
+    query = "sum by (endpoint, status) (rate(http_request_duration_seconds_count[1m]))"
+    verdict = exercises.check("1.1", query, prometheus=synthetic.client, at=synthetic.end)
+    assert verdict.status == "wrong"
+    assert "by (endpoint, status)" in verdict.message and "by (endpoint)" in verdict.message
+
+
+def test_compare_vectors_ignores_only_redundant_labels() -> None:
+    expected = pd.DataFrame({"endpoint": ["a", "b"], "value": [1.0, 2.0]})
+    constant = pd.DataFrame({"endpoint": ["a", "b"], "job": ["web", "web"], "value": [1.0, 2.0]})
+    assert exercises.compare_vectors(constant, expected) is None
+    one = pd.DataFrame({"value": [3.0]})
+    assert exercises.compare_vectors(pd.DataFrame({"endpoint": ["a"], "value": [3.0]}), one) is None
+    assert exercises.compare_vectors(pd.DataFrame({"value": [3.0]}), expected) is not None
+    split = pd.DataFrame({"endpoint": ["a", "a", "b"], "status": ["200", "500", "200"],
+                          "value": [0.5, 0.5, 2.0]})
+    assert "change your `by (...)`" in (exercises.compare_vectors(split, expected) or "")
+    off = pd.DataFrame({"endpoint": ["a", "b"], "value": [1.0, 2.1]})
+    assert "2.1" in (exercises.compare_vectors(off, expected) or "")
+    assert exercises.compare_vectors(off, expected, Tolerance(abs=0.1)) is None
+
+
+# --- choice and number answers (offline), with a bank entry made for the test ---------------
+
+@pytest.fixture
+def quiz(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Two throwaway exercises (a choice and a number) and their solutions."""
+    choice = Exercise(
+        id="9.1", module="09-test", kind="interpret", answer_type="choice",
+        question="Why is the share over 1m lower than the client's?", hint="h", why="dilution",
+        options={"a": "the window includes pre-fault traffic", "b": "Prometheus lost samples"},
+        mistakes={"b": Mistake("Prometheus lost nothing: compare the counter difference.")})
+    number = Exercise(
+        id="9.2", module="09-test", kind="predict", answer_type="number",
+        question="Error share?", hint="h", why="w",
+        tolerance=Tolerance(abs=0.02, reason="two decimals"),
+        mistakes={"diluted": Mistake("That is the diluted share.",
+                                     when=lambda answer, expected, **_: abs(answer - 0.24) < 0.01)})
+    monkeypatch.setitem(EXERCISES, "9.1", choice)
+    monkeypatch.setitem(EXERCISES, "9.2", number)
+    table = {"9.1": "a", "9.2": lambda client_500, sent: client_500 / sent}
+    real: Callable[[str], Any] = exercises.reference
+    monkeypatch.setattr(exercises, "reference", lambda i: table[i] if i in table else real(i))
+    yield
+
+
+@pytest.mark.usefixtures("quiz")
+def test_choice_answers_ignore_case_and_explain_the_tempting_wrong_option() -> None:
+    assert exercises.check("9.1", "a").right and exercises.check("9.1", " A ").right
+    wrong = exercises.check("9.1", "b")
+    assert wrong.status == "wrong"
+    assert wrong.advice == ("Prometheus lost nothing: compare the counter difference.",)
+    assert "not one of the options" in exercises.check("9.1", "z").message
+
+
+@pytest.mark.usefixtures("quiz")
+def test_number_answers_are_right_within_the_stated_tolerance() -> None:
+    assert exercises.check("9.2", 0.43, client_500=26, sent=60).right  # 0.4333
+    assert exercises.check("9.2", 13 / 30, client_500=26, sent=60).right
+    wrong = exercises.check("9.2", 0.24, client_500=26, sent=60)
+    assert wrong.status == "wrong" and "too low" in wrong.message
+    assert wrong.advice == ("That is the diluted share.",)
+    assert exercises.grade_offline(EXERCISES["9.1"], "A") == "right"
+    assert exercises.grade_offline(EXERCISES["9.2"], 0.44, expected=26 / 60) == "right"
+    assert exercises.grade_offline(EXERCISES["9.2"], 0.5, expected=26 / 60) == "wrong"
+
+
+def test_an_inconsistent_exercise_is_refused_when_defined() -> None:
+    with pytest.raises(ValueError, match="module"):
+        Exercise(id="2.9", module="01-metrics", kind="query", answer_type="promql",
+                 question="q", hint="h", why="w")
+    with pytest.raises(ValueError, match="unknown options"):
+        Exercise(id="1.9", module="01-metrics", kind="interpret", answer_type="choice",
+                 question="q", hint="h", why="w", options={"a": "x", "b": "y"},
+                 mistakes={"c": Mistake("no such option")})
+
+
+def test_ask_folds_the_hint_and_never_shows_the_solution() -> None:
+    shown = exercises.ask("1.2").markdown()
+    assert "<details><summary>Hint</summary>" in shown and EXERCISES["1.2"].question in shown
+    assert str(exercises.reference("1.2")) not in shown
