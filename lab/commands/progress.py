@@ -1,0 +1,87 @@
+"""`lab progress [--json] [NOTEBOOK...]`: grade a learner's saved notebooks without running them.
+
+With no argument it grades the learner's working copies (VAR_DIR/workshop, made by
+`lab notebook`). Each exercise is right, wrong or unanswered (analysis.progress says how a
+saved notebook is read). `--json` prints one document a facilitator collects per learner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lab.commands import Command
+from lab.config import LabConfig
+from lab.errors import LabError
+
+if TYPE_CHECKING:
+    from analysis.prom import Prometheus
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """Notebooks to grade, output format, who the learner is, whether to ask Prometheus."""
+    parser.add_argument("notebooks", nargs="*", type=Path, metavar="NOTEBOOK",
+                        help="saved notebooks (default: the working copies of `lab notebook`)")
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--learner", default=None,
+                        help="name written into the JSON (default: the user name)")
+    parser.add_argument("--offline", action="store_true",
+                        help="never ask Prometheus to re-evaluate a changed PromQL answer")
+
+
+def _prometheus(config: LabConfig, offline: bool) -> Prometheus | None:
+    """The lab's Prometheus when it answers (to re-evaluate changed PromQL answers), else None."""
+    if offline:
+        return None
+    from analysis import prom
+    from lab import services
+    from lab.commands.demo import notebook_env
+
+    url = notebook_env(config)["PROMETHEUS_URL"]
+    try:
+        if services.http_session().get(f"{url}/-/ready", timeout=2).status_code != 200:
+            return None
+    except OSError:
+        return None
+    return prom.Prometheus(url)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Grade, then print a table (or JSON) and a one-line summary."""
+    from analysis import notebook_run, progress
+
+    config = LabConfig.from_env()
+    paths: list[Path] = list(args.notebooks)
+    if not paths:
+        paths = notebook_run.notebooks(config.workshop_dir)
+        if not paths:
+            raise LabError(f"no working copies in {config.workshop_dir}: run `lab notebook` "
+                           "first, or name the notebooks to grade", 1)
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:
+        raise LabError(f"no such notebook: {', '.join(missing)}", 2)
+    graded = progress.grade(paths, _prometheus(config, args.offline))
+    counts = progress.summary(graded)
+    if args.json:
+        print(json.dumps({
+            "learner": args.learner or getpass.getuser(),
+            "graded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "notebooks": [str(p) for p in paths],
+            "exercises": [g.as_dict() for g in graded],
+            "summary": counts,
+        }, indent=1))
+        return 0
+    for row in graded:
+        note = f"  ({row.note})" if row.note else ""
+        print(f"{row.module:<32} {row.id:<6} {row.status}{note}")
+    print(f"{counts['right']} right, {counts['wrong']} wrong, {counts['unanswered']} unanswered "
+          f"of {len(graded)} exercises")
+    return 0
+
+
+COMMAND = Command(name="progress", help="grade saved notebooks: each exercise right, wrong or "
+                  "unanswered (--json for a facilitator)", run=run, configure=configure)
