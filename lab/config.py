@@ -62,6 +62,11 @@ class LabConfig:
         return self.var_dir / "log"
 
     @property
+    def workshop_dir(self) -> Path:
+        """The learner's working copies of the notebooks (`lab notebook`; git-ignored with var/)."""
+        return self.var_dir / "workshop"
+
+    @property
     def bin_dir(self) -> Path:
         """The virtualenv's scripts (gunicorn, celery), next to the interpreter running us."""
         return Path(os.path.abspath(sys.executable)).parent

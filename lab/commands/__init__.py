@@ -43,7 +43,8 @@ COMMANDS: dict[str, Entry] = {
     "incident": Entry("incident", "replay a seeded incident (faults on and off over time)"),
     "load": Entry("load", "run the Locust scenario headless against the lab (recorded for the "
                           "notebooks)"),
-    "notebook": Entry("notebook", "start JupyterLab on the notebooks (stopped by lab down)"),
+    "notebook": Entry("notebook", "JupyterLab on your working copies of the notebooks "
+                                  "(--reset restores them; stopped by lab down)"),
 }
 
 

@@ -1,4 +1,9 @@
-"""`lab notebook`: JupyterLab from the venv on the notebooks, with the lab's addresses preset.
+"""`lab notebook [--reset [NOTEBOOK ...]]`: JupyterLab on the learner's working copies.
+
+The working copies live in VAR_DIR/workshop (lab.workshop): made from the tracked notebooks
+the first time, never overwritten after, so the tracked notebooks stay pristine and `lab demo`
+runs those, not a learner's edits. `--reset` restores copies from the tracked notebooks (the
+learner's versions are moved aside, not deleted).
 
 Started detached and recorded in var/run/jupyter.pid like the other services, so `lab down`
 stops it. It listens on 127.0.0.1:JUPYTER_PORT (default 8888) with a token (JUPYTER_TOKEN, or
@@ -12,7 +17,7 @@ import os
 import secrets
 import time
 
-from lab import procs, services
+from lab import procs, services, workshop
 from lab.commands.demo import notebook_env
 from lab.config import LabConfig
 from lab.errors import LabError
@@ -24,9 +29,25 @@ START_TIMEOUT_S = 60.0
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """`lab notebook [--timeout S]`."""
+    """`lab notebook [--reset [NOTEBOOK ...]] [--timeout S]`."""
+    parser.add_argument("--reset", nargs="*", metavar="NOTEBOOK", default=None,
+                        help="restore the working copies (all, or the named ones, e.g. "
+                             "01-metrics) from the tracked notebooks; yours are moved aside")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
                         help=f"seconds to wait for JupyterLab (default {START_TIMEOUT_S:g})")
+
+
+def _prepare_copies(config: LabConfig, reset: list[str] | None) -> None:
+    """Make (or reset) the working copies and say what happened."""
+    report = workshop.working_copies(config, reset is not None, reset or ())
+    where = config.workshop_dir
+    if report.copied:
+        print(f"working copies: {len(report.copied)} notebook(s) copied into {where}")
+    if report.reset:
+        print(f"working copies: {', '.join(p.name for p in report.reset)} restored from the "
+              f"tracked notebooks; your versions are in {report.set_aside}")
+    if not report.copied and not report.reset:
+        print(f"working copies: {where} (yours, kept as you saved them)")
 
 
 def _token(config: LabConfig) -> str:
@@ -55,6 +76,7 @@ def _ready(base: str) -> bool:
 def run(args: argparse.Namespace) -> int:
     """Start JupyterLab unless it already runs; print its URL."""
     config = LabConfig.from_env()
+    _prepare_copies(config, args.reset)
     port = config.port("JUPYTER_PORT")
     base = f"http://{services.LOCAL}:{port}"
     token = _token(config)
@@ -70,14 +92,14 @@ def run(args: argparse.Namespace) -> int:
            "JUPYTER_RUNTIME_DIR": str(config.var_dir / "jupyter" / "runtime")}
     argv = [str(config.bin_dir / "jupyter"), "lab", "--no-browser", f"--ip={services.LOCAL}",
             f"--port={port}", "--ServerApp.port_retries=0",
-            f"--ServerApp.root_dir={config.root / 'notebooks'}",
+            f"--ServerApp.root_dir={config.workshop_dir}",
             # Loopback only: no extension catalogue or update check on PyPI.
             "--LabApp.extension_manager=readonly",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"]
     if os.geteuid() == 0:
         argv.append("--allow-root")  # CI containers run as root; Jupyter refuses it otherwise
     log = config.log_dir / "jupyter.log"
-    popen, record = procs.start_detached(NAME, argv, env, config.root / "notebooks", log,
+    popen, record = procs.start_detached(NAME, argv, env, config.workshop_dir, log,
                                          config.run_dir, port)
     deadline = time.monotonic() + args.timeout
     while not _ready(base):

@@ -1,0 +1,70 @@
+"""The learner's working copies of the notebooks, kept apart from the tracked ones.
+
+`lab notebook` opens JupyterLab on VAR_DIR/workshop (git-ignored with var/): a learner edits
+and saves there, the tracked notebooks stay pristine, and `lab demo` keeps executing the
+tracked ones. A copy is made once and never overwritten, except by `lab notebook --reset`,
+which first moves the learner's version aside into workshop/.replaced/<UTC time>/.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from analysis.notebook_run import notebooks
+from lab.config import LabConfig
+from lab.errors import LabError
+
+REPLACED = ".replaced"
+
+
+@dataclass
+class CopyReport:
+    """What one pass over the tracked notebooks did."""
+
+    copied: list[Path] = field(default_factory=list)
+    kept: list[Path] = field(default_factory=list)
+    reset: list[Path] = field(default_factory=list)
+    set_aside: Path | None = None
+
+
+def tracked(config: LabConfig) -> list[Path]:
+    """The tracked notebooks (notebooks/NN-*.ipynb of the checkout)."""
+    return notebooks(config.root / "notebooks")
+
+
+def working_copies(config: LabConfig, reset: bool = False,
+                   names: Sequence[str] = ()) -> CopyReport:
+    """Copy each tracked notebook that has no working copy yet; with reset, replace them.
+
+    names limits --reset to some notebooks (a stem like 01-metrics or a file name).
+    """
+    sources = tracked(config)
+    wanted = {n.removesuffix(".ipynb") for n in names}
+    unknown = wanted - {p.stem for p in sources}
+    if unknown:
+        raise LabError(f"no tracked notebook {', '.join(sorted(unknown))} "
+                       f"(known: {', '.join(p.stem for p in sources)})", 2)
+    target_dir = config.workshop_dir
+    target_dir.mkdir(parents=True, exist_ok=True)
+    report = CopyReport()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    for source in sources:
+        copy = target_dir / source.name
+        replace = reset and (not wanted or source.stem in wanted)
+        if copy.exists() and not replace:
+            report.kept.append(copy)
+            continue
+        if copy.exists():
+            aside = target_dir / REPLACED / stamp
+            aside.mkdir(parents=True, exist_ok=True)
+            shutil.move(copy, aside / copy.name)
+            report.set_aside = aside
+            report.reset.append(copy)
+        else:
+            report.copied.append(copy)
+        shutil.copyfile(source, copy)
+    return report

@@ -1,0 +1,62 @@
+"""A learner's working copies: made once, kept, restored on --reset; the tracked notebooks and
+what `lab demo` executes stay untouched."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from analysis import notebook_run, progress
+from lab import workshop
+from lab.cli import build_parser
+from lab.config import LabConfig
+from lab.errors import LabError
+
+
+def _digest(paths: list[Path]) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in paths}
+
+
+def test_working_copies_are_made_once_kept_and_reset_on_request(tmp_path: Path) -> None:
+    config = LabConfig.from_env({"VAR_DIR": str(tmp_path / "var")})
+    tracked = workshop.tracked(config)
+    before = _digest(tracked)
+
+    first = workshop.working_copies(config)
+    assert [p.name for p in first.copied] == [p.name for p in tracked]
+    assert config.workshop_dir == tmp_path / "var" / "workshop"
+    assert _digest(first.copied) == before
+
+    # The learner answers in a copy and saves; a second `lab notebook` keeps it.
+    mine = config.workshop_dir / tracked[0].name
+    mine.write_text(mine.read_text(encoding="utf-8").replace("ANSWER = None", "ANSWER = 'mine'", 1),
+                    encoding="utf-8")
+    edited = mine.read_bytes()
+    again = workshop.working_copies(config)
+    assert not again.copied and not again.reset and mine.read_bytes() == edited
+    # `lab progress` grades the copy (answered, not checked), the demo still runs the tracked.
+    assert any(g.note == progress.UNCHECKED for g in progress.grade([mine]))
+    assert notebook_run.notebooks() == tracked and _digest(tracked) == before
+
+    # --reset of one notebook restores it and moves the learner's version aside.
+    other = config.workshop_dir / tracked[1].name
+    other.write_text("{}", encoding="utf-8")
+    reset = workshop.working_copies(config, reset=True, names=[tracked[0].stem])
+    assert reset.reset == [mine] and mine.read_bytes() == tracked[0].read_bytes()
+    assert reset.set_aside is not None and (reset.set_aside / mine.name).read_bytes() == edited
+    assert other.read_text(encoding="utf-8") == "{}"  # not named: kept
+    workshop.working_copies(config, reset=True)
+    assert _digest(workshop.tracked(config)) == before == {
+        n: d for n, d in _digest(sorted(config.workshop_dir.glob("*.ipynb"))).items()}
+
+    with pytest.raises(LabError, match="no tracked notebook 99-nope"):
+        workshop.working_copies(config, reset=True, names=["99-nope"])
+
+
+def test_lab_notebook_takes_reset_with_or_without_names() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["notebook"]).reset is None
+    assert parser.parse_args(["notebook", "--reset"]).reset == []
+    assert parser.parse_args(["notebook", "--reset", "01-metrics"]).reset == ["01-metrics"]
