@@ -62,6 +62,10 @@ def test_lab_demo_runs_every_notebook_and_its_verdicts_match_the_injected_fault(
         assert url, notebook.stdout
         listed = requests.get(f"{url[1]}/api/contents", params={"token": url[2]}, timeout=10)
         assert {f"{n}.ipynb" for n in NOTEBOOKS} <= {item["name"] for item in listed.json()["content"]}
+        # ... the learner's working copies, not the tracked notebooks `lab demo` ran.
+        assert "working copies" in notebook.stdout
+        copies = {p.name for p in (Path(env["VAR_DIR"]) / "workshop").iterdir()}
+        assert {f"{n}.ipynb" for n in NOTEBOOKS} <= copies
     jupyter_pid = json.loads((Path(env["VAR_DIR"]) / "run" / "jupyter.pid").read_text())["pid"] \
         if (Path(env["VAR_DIR"]) / "run" / "jupyter.pid").exists() else None
     assert jupyter_pid is None, "lab down left JupyterLab's pid file behind"
