@@ -9,8 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-# Endpoints the scenarios aim at: busy ones, so the fault shows in the load's traffic.
-TARGET_ENDPOINTS = ("todos.index", "todos.add", "api.list_todos", "api.create_todo", "todos.toggle")
+from analysis.blind_incident import TARGET_ENDPOINTS
 
 
 @dataclass(frozen=True)

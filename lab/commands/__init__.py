@@ -40,9 +40,12 @@ COMMANDS: dict[str, Entry] = {
     "demo": Entry("demo", "up, a load run with a fault window, every notebook headless, "
                           "an HTML report"),
     "fault": Entry("fault", "switch injected faults on and off, live"),
-    "incident": Entry("incident", "replay a seeded incident (faults on and off over time)"),
+    "incident": Entry("incident", "replay a seeded incident (faults on and off over time); "
+                                  "--blind hides it, `incident answer` grades your diagnosis"),
     "load": Entry("load", "run the Locust scenario headless against the lab (recorded for the "
                           "notebooks)"),
+    "progress": Entry("progress", "grade saved notebooks: each exercise right, wrong or "
+                                  "unanswered (--json for a facilitator)"),
     "notebook": Entry("notebook", "JupyterLab on your working copies of the notebooks "
                                   "(--reset restores them; stopped by lab down)"),
 }

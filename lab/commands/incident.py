@@ -1,27 +1,107 @@
-"""`lab incident --seed N`: replay a reproducible incident by switching faults over time."""
+"""`lab incident --seed N [--blind]`: replay a reproducible incident by switching faults over time.
+
+Without --blind the schedule (several episodes) is printed as it is applied. With --blind one
+fault drawn from the seed (analysis.blind_incident) runs without a word about what it is;
+`lab incident answer --seed N --fault KIND --endpoint NAME --start T --end T` grades the
+learner's diagnosis afterwards (or while it runs).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from datetime import UTC, datetime
 
+from analysis import blind_incident
 from app.faults import write_faults
 from lab.commands.fault import board
+from lab.config import LabConfig
 from lab.errors import LabError
-from lab.incident import schedule
+from lab.incident import Step, schedule
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """Seed, duration, episodes, dry run."""
+    """run (default) or answer; seed, duration, episodes, blind, dry run; the diagnosis."""
+    parser.add_argument("action", nargs="?", choices=("run", "answer"), default="run",
+                        help="run the incident (default) or answer: grade your diagnosis")
     parser.add_argument("--seed", type=int, required=True, help="the same seed replays the same incident")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds (default 300)")
-    parser.add_argument("--episodes", type=int, default=3, help="fault episodes (default 3)")
+    parser.add_argument("--episodes", type=int, default=3, help="fault episodes (default 3; "
+                        "a blind incident has one)")
     parser.add_argument("--dry-run", action="store_true", help="print the schedule, change nothing")
+    parser.add_argument("--blind", action="store_true",
+                        help="one fault drawn from the seed, never shown: find it, then "
+                             "`lab incident answer`")
+    diagnosis = parser.add_argument_group("answer (your diagnosis of a blind incident)")
+    diagnosis.add_argument("--fault", choices=blind_incident.BLIND_KINDS, help="the fault kind")
+    diagnosis.add_argument("--endpoint", help="the Flask endpoint it hit (e.g. api.list_todos; "
+                           "'*' when every endpoint was hit)")
+    diagnosis.add_argument("--start", help="when it started: HH:MM[:SS] UTC, +SECONDS after the "
+                           "incident's start, or ISO 8601")
+    diagnosis.add_argument("--end", help="when it ended (same forms)")
+    diagnosis.add_argument("--json", action="store_true", help="print the grade as JSON")
+
+
+def _apply(steps: list[Step], duration: float, blind: bool) -> None:
+    """Apply each step at its time; every fault is cleared at the end, even on Ctrl-C."""
+    switchboard = board()
+    started = time.monotonic()
+    try:
+        for step in steps:
+            time.sleep(max(0.0, started + step.at - time.monotonic()))
+            write_faults(switchboard.path, step.faults)
+            if not blind:
+                print(f"[t+{time.monotonic() - started:6.1f}s] applied: {step.description}", flush=True)
+        time.sleep(max(0.0, started + duration - time.monotonic()))
+    finally:
+        write_faults(switchboard.path, {})
+
+
+def _run_blind(args: argparse.Namespace, config: LabConfig) -> int:
+    incident = blind_incident.plan(args.seed, args.duration)
+    if args.dry_run:
+        print(f"blind incident {args.seed}: {args.duration:g} s; the fault is not shown")
+        return 0
+    steps = [Step(incident.on_s, incident.faults, "on"), Step(incident.off_s, {}, "off")]
+    run = blind_incident.Run(args.seed, args.duration, datetime.now(UTC))
+    run.save(config.var_dir)
+    print(f"blind incident {args.seed}: started {run.started:%H:%M:%S} UTC, lasts "
+          f"{args.duration:g} s. Something will go wrong on its own; find what, where and when "
+          "(metrics, logs, traces), then:\n"
+          f"  lab incident answer --seed {args.seed} --fault KIND --endpoint NAME "
+          "--start HH:MM:SS --end HH:MM:SS", flush=True)
+    _apply(steps, args.duration, blind=True)
+    print(f"blind incident {args.seed} over at {datetime.now(UTC):%H:%M:%S} UTC; no fault in force")
+    return 0
+
+
+def _answer(args: argparse.Namespace, config: LabConfig) -> int:
+    missing = [f"--{name}" for name in ("fault", "endpoint", "start", "end") if getattr(args, name) is None]
+    if missing:
+        raise LabError(f"answer needs {', '.join(missing)}", 2)
+    try:
+        run = blind_incident.Run.load(config.var_dir, args.seed)
+        start = blind_incident.parse_time(args.start, run.started)
+        end = blind_incident.parse_time(args.end, run.started)
+    except (FileNotFoundError, ValueError) as exc:
+        raise LabError(str(exc), 2) from None
+    from lab.prometheus import SCRAPE_INTERVAL
+
+    tolerance = blind_incident.WindowTolerance.for_lab(float(SCRAPE_INTERVAL.removesuffix("s")))
+    graded = blind_incident.grade(run, args.fault, args.endpoint, start, end, tolerance)
+    print(json.dumps(graded.as_dict(), indent=1) if args.json else graded)
+    return 0 if graded.right else 1
 
 
 def run(args: argparse.Namespace) -> int:
-    """Print the schedule, then apply each step at its time; faults are cleared at the end."""
+    """Run the incident (blind or with its schedule shown), or grade an answer."""
+    config = LabConfig.from_env()
+    if args.action == "answer":
+        return _answer(args, config)
     try:
+        if args.blind:
+            return _run_blind(args, config)
         steps = schedule(args.seed, args.duration, args.episodes)
     except ValueError as exc:
         raise LabError(str(exc), 2) from None
@@ -29,15 +109,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"t+{step.at:6.1f}s  {step.description}")
     if args.dry_run:
         return 0
-    switchboard = board()
-    started = time.monotonic()
-    try:
-        for step in steps:
-            time.sleep(max(0.0, started + step.at - time.monotonic()))
-            write_faults(switchboard.path, step.faults)
-            print(f"[t+{time.monotonic() - started:6.1f}s] applied: {step.description}", flush=True)
-        time.sleep(max(0.0, started + args.duration - time.monotonic()))
-    finally:
-        write_faults(switchboard.path, {})
+    _apply(steps, args.duration, blind=False)
     print("incident over; no fault in force")
     return 0

@@ -14,7 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.commands import Command
 from lab.config import LabConfig
 from lab.errors import LabError
 
@@ -39,9 +38,8 @@ def _prometheus(config: LabConfig, offline: bool) -> Prometheus | None:
         return None
     from analysis import prom
     from lab import services
-    from lab.commands.demo import notebook_env
 
-    url = notebook_env(config)["PROMETHEUS_URL"]
+    url = f"http://{services.LOCAL}:{config.port('PROMETHEUS_PORT')}"
     try:
         if services.http_session().get(f"{url}/-/ready", timeout=2).status_code != 200:
             return None
@@ -82,6 +80,3 @@ def run(args: argparse.Namespace) -> int:
           f"of {len(graded)} exercises")
     return 0
 
-
-COMMAND = Command(name="progress", help="grade saved notebooks: each exercise right, wrong or "
-                  "unanswered (--json for a facilitator)", run=run, configure=configure)

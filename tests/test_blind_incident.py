@@ -1,0 +1,129 @@
+"""`lab incident --blind`: a fault drawn from a seed runs unannounced; `lab incident answer`
+grades the diagnosis (kind, endpoint, window within a tolerance) and explains what was missed."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from analysis import blind_incident
+from analysis.blind_incident import Run, WindowTolerance, grade, parse_time, plan
+from lab.cli import main
+
+SHORT_S = 12.0  # a blind run in the tests: long enough to see the fault on and off
+
+
+def test_seeds_draw_different_incidents_and_a_seed_always_the_same() -> None:
+    incidents = [plan(seed) for seed in range(1, 13)]
+    assert len({i.kind for i in incidents}) == len(blind_incident.BLIND_KINDS)
+    assert len({i.endpoint for i in incidents}) >= 4
+    assert len({(i.on_s, i.off_s) for i in incidents}) == len(incidents)
+    assert plan(5) == plan(5) and plan(5, 120) != plan(5, 300)
+    for incident in incidents:
+        assert 0 < incident.on_s < incident.off_s < incident.duration
+        # Long enough to be seen on a 1m-rate chart and told from the tolerance.
+        assert incident.off_s - incident.on_s >= 0.3 * incident.duration
+        assert (incident.endpoint is None) == (incident.kind == "slow_db")
+
+
+def _lab(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "lab.cli", *args], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are_graded(
+        tmp_path: Path) -> None:
+    seed = next(s for s in range(1, 50) if plan(s, SHORT_S).endpoint)  # one with an endpoint
+    truth = plan(seed, SHORT_S)
+    var = tmp_path / "var"
+    env = {**_clean_env(), "VAR_DIR": str(var)}
+    faults = var / "faults.json"
+    proc = subprocess.Popen([sys.executable, "-m", "lab.cli", "incident", "--seed", str(seed),
+                             "--blind", "--duration", str(SHORT_S)], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    seen: list[dict[str, object]] = []
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and time.monotonic() < deadline:
+            if faults.is_file():
+                text = faults.read_text(encoding="utf-8")
+                if text.strip():
+                    current = json.loads(text)
+                    if current and current not in seen:
+                        seen.append(current)
+            time.sleep(0.1)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    assert proc.returncode == 0, err
+    assert seen == [truth.faults]  # the drawn fault, switched on...
+    assert json.loads(faults.read_text(encoding="utf-8")) == {}  # ...and off at the end
+    # Nothing printed gives it away; the record holds no more than the seed and start.
+    assert truth.kind not in out and str(truth.endpoint) not in out and "answer --seed" in out
+    record = json.loads(blind_incident.record_path(var, seed).read_text(encoding="utf-8"))
+    assert set(record) == {"seed", "duration", "started"}
+
+    right = _lab(env, "incident", "answer", "--seed", str(seed), "--fault", truth.kind,
+                 "--endpoint", str(truth.endpoint), "--start", f"+{truth.on_s + 3:g}",
+                 "--end", f"+{truth.off_s + 30:g}", "--json")
+    assert right.returncode == 0, right.stdout + right.stderr
+    assert json.loads(right.stdout)["score"] == "4 of 4"
+
+    other_kind = next(k for k in blind_incident.BLIND_KINDS if k not in (truth.kind, "slow_db"))
+    wrong = _lab(env, "incident", "answer", "--seed", str(seed), "--fault", other_kind,
+                 "--endpoint", "api.nothing", "--start", f"+{truth.on_s + 3:g}",
+                 "--end", f"+{truth.off_s + 200:g}")
+    assert wrong.returncode == 1
+    assert "1 of 4 right" in wrong.stdout
+    assert f"it was {truth.kind}, not {other_kind}" in wrong.stdout
+    assert blind_incident.WHAT_SHOWS[truth.kind] in wrong.stdout  # what to look for next time
+    assert f"it was {truth.endpoint}, not api.nothing" in wrong.stdout and "by (endpoint)" in wrong.stdout
+    assert "✘ end" in wrong.stdout and "Too late" in wrong.stdout
+
+
+def _clean_env() -> dict[str, str]:
+    import os
+
+    return {k: v for k, v in os.environ.items() if k not in ("FAULTS_FILE", "FAULTS_TOKEN")}
+
+
+def test_the_window_tolerance_follows_scrape_interval_and_rate_window() -> None:
+    assert WindowTolerance.for_lab(5, 60) == WindowTolerance(10, 65)
+    assert WindowTolerance.for_lab(15, 120) == WindowTolerance(30, 135)
+    slow = next(s for s in range(1, 50) if plan(s).kind == "slow_db")
+    started = datetime(2026, 5, 1, 10, 0, tzinfo=UTC)
+    run = Run(slow, 300, started)
+    tolerance = WindowTolerance.for_lab(5, 60)
+    on, off = run.fault_on, run.fault_off
+    graded = grade(run, "slow_db", "all", on - timedelta(seconds=9), off + timedelta(seconds=64), tolerance)
+    assert graded.right, str(graded)
+    early = grade(run, "slow_db", "api.list_todos", on - timedelta(seconds=11), off, tolerance)
+    assert [p.right for p in early.parts] == [True, False, False, True]
+    assert "Too early" in str(early) and "every endpoint that reads the database" in str(early)
+
+
+def test_answer_times_may_be_relative_clock_or_iso() -> None:
+    started = datetime(2026, 5, 1, 10, 0, 30, tzinfo=UTC)
+    assert parse_time("+90", started) == started + timedelta(seconds=90)
+    assert parse_time("10:02:05", started) == datetime(2026, 5, 1, 10, 2, 5, tzinfo=UTC)
+    assert parse_time("2026-05-01T10:03:00+00:00", started).minute == 3
+    with pytest.raises(ValueError, match="not a time"):
+        parse_time("soon", started)
+
+
+def test_answering_an_incident_never_run_here_says_how_to_run_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("VAR_DIR", str(tmp_path))
+    code = main(["incident", "answer", "--seed", "3", "--fault", "latency", "--endpoint", "x",
+                 "--start", "+1", "--end", "+2"])
+    assert code == 2 and "lab incident --seed 3 --blind" in capsys.readouterr().err
+    assert main(["incident", "answer", "--seed", "3"]) == 2
+    assert "--fault, --endpoint, --start, --end" in capsys.readouterr().err
