@@ -37,6 +37,7 @@ def _lab(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.Co
                           text=True, timeout=timeout)
 
 
+@pytest.mark.stack
 def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are_graded(
         tmp_path: Path) -> None:
     seed = next(s for s in range(1, 50) if plan(s, SHORT_S).endpoint)  # one with an endpoint

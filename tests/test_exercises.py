@@ -119,7 +119,14 @@ def _answer(given: Any, data: dict[str, Any]) -> Any:
     return given(data) if callable(given) else given
 
 
-@pytest.mark.parametrize("exercise_id", sorted(CASES))
+def _params() -> list[object]:
+    """One case per exercise; those that need the synthetic Prometheus are marked stack."""
+    return [pytest.param(i, marks=[pytest.mark.stack] if EXERCISES[i].answer_type == "promql"
+                         or {"prometheus", "at"} & set(CASES[i].context) else [])
+            for i in sorted(CASES)]
+
+
+@pytest.mark.parametrize("exercise_id", _params())
 def test_a_right_answer_and_an_equivalent_one_are_right_and_a_wrong_one_says_how_to_fix_it(
         exercise_id: str, request: pytest.FixtureRequest, recorded: dict[str, Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,6 +149,7 @@ def test_a_right_answer_and_an_equivalent_one_are_right_and_a_wrong_one_says_how
     assert unanswered.status == "unanswered"
 
 
+@pytest.mark.stack
 def test_headless_runs_fill_unanswered_exercises_and_fail_on_a_wrong_one(
         synthetic: RecordedPrometheus, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(exercises.FILL_VARIABLE, "1")
@@ -151,6 +159,7 @@ def test_headless_runs_fill_unanswered_exercises_and_fail_on_a_wrong_one(
                         prometheus=synthetic.client, at=synthetic.end)
 
 
+@pytest.mark.stack
 def test_the_first_versions_entry_points_still_work(synthetic: RecordedPrometheus,
                                                    recorded: dict[str, Any]) -> None:
     verdict = exercises.check_promql(synthetic.client, CASES["5.1"].equivalent, "5.1", at=synthetic.end)
@@ -162,6 +171,7 @@ def test_the_first_versions_entry_points_still_work(synthetic: RecordedPrometheu
                                  access=access).right
 
 
+@pytest.mark.stack
 def test_common_promql_mistakes_are_named_even_when_prometheus_refuses_the_query(
         synthetic: RecordedPrometheus) -> None:
     summed_first = exercises.check("1.1", "rate(sum by (endpoint) (http_request_duration_seconds_count)[1m])",
@@ -175,6 +185,7 @@ def test_common_promql_mistakes_are_named_even_when_prometheus_refuses_the_query
     assert short.status == "wrong" and any("4 scrape intervals" in a for a in short.advice)
 
 
+@pytest.mark.stack
 def test_a_label_that_splits_series_is_not_an_equivalent_grouping(synthetic: RecordedPrometheus) -> None:
     # api.list_todos answers 200 and 500: by (endpoint, status) has more series than by (endpoint).
     query = "sum by (endpoint, status) (rate(http_request_duration_seconds_count[1m]))"
