@@ -2,9 +2,12 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+# Reinstall when what is installed from changes: the lock file and pyproject.toml.
+LOCKSUM := $(shell cat pyproject.toml requirements-lab.lock | cksum | cut -d' ' -f1)
+LAB_STAMP  := $(VENV)/.lab-$(LOCKSUM)
+TEST_STAMP := $(VENV)/.test-$(LOCKSUM)
 
-.PHONY: lab test test-fast install system-deps services lint lock down clean help
+.PHONY: lab test test-fast install system-deps system-deps-test services lint lock down clean help
 
 help:
 	@echo "make lab    - install, bring the lab up, run a load and the notebooks, write a report"
@@ -14,20 +17,36 @@ help:
 	@echo "make lint   - ruff and mypy only"
 	@echo "make lock   - refresh requirements*.lock from pyproject.toml"
 
-$(STAMP): pyproject.toml
-	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { \
+$(VENV)/bin/python:
+	@$(PYTHON) -m venv $(VENV) || { \
 	  echo "could not create $(VENV): install Python 3.11+ with venv (Debian/Ubuntu: sudo apt-get install python3-venv)"; \
 	  rm -rf $(VENV); exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test,lab,dev]'
-	@rm -f $(VENV)/.installed-*
+
+# The lab: exactly the hashed versions of requirements-lab.lock (a room installing a month
+# apart gets the same), then the project itself without resolving anything again.
+$(LAB_STAMP): pyproject.toml requirements-lab.lock | $(VENV)/bin/python
+	$(BIN)/python -m pip install -q --require-hashes -r requirements-lab.lock
+	$(BIN)/python -m pip install -q --no-deps -e .
+	@rm -f $(VENV)/.lab-* $(VENV)/.test-*
 	@touch $@
 
-install: $(STAMP)
+# The tests add their extras (pytest, playwright, linters), held to the lock's versions
+# where they share a package.
+$(TEST_STAMP): $(LAB_STAMP)
+	@sed -n 's/^\([A-Za-z0-9][^ ]*==[^ ;]*\).*/\1/p' requirements-lab.lock > $(VENV)/lab-constraints.txt
+	$(BIN)/python -m pip install -q -c $(VENV)/lab-constraints.txt -e '.[test,lab,dev]'
+	@touch $@
 
-# Debian packages the lab and the tests use (caddy, prometheus, chromium, ...).
+install: $(LAB_STAMP)
+
+# System packages: the lab's (caddy, prometheus); the tests add chromium. Debian/Ubuntu: apt;
+# macOS: Homebrew; elsewhere the script says what to install.
 system-deps:
-	@stack/install-system-deps.sh
+	@stack/install-system-deps.sh lab
+
+system-deps-test:
+	@stack/install-system-deps.sh test
 
 # PostgreSQL and Redis for the tests: started when they are not running.
 services:
@@ -41,20 +60,20 @@ lab: install system-deps
 down:
 	@test -x $(BIN)/lab && $(BIN)/lab down || true
 
-test: install system-deps services
+test: $(TEST_STAMP) system-deps-test services
 	$(BIN)/python -m pytest
 
 # The quick loop while coding: no Debian packages installed, no processes of the stack
 # started, no browser; PostgreSQL and Redis must answer (started here when they are not).
 FAST := not slow and not stack and not browser
-test-fast: install services
+test-fast: $(TEST_STAMP) services
 	$(BIN)/python -m pytest -m "$(FAST)"
 
-lint: install
+lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-lock: install
+lock: $(TEST_STAMP)
 	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --generate-hashes -o requirements.lock
 	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --generate-hashes --extra lab -o requirements-lab.lock
 
