@@ -13,6 +13,8 @@ import sys
 import uuid
 from pathlib import Path
 
+import pytest
+
 from tests.support.processes import ROOT, free_port
 
 
@@ -35,6 +37,7 @@ def test_lab_load_against_a_url_says_when_nothing_answers_there(tmp_path: Path) 
     assert not (tmp_path / "reports" / "last-run.json").exists()
 
 
+@pytest.mark.postgres
 def test_migrate_refuses_an_unusable_database_with_one_line(tmp_path: Path) -> None:
     """A database that refuses us: exit 1 and libpq's reason on one line, no traceback."""
     admin = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
