@@ -95,6 +95,40 @@ def test_form_posts_work_without_javascript(client: FlaskClient, add_todo) -> No
     assert texts(client) == []
 
 
+def test_rows_post_to_their_own_urls_and_the_edit_link_opens_that_rows_form(
+    client: FlaskClient, add_todo  # type: ignore[no-untyped-def]
+) -> None:
+    """Without JavaScript: each row's buttons post to its URLs; ?edit=<id> opens its edit form."""
+    first, second = add_todo("first"), add_todo("second")
+    page = client.get("/").get_data(as_text=True)
+    for todo in (first, second):
+        assert f'formaction="/toggle/{todo["id"]}"' in page
+        assert f'formaction="/delete/{todo["id"]}"' in page
+        assert f'href="/?edit={todo["id"]}#edit-text"' in page
+    assert '<form method="post" action="/edit/' not in page  # no row's edit form is open
+    opened = client.get(f"/?edit={second['id']}").get_data(as_text=True)
+    assert opened.count('<form method="post" action="/edit/') == 1
+    assert f'action="/edit/{second["id"]}"' in opened
+    assert 'value="second"' in opened
+    # An id that is not on the page opens nothing, and a bad one is ignored.
+    for other in ("999999", "x", "-1", "9" * 40):
+        page = client.get(f"/?edit={other}").get_data(as_text=True)
+        assert '<form method="post" action="/edit/' not in page
+
+
+def test_a_page_of_fifty_todos_stays_light(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]
+    """50 todos of 40-odd characters: at most 60 KiB of HTML (it was 120 KiB)."""
+    from app.db import db
+    from app.models import Todo
+
+    with app.app_context():
+        db.session.add_all([Todo(text=f"row {n} " + "x" * 40, position=n) for n in range(1, 51)])
+        db.session.commit()
+    page = client.get("/").get_data()
+    assert page.count(b'<li class="todo') == 50
+    assert len(page) <= 60 * 1024, len(page)
+
+
 def test_reorder_puts_todos_in_the_given_order(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
     ids = [add_todo(name)["id"] for name in ("a", "b", "c")]
     response = client.post("/reorder", json={"order": [ids[2], ids[0], ids[1]]})

@@ -6,6 +6,7 @@ also runs for real in front of a real gunicorn, and the tests look at what a cli
 
 from __future__ import annotations
 
+import gzip
 import http.client
 import ipaddress
 import json
@@ -687,6 +688,30 @@ def test_pages_carry_security_headers_and_are_never_cached(proxied: ProxiedStack
     assert response.headers["Referrer-Policy"] == "strict-origin-when-cross-origin"
     assert response.headers["Cache-Control"] == "no-store"
     assert "Server" not in response.headers
+
+
+@pytest.mark.stack
+def test_pages_and_json_are_compressed_for_clients_that_ask(proxied: ProxiedStack) -> None:
+    """Caddy answers gzip or zstd to a client that accepts it, and plain bytes to one that does not."""
+    for n in range(30):
+        requests.post(proxied.url + "/api/todos", json={"text": f"compress me {n:02d} " + "x" * 40},
+                      timeout=5)
+    for path in ("/", "/api/todos"):
+        plain = requests.get(proxied.url + path, headers={"Accept-Encoding": "identity"}, timeout=5)
+        assert "Content-Encoding" not in plain.headers
+        zipped = requests.get(proxied.url + path, headers={"Accept-Encoding": "gzip"}, timeout=5,
+                              stream=True)
+        assert zipped.headers["Content-Encoding"] == "gzip"
+        wire = zipped.raw.read(decode_content=False)
+        assert len(wire) < len(plain.content) / 4
+        body = gzip.decompress(wire).decode()
+        assert "compress me 29" in body
+        if path == "/api/todos":
+            assert json.loads(body) == plain.json()
+        zstd = requests.get(proxied.url + path, headers={"Accept-Encoding": "zstd, gzip"}, timeout=5,
+                            stream=True)
+        assert zstd.headers["Content-Encoding"] == "zstd"
+        assert zstd.raw.read(decode_content=False)[:4] == b"\x28\xb5\x2f\xfd"  # zstd frame magic
 
 
 @pytest.mark.stack

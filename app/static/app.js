@@ -103,7 +103,8 @@
 
   function setText(li, text) {
     li.querySelector("[data-text]").textContent = text;
-    li.querySelectorAll("[data-name]").forEach(function (el) { el.textContent = text; });
+    // The other controls take their names from [data-text] (aria-labelledby); the edit link carries its own.
+    li.querySelector("[data-edit-link] span").textContent = " " + text;
   }
 
   function setDone(li, done) {
@@ -181,59 +182,123 @@
     }
   }
 
+  /** A move button of a row; its name is the label and the row's text ("Move up: Buy milk"). */
+  function moveButton(li, direction) {
+    var button = el("button", "icon", direction === "up" ? "↑" : "↓");
+    button.type = "button";
+    button.dataset.move = direction;
+    button.title = direction === "up" ? "Move up (Alt+↑)" : "Move down (Alt+↓)";
+    button.setAttribute("aria-labelledby", "l-" + direction + " t" + li.dataset.id);
+    return button;
+  }
+
+  /** The controls that only work with JavaScript, added to a row: drag handle, move buttons. */
+  function addRowTools(li) {
+    var handle = el("span", "handle", "⋮⋮");
+    handle.setAttribute("aria-hidden", "true");
+    handle.title = "Drag to reorder";
+    handle.setAttribute("draggable", "true");
+    li.insertBefore(handle, li.firstChild);
+    var actions = li.querySelector(".actions");
+    actions.insertBefore(moveButton(li, "down"), actions.firstChild);
+    actions.insertBefore(moveButton(li, "up"), actions.firstChild);
+    var link = li.querySelector("[data-edit-link]");
+    // With the script, Edit opens the form in place: a disclosure button, not a page load.
+    link.setAttribute("role", "button");
+    link.setAttribute("aria-expanded", li.querySelector("form[data-edit]") ? "true" : "false");
+  }
+
+  /* ---------- edit: the page's one edit form, moved into the row being edited ---------- */
+  var editTemplate = document.getElementById("edit-template");
+
+  function closeEdit(focusLink) {
+    var form = list.querySelector("form[data-edit]");
+    if (!form) return;
+    var li = form.closest("li.todo");
+    form.remove();
+    var link = li.querySelector("[data-edit-link]");
+    link.setAttribute("aria-expanded", "false");
+    if (focusLink) link.focus();
+  }
+
+  function openEdit(li) {
+    closeEdit(false);
+    var form = editTemplate.content.firstElementChild.cloneNode(true);
+    form.action = editTemplate.dataset.action + li.dataset.id;
+    form.elements.text.value = textOf(li);
+    li.querySelector(".body").appendChild(form);
+    li.querySelector("[data-edit-link]").setAttribute("aria-expanded", "true");
+    form.elements.text.focus();
+    form.elements.text.select();
+  }
+
   if (list) {
     document.querySelectorAll(".js-only").forEach(function (el) { el.hidden = false; });
+    items().forEach(addRowTools);
     refreshMoveButtons();
 
-    list.addEventListener("submit", function (event) {
-      var form = event.target;
-      var li = form.closest("li.todo");
+    // Toggle and delete: every row's buttons submit the one row-actions form (form=, formaction=).
+    document.querySelector("[data-row-actions]").addEventListener("submit", function (event) {
+      var button = event.submitter;
+      var li = button && button.closest("li.todo");
       if (!li) return;
       event.preventDefault();
       clearError();
-      if (form.hasAttribute("data-toggle")) {
-        api("POST", form.action).then(
+      if (button.classList.contains("toggle")) {
+        api("POST", button.formAction).then(
           function (todo) {
             setDone(li, todo.done);
             announce("“" + todo.text + "” marked " + (todo.done ? "done" : "not done") + ".");
           },
           function (failure) { showError("Could not update “" + textOf(li) + "”", failure); }
         );
-      } else if (form.hasAttribute("data-delete")) {
-        api("POST", form.action).then(
+      } else {
+        api("POST", button.formAction).then(
           function () {
             announce("Deleted “" + textOf(li) + "”.");
             removeTodo(li);
           },
           function (failure) { showError("Could not delete “" + textOf(li) + "”", failure); }
         );
-      } else if (form.hasAttribute("data-edit")) {
-        var input = form.elements.text;
-        var message = validate(input.value, maxLength);
-        setFieldError(form, message);
-        if (message) { input.focus(); return; }
-        api("POST", form.action, { text: input.value }).then(
-          function (todo) {
-            setText(li, todo.text);
-            input.value = todo.text;
-            var details = form.closest("details");
-            details.open = false;
-            details.querySelector("summary").focus();
-            announce("Saved “" + todo.text + "”.");
-          },
-          function (failure) {
-            if (failure.status === 400) {
-              setFieldError(form, failure.message);
-              input.focus();
-            } else {
-              showError("Could not save “" + textOf(li) + "”", failure);
-            }
-          }
-        );
       }
     });
 
+    list.addEventListener("submit", function (event) {
+      var form = event.target;
+      var li = form.closest("li.todo");
+      if (!li || !form.hasAttribute("data-edit")) return;
+      event.preventDefault();
+      clearError();
+      var input = form.elements.text;
+      var message = validate(input.value, maxLength);
+      setFieldError(form, message);
+      if (message) { input.focus(); return; }
+      api("POST", form.action, { text: input.value }).then(
+        function (todo) {
+          setText(li, todo.text);
+          closeEdit(true);
+          announce("Saved “" + todo.text + "”.");
+        },
+        function (failure) {
+          if (failure.status === 400) {
+            setFieldError(form, failure.message);
+            input.focus();
+          } else {
+            showError("Could not save “" + textOf(li) + "”", failure);
+          }
+        }
+      );
+    });
+
     list.addEventListener("click", function (event) {
+      var link = event.target.closest("[data-edit-link]");
+      if (link) {
+        event.preventDefault();
+        var row = link.closest("li.todo");
+        if (row.querySelector("form[data-edit]")) closeEdit(true);
+        else openEdit(row);
+        return;
+      }
       var button = event.target.closest("[data-move]");
       if (!button) return;
       move(button.closest("li.todo"), button.dataset.move === "up" ? -1 : 1, button);
@@ -242,13 +307,15 @@
     list.addEventListener("keydown", function (event) {
       var li = event.target.closest("li.todo");
       if (!li) return;
-      if (event.key === "Escape" && event.target.matches("details.edit input[type=text]")) {
-        // Cancel the edit: restore the saved text and return to the Edit control.
-        var details = event.target.closest("details");
-        event.target.value = textOf(li);
-        setFieldError(details.querySelector("form"), null);
-        details.open = false;
-        details.querySelector("summary").focus();
+      if (event.key === "Escape" && event.target.matches("form[data-edit] input[type=text]")) {
+        // Cancel the edit and return to the Edit control.
+        closeEdit(true);
+        return;
+      }
+      if (event.key === " " && event.target.matches("[data-edit-link]")) {
+        // A link acting as a button answers Space too.
+        event.preventDefault();
+        event.target.click();
         return;
       }
       if (!event.altKey || (event.key !== "ArrowUp" && event.key !== "ArrowDown")) return;
@@ -257,16 +324,6 @@
       move(li, event.key === "ArrowUp" ? -1 : 1, event.target);
     });
 
-    // Opening an edit form puts the cursor in its field.
-    list.addEventListener("toggle", function (event) {
-      var details = event.target;
-      if (details.matches && details.matches("details.edit") && details.open) {
-        var input = details.querySelector("input[type=text]");
-        input.focus();
-        input.select();
-      }
-    }, true);
-
     /* Drag and drop: drag a task by its handle; the drop line shows where it will land. */
     var dragged = null;
     var dragBefore = null;
@@ -274,11 +331,6 @@
     function clearDropMarks() {
       items().forEach(function (li) { li.classList.remove("drop-before", "drop-after"); });
     }
-
-    items().forEach(function (li) {
-      var handle = li.querySelector(".handle");
-      handle.setAttribute("draggable", "true");
-    });
 
     list.addEventListener("dragstart", function (event) {
       if (!event.target.classList || !event.target.classList.contains("handle")) return;

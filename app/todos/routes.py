@@ -51,6 +51,25 @@ def find_export(raw: str | None) -> Export | None:
         return None
 
 
+def row_url_prefixes(page: int) -> dict[str, str]:
+    """URL prefixes of the row actions, built once per page: a row adds its id to one."""
+    def prefix(endpoint: str) -> str:
+        return url_for(endpoint, todo_id="0").removesuffix("0")
+
+    return {
+        "toggle": prefix("todos.toggle"), "delete": prefix("todos.delete"), "edit": prefix("todos.edit"),
+        # A row's edit link without JavaScript: this page with that row's edit form open. The
+        # path is absolute: the page may be the answer to a form post (/add, /edit/<id>).
+        "edit_link": url_for("todos.index", page=page if page > 1 else None, edit="0").removesuffix("0"),
+    }
+
+
+def requested_edit_id() -> int | None:
+    """The todo whose edit form the page opens (?edit=<id>: the edit link without JavaScript)."""
+    raw = request.args.get("edit", "")
+    return int(raw) if raw.isdigit() and len(raw) < 11 else None
+
+
 def render_list(
     error: str | None = None,
     text: str = "",
@@ -65,8 +84,12 @@ def render_list(
         page_arg if page_arg is not None else request.args.get("page"),
         current_app.config["PAGE_SIZE"],
     )
+    if edit_id is None:
+        edit_id = requested_edit_id()
+        edit_text = next((t.text for t in page.items if t.id == edit_id), "")
     html = render_template(
-        "index.html", page=page, error=error, text=text, request_id=current_request_id(),
+        "index.html", page=page, urls=row_url_prefixes(page.page), error=error, text=text,
+        request_id=current_request_id(),
         trace_id=current_trace_id(), edit_id=edit_id, edit_error=edit_error, edit_text=edit_text,
         export=find_export(request.args.get("export")), watch=request.args.get("watch") == "1",
         text_max=TEXT_MAX,
