@@ -10,12 +10,13 @@ mode=${1:-lab}
 declare -A wanted=(
   [caddy]=caddy            # reverse proxy
   [prometheus]=prometheus  # metrics server (brings promtool)
+  [prometheus-alertmanager]=prometheus-alertmanager  # alert routing (brings amtool)
 )
 if [ "$mode" = test ]; then
   wanted[chromium]=chromium  # real-browser tests
 fi
 # Homebrew names where they differ from Debian's.
-declare -A brew_name=([chromium]="--cask chromium")
+declare -A brew_name=([chromium]="--cask chromium" [prometheus-alertmanager]=alertmanager)
 
 missing=()
 for cmd in "${!wanted[@]}"; do
@@ -28,10 +29,10 @@ if command -v apt-get >/dev/null 2>&1; then
   echo "installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # Debian starts a system prometheus/caddy service on :9090/:80 when systemd runs; the lab
-  # runs its own, so stop them where a service manager exists.
+  # Debian starts system prometheus/alertmanager/caddy services on :9090/:9093/:80 when
+  # systemd runs; the lab runs its own, so stop them where a service manager exists.
   if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-    $SUDO systemctl disable --now prometheus caddy >/dev/null 2>&1 || true
+    $SUDO systemctl disable --now prometheus prometheus-alertmanager caddy >/dev/null 2>&1 || true
   fi
 elif [ "$(uname -s 2>/dev/null)" = Darwin ] && command -v brew >/dev/null 2>&1; then
   for package in "${missing[@]}"; do
