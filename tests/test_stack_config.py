@@ -83,7 +83,8 @@ def test_compose_file_follows_the_compose_specification(compose: dict[str, Any])
 def test_compose_runs_the_whole_topology(compose: dict[str, Any]) -> None:
     """Every service of the lab is there."""
     assert set(compose["services"]) == {
-        "caddy", "web", "worker", "db", "redis", "prometheus", "jaeger", "locust", "jupyter"
+        "caddy", "web", "worker", "db", "redis", "prometheus", "alertmanager", "alert-receiver",
+        "jaeger", "locust", "jupyter"
     }
 
 
@@ -93,8 +94,9 @@ def rendered() -> dict[str, Any]:
     return compose_file.rendered()
 
 
-def test_compose_publishes_exactly_the_five_user_ports_on_loopback(rendered: dict[str, Any]) -> None:
-    """Only Caddy, Prometheus, Jaeger, Locust and JupyterLab are reachable, from this machine only.
+def test_compose_publishes_exactly_the_six_user_ports_on_loopback(rendered: dict[str, Any]) -> None:
+    """Only Caddy, Prometheus, Alertmanager, Jaeger, Locust and JupyterLab are reachable, from
+    this machine only.
 
     JupyterLab runs code and Locust sends load to any host typed in: on workshop Wi-Fi, a
     port on 0.0.0.0 hands both to the room.
@@ -105,8 +107,8 @@ def test_compose_publishes_exactly_the_five_user_ports_on_loopback(rendered: dic
             assert address == "127.0.0.1", f"{name} is published on {address}"
             published[host_port] = name
     # The launcher's ports: one .env, the same URLs on both paths (Caddy on 8080, not 80).
-    assert published == {8080: "caddy", 9090: "prometheus", 16686: "jaeger", 8089: "locust",
-                         8888: "jupyter"}
+    assert published == {8080: "caddy", 9090: "prometheus", 9093: "alertmanager", 16686: "jaeger",
+                         8089: "locust", 8888: "jupyter"}
 
 
 def test_compose_host_ports_come_from_the_launchers_variables(compose: dict[str, Any]) -> None:
@@ -119,7 +121,7 @@ def test_compose_host_ports_come_from_the_launchers_variables(compose: dict[str,
             variable, default = match[1], int(match[2])
             assert PORT_DEFAULTS.get(variable, default) == default, (variable, default)
             seen.add(variable)
-    assert {"CADDY_PORT", "PROMETHEUS_PORT", "LOCUST_PORT", "JUPYTER_PORT"} <= seen
+    assert {"CADDY_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "LOCUST_PORT", "JUPYTER_PORT"} <= seen
     example = compose_file.read_env_file()
     assert example["LAB_BIND_ADDRESS"] == "127.0.0.1"
     moved = compose_file.rendered({"CADDY_PORT": "8181", "JUPYTER_PORT": "9999"})["services"]
@@ -161,6 +163,9 @@ def test_compose_networks_keep_data_services_off_the_public_side(compose: dict[s
         assert networks(name) == {"back-net"}, name
     # Prometheus scrapes caddy (front-net) and web and worker (back-net).
     assert networks("prometheus") == {"front-net", "back-net"}
+    # Prometheus reaches Alertmanager, and Alertmanager its receiver, on back-net.
+    assert networks("alertmanager") == {"front-net", "back-net"}
+    assert networks("alert-receiver") == {"back-net"}
     # A service on an internal network alone cannot publish a port.
     for name, service in compose["services"].items():
         if service.get("ports"):
@@ -282,6 +287,13 @@ def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -
     locust = " ".join(services["locust"]["command"])
     assert "-f loadtests/locustfile.py" in locust and "--host=http://caddy:80" in locust
     assert "./stack/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
+    assert "./stack/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
+    # The receiver writes $VAR_DIR/log/alerts.jsonl into the logs volume JupyterLab reads.
+    receiver = services["alert-receiver"]
+    assert receiver["command"][:3] == ["python", "-m", "lab.alert_receiver"]
+    assert receiver["command"][receiver["command"].index("--port") + 1] == "9095"
+    assert "logs:/var/lib/todo/log" in receiver["volumes"]
+    assert "logs:/var/lib/todo/log:ro" in services["jupyter"]["volumes"]
     assert "./stack/caddy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
 
 
@@ -294,6 +306,7 @@ def test_compose_keeps_data_in_named_volumes(compose: dict[str, Any]) -> None:
 
     assert "pgdata" in mounts("db") and "redisdata" in mounts("redis")
     assert "prometheus-data" in mounts("prometheus")
+    assert "alertmanager-data" in mounts("alertmanager")
     assert "exports" in mounts("web") and "exports" in mounts("worker")
     for name in compose["services"]:
         for source in mounts(name):
@@ -502,6 +515,32 @@ def test_prometheus_config_is_valid_and_scrapes_the_four_jobs() -> None:
                        "prometheus": ["localhost:9090"]}
 
 
+def test_prometheus_sends_alerts_to_alertmanager() -> None:
+    """The compose Prometheus notifies the alertmanager service on its default port."""
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    managers = config["alerting"]["alertmanagers"]
+    assert [m["static_configs"][0]["targets"] for m in managers] == [["alertmanager:9093"]]
+
+
+def test_alertmanager_config_is_valid_and_routes_like_the_lab_teaches() -> None:
+    """amtool accepts it; one group per alertname with lab-sized timers; every notification,
+    resolved ones too, goes to the lab's receiver; WorkerDown silences NoExportSucceeding."""
+    amtool = require_tool("amtool", "the Debian package prometheus-alertmanager")
+    path = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
+    result = run_tool([amtool, "check-config", str(path)])
+    assert result.returncode == 0, result.stdout + result.stderr
+    config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    route = config["route"]
+    assert route["group_by"] == ["alertname"] and "routes" not in route
+    (receiver,) = config["receivers"]
+    assert receiver["name"] == route["receiver"]
+    (hook,) = receiver["webhook_configs"]
+    assert hook == {"url": "http://alert-receiver:9095/alerts", "send_resolved": True}
+    (inhibit,) = config["inhibit_rules"]
+    assert inhibit["source_matchers"] == ['alertname = "WorkerDown"']
+    assert inhibit["target_matchers"] == ['alertname = "NoExportSucceeding"']
+
+
 def test_prometheus_rules_are_valid() -> None:
     """promtool accepts every rule file."""
     files = sorted(str(p) for p in (PROMETHEUS_DIR / "rules").glob("*.yml"))
@@ -524,15 +563,20 @@ def test_every_rule_has_a_unit_test_and_the_names_the_lab_needs() -> None:
     records = {r["record"] for g in rule_groups() for r in g["rules"] if "record" in r}
     alerts = {r["alert"] for g in rule_groups() for r in g["rules"] if "alert" in r}
     assert alerts == {"HighErrorRate", "LatencyObjectiveBreached", "WorkerDown",
-                      "NoExportSucceeding"}
+                      "NoExportSucceeding", "AvailabilityFastBurn", "AvailabilitySlowBurn",
+                      "LatencyFastBurn", "LatencySlowBurn"}
     assert {"job:http_requests:rate1m", "job:http_request_duration_seconds:p95_1m",
             "job:http_requests_errors:ratio_rate1m",
-            "job_type:background_jobs_success:ratio_rate1m"} <= records
+            "job_type:background_jobs_success:ratio_rate1m", "slo:objective:ratio",
+            "slo:error_budget:ratio", "slo:error_budget_remaining:ratio",
+            "slo:sli_error:ratio_rate30s", "slo:sli_error:ratio_rate6m"} <= records
     tested_exprs: list[str] = []
     firing: set[str] = set()
     quiet: set[str] = set()
+    case_names: list[str] = []
     for path in (PROMETHEUS_DIR / "tests").glob("*.yml"):
         for case in yaml.safe_load(path.read_text(encoding="utf-8"))["tests"]:
+            case_names.append(case.get("name", ""))
             tested_exprs += [t["expr"] for t in case.get("promql_expr_test", [])]
             for check in case.get("alert_rule_test", []):
                 (firing if check.get("exp_alerts") else quiet).add(check["alertname"])
@@ -540,6 +584,11 @@ def test_every_rule_has_a_unit_test_and_the_names_the_lab_needs() -> None:
         assert any(re.search(rf"\b{re.escape(record)}\b", e) for e in tested_exprs), record
     # Each alert is shown both firing and staying quiet.
     assert alerts <= firing and alerts <= quiet, (alerts - firing, alerts - quiet)
+    # ... and has a case for a short blip (no page) and for the fault's end (it resets).
+    for alert in alerts:
+        assert f"{alert} does not fire on a short blip" in " | ".join(case_names), alert
+        assert any(n.startswith(alert) and "resets when the fault ends" in n
+                   for n in case_names), alert
 
 
 def test_rules_use_rate_windows_of_at_least_four_scrapes() -> None:

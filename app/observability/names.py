@@ -55,3 +55,16 @@ REQUEST_ID_HEADER: Final = "X-Request-ID"
 TASK_REQUEST_ID_HEADER: Final = "lab_request_id"
 # The logger of the export task: the name its lines have always carried in the worker's log.
 TASK_LOGGER: Final = "worker.tasks"
+
+# Alert notifications, recorded by the lab's webhook receiver (lab/alert_receiver.py) in
+# $VAR_DIR/log/ALERTS_LOG: one JSON object per alert per notification, firing or resolved.
+ALERTS_LOG: Final = "alerts.jsonl"
+A_RECEIVED: Final = "received"      # when the receiver got the notification (UTC, ISO 8601)
+A_STATUS: Final = "status"          # firing or resolved
+A_ALERTNAME: Final = "alertname"
+A_LABELS: Final = "labels"
+A_ANNOTATIONS: Final = "annotations"
+A_STARTS_AT: Final = "startsAt"     # when Prometheus saw the alert fire
+A_ENDS_AT: Final = "endsAt"         # when it resolved (a resolved alert), else a future expiry
+A_FINGERPRINT: Final = "fingerprint"
+A_GROUP_KEY: Final = "groupKey"
