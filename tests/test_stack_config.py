@@ -451,6 +451,15 @@ def test_dockerfile_builds_small_non_root_images_from_the_lock_files() -> None:
     assert {".git", ".venv", ".env", "var"} <= set(ignored)
 
 
+def test_the_runtime_lock_holds_what_web_imports_at_start() -> None:
+    """web and worker run on requirements.lock alone: OpenTelemetry's SQLAlchemy
+    instrumentation imports sqlalchemy.ext.asyncio, which needs greenlet, optional since
+    SQLAlchemy 2.1 (the image crashed at start without it; `make test-docker` found it)."""
+    lock = (ROOT / "requirements.lock").read_text(encoding="utf-8")
+    assert re.search(r"^opentelemetry-instrumentation-sqlalchemy==", lock, re.MULTILINE)
+    assert re.search(r"^greenlet==\S+ \\\n\s+--hash=sha256:", lock, re.MULTILINE)
+
+
 @pytest.mark.parametrize("lock", ["requirements.lock", "requirements-lab.lock"])
 def test_lock_files_pin_every_package_with_hashes(lock: str) -> None:
     """Every package is pinned to one version with hashes; the runtime needs are there."""
