@@ -14,22 +14,28 @@ The notebooks call ``LabContext.from_env()`` and never hard-code an address:
 A load run started by ``lab load`` or ``lab demo`` is recorded in ``last-run.json``: its
 edges (moments with a full scrape on each side and no traffic in between, so counter
 differences are exact), Locust's report files and the faults switched on during it.
+
+Live windows: ``lab.window(minutes=10)`` is the last ten minutes of whatever traffic there
+was (a learner's clicks, the Locust UI, `lab load`), not only the recorded run; with
+``fallback="run"`` it is the last recorded run instead when those minutes had no request.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
 
 from analysis import logs, prom, traces
+from app.observability import names
 
 ROOT = Path(__file__).resolve().parents[1]
 LAST_RUN = "last-run.json"
@@ -102,6 +108,36 @@ def write_run(reports_dir: Path, record: RunRecord) -> Path:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A stretch of time the notebooks look at: live minutes, or a recorded run."""
+
+    start: datetime
+    end: datetime
+    source: str  # "live" (the last N minutes) or "run" (the last recorded load run)
+    requests: float  # requests Prometheus counted in it (increase, so restarts are handled)
+    faults: list[FaultWindow] = field(default_factory=list)  # recorded faults overlapping it
+
+    @property
+    def seconds(self) -> float:
+        """Its length in seconds."""
+        return (self.end - self.start).total_seconds()
+
+    def __str__(self) -> str:
+        """One line a learner reads above the charts."""
+        what = "the last recorded load run" if self.source == "run" else \
+            f"the last {self.seconds / 60:g} minutes"
+        return (f"{what}: {self.start:%H:%M:%S} to {self.end:%H:%M:%S} UTC, "
+                f"{self.requests:.0f} requests")
+
+
+def requests_between(prometheus: prom.Prometheus, start: datetime, end: datetime) -> float:
+    """Requests the app counted between start and end (0 when none, or no series yet)."""
+    seconds = max(1, round((end - start).total_seconds()))
+    value = prometheus.scalar(f"sum(increase({names.HTTP_REQUEST_DURATION}_count[{seconds}s]))", end)
+    return 0.0 if math.isnan(value) else value
+
+
+@dataclass(frozen=True)
 class LabContext:
     """Addresses and paths of the running lab."""
 
@@ -153,6 +189,41 @@ class LabContext:
             raise FileNotFoundError(
                 f"no load run recorded in {path}: run `lab load` (or `lab demo`) first")
         return RunRecord.from_json(path.read_text(encoding="utf-8"))
+
+    def window(self, minutes: float = 10.0, end: datetime | None = None,
+               fallback: str | None = None) -> Window:
+        """The last `minutes` before end (now), with the requests counted in them.
+
+        fallback="run": when those minutes hold no request, the last recorded load run instead
+        (what a headless run wants when nobody clicked around). Recorded fault windows that
+        overlap the window come along, so charts can shade them.
+        """
+        if fallback not in (None, "run"):
+            raise ValueError(f"fallback must be None or 'run', not {fallback!r}")
+        if minutes <= 0:
+            raise ValueError("minutes must be positive")
+        prometheus = self.prometheus()
+        stop = prom.require_aware(end, "end") if end else datetime.now(UTC)
+        start = stop - timedelta(minutes=minutes)
+        counted = requests_between(prometheus, start, stop)
+        recorded = self._recorded_run()
+        if counted == 0 and fallback == "run":
+            if recorded is None:
+                raise FileNotFoundError(
+                    f"no request in the last {minutes:g} minutes and no recorded run: click "
+                    "around the app, start Locust, or run `lab load`")
+            return Window(recorded.start, recorded.end, "run",
+                          requests_between(prometheus, recorded.start, recorded.end),
+                          list(recorded.faults))
+        faults = [f for f in (recorded.faults if recorded else []) if f.on < stop and f.off > start]
+        return Window(start, stop, "live", counted, faults)
+
+    def _recorded_run(self) -> RunRecord | None:
+        """The last recorded run, or None when there is none."""
+        try:
+            return self.last_run()
+        except FileNotFoundError:
+            return None
 
     def load_logs(self) -> logs.LogLoad:
         """The web and worker logs (the files that exist) as one frame."""

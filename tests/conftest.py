@@ -21,6 +21,7 @@ from app.migrate import upgrade
 from app.settings import Settings
 from tests.support.databases import reserved_redis_db, temporary_pg_database
 from tests.support.processes import Proc, start_celery_worker, start_gunicorn
+from tests.support.promdata import RecordedPrometheus, synthetic_prometheus
 
 # Fixtures whose use puts a test on PostgreSQL (the `postgres` marker is set from them).
 POSTGRES_FIXTURES = frozenset({"pg_database_url", "postgres_backend"})
@@ -176,3 +177,10 @@ def live_web(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iter
     proc, base = start_gunicorn(backend.env, tmp_path_factory.mktemp(f"web-{backend.name}"))
     yield base
     proc.stop()
+
+
+@pytest.fixture(scope="session")
+def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedPrometheus]:
+    """A real Prometheus serving known synthetic traffic (tests/support/promdata.py)."""
+    with synthetic_prometheus(tmp_path_factory.mktemp("prometheus-synthetic")) as recorded:
+        yield recorded

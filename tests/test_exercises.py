@@ -23,7 +23,7 @@ import pytest
 
 from analysis import exercises, logs, traces
 from analysis.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
-from tests.support.promdata import RecordedPrometheus, error_share, synthetic_prometheus
+from tests.support.promdata import RecordedPrometheus, error_share
 
 DATA = Path(__file__).parent / "data" / "analysis"
 LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
@@ -87,13 +87,6 @@ def test_every_exercise_of_the_bank_has_a_case_and_a_solution() -> None:
     assert set(CASES) == set(EXERCISES), "add a Case to CASES for each new exercise (and back)"
     solutions = exercises.solutions().SOLUTIONS
     assert set(EXERCISES) <= set(solutions), "every exercise needs a solution in notebooks/solutions.py"
-
-
-@pytest.fixture(scope="module")
-def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedPrometheus]:
-    """A real Prometheus on known traffic (started only if a PromQL case runs)."""
-    with synthetic_prometheus(tmp_path_factory.mktemp("prometheus")) as recorded:
-        yield recorded
 
 
 @pytest.fixture(scope="module")

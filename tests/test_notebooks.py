@@ -43,6 +43,9 @@ def test_lab_demo_runs_every_notebook_and_its_verdicts_match_the_injected_fault(
         context = LabContext.from_env({"PROMETHEUS_URL": f"http://127.0.0.1:{env['PROMETHEUS_PORT']}",
                                        "LAB_VAR_DIR": env["VAR_DIR"], "LAB_REPORTS_DIR": str(reports)})
         run = context.last_run()
+        # The notebooks' live window sees the traffic of the last minutes (the demo's load).
+        live = context.window(minutes=10)
+        assert live.source == "live" and live.requests > 0 and run.start > live.start
         web_log = logs.load_logs(context.web_log).frame
         # The exercise checks compare results: an equivalent query is right, another is not.
         prometheus = context.prometheus()
