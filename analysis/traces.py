@@ -3,11 +3,17 @@
 Both sources are normalised into one ``Span`` model (times in ns since the epoch, ids as
 lowercase hex, the same strings the logs carry in trace_id/span_id).
 
-Critical path, as defined here: start at the root; at each span step into the child whose
-subtree (the child and all its descendants) *finishes last*, until a span without children.
-That chain leads to the span that ends the trace: shortening any other branch would not
-end the trace earlier. Work that outlives its parent (a Celery task enqueued by a web
-request) is included: the trace ends when it does.
+Critical path, computed as Jaeger's UI does (jaeger-ui's `computeCriticalPath`): the
+stretches of the root span's time during which some span was the one the root was waiting
+on. First each child is bounded by its parent: a child that ends after its parent is cut at
+the parent's end, one that starts after its parent ended is dropped, and follows-from
+children (a message consumer under its producer: the Celery task's `run/` span under
+`apply_async/`) are dropped, because nobody waits for them. Then, walking back from the
+root's end: the child that finished last is on the path from its end; descend into it; when a
+span has no child finishing before the point reached, its own time back to its start is on
+the path, and the walk returns to its parent at that start. The sections tile the root's
+duration exactly, so "what to make faster to answer sooner" is read off the path; work that
+outlives the request (the worker's export) is not on it.
 """
 
 from __future__ import annotations
@@ -208,15 +214,77 @@ def subtree_end_ns(node: SpanNode) -> int:
     return max([node.span.end_ns, *(subtree_end_ns(c) for c in node.children)])
 
 
+def follows_from(parent: Span, child: Span) -> bool:
+    """True when the parent does not wait for the child: a message consumed after being produced."""
+    return parent.kind == "PRODUCER" and child.kind == "CONSUMER"
+
+
+@dataclass(frozen=True)
+class Section:
+    """A stretch of time during which span was on the critical path."""
+
+    span: Span
+    start_ns: int
+    end_ns: int
+
+    @property
+    def duration_ms(self) -> float:
+        """Length of the section in milliseconds."""
+        return (self.end_ns - self.start_ns) / 1e6
+
+
+@dataclass
+class _Bounded:
+    """A span bounded by its parent, with its kept children sorted by end, latest first."""
+
+    span: Span
+    start_ns: int
+    end_ns: int
+    parent: _Bounded | None
+    children: list[_Bounded] = field(default_factory=list)
+
+
+def _bounded(node: SpanNode, start_ns: int, end_ns: int, parent: _Bounded | None) -> _Bounded:
+    """node cut to [start_ns, end_ns]; children outside it or follows-from are dropped."""
+    here = _Bounded(node.span, start_ns, end_ns, parent)
+    for child in node.children:
+        span = child.span
+        if follows_from(node.span, span) or span.start_ns > end_ns or span.end_ns < start_ns:
+            continue
+        here.children.append(_bounded(child, max(span.start_ns, start_ns),
+                                      min(span.end_ns, end_ns), here))
+    here.children.sort(key=lambda c: (c.end_ns, c.start_ns), reverse=True)
+    return here
+
+
+def critical_path_sections(root: SpanNode) -> list[Section]:
+    """The critical path as Jaeger computes it (see the module docstring), in time order."""
+    sections: list[Section] = []
+    node: _Bounded | None = _bounded(root, root.span.start_ns, root.span.end_ns, None)
+    returning: int | None = None  # the start of the child the walk came back from
+    while node is not None:
+        limit = node.end_ns if returning is None else returning
+        candidates = node.children if returning is None else \
+            [c for c in node.children if c.end_ns < returning]
+        if candidates:
+            child = candidates[0]
+            if child.end_ns < limit:
+                sections.append(Section(node.span, child.end_ns, limit))
+            node, returning = child, None
+        else:
+            if node.start_ns < limit:
+                sections.append(Section(node.span, node.start_ns, limit))
+            returning = node.start_ns
+            node = node.parent
+    return sections[::-1]
+
+
 def critical_path(root: SpanNode) -> list[Span]:
-    """From root, repeatedly the child whose subtree finishes last (see the module docstring)."""
-    path = [root.span]
-    node = root
-    while node.children:
-        # Latest end wins; on a tie the one that started first did more of the waiting.
-        node = max(node.children, key=lambda n: (subtree_end_ns(n), -n.span.start_ns))
-        path.append(node.span)
-    return path
+    """The spans on the critical path: the root, then the others in the order the path reaches them."""
+    seen: dict[str, Span] = {root.span.span_id: root.span}
+    for section in critical_path_sections(root):
+        seen.setdefault(section.span.span_id, section.span)
+    return list(seen.values())
 
 
 def trace_duration_ms(spans: Iterable[Span]) -> float:
@@ -226,22 +294,28 @@ def trace_duration_ms(spans: Iterable[Span]) -> float:
 
 
 def waterfall_frame(spans: Iterable[Span]) -> pd.DataFrame:
-    """One row per span in tree order: depth, start/end offsets (ms from trace start), critical."""
+    """One row per span in tree order: depth, offsets (ms from trace start), critical path share.
+
+critical: the span is on the critical path; critical_ms: how long it was (Jaeger's sections).
+"""
     spans = list(spans)
     columns = ["span_id", "parent_id", "name", "service", "depth", "start_ms", "duration_ms",
-               "end_ms", "status", "critical"]
+               "end_ms", "status", "critical", "critical_ms"]
     if not spans:
         return pd.DataFrame(columns=columns)
     t0 = min(s.start_ns for s in spans)
     rows = []
     for root in build_tree(spans):
-        on_path = {s.span_id for s in critical_path(root)}
+        on_path: dict[str, float] = {}
+        for section in critical_path_sections(root):
+            on_path[section.span.span_id] = on_path.get(section.span.span_id, 0.0) + section.duration_ms
         for depth, node in root.walk():
             s = node.span
             rows.append({"span_id": s.span_id, "parent_id": s.parent_id, "name": s.name,
                          "service": s.service, "depth": depth, "start_ms": (s.start_ns - t0) / 1e6,
                          "duration_ms": s.duration_ms, "end_ms": (s.end_ns - t0) / 1e6,
-                         "status": s.status, "critical": s.span_id in on_path})
+                         "status": s.status, "critical": s.span_id in on_path,
+                         "critical_ms": on_path.get(s.span_id, 0.0)})
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -7,6 +7,7 @@ The run is known: 50 requests of which 4 slow 503s, 6 404s; 3 exports that succe
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -185,27 +186,51 @@ def test_fetch_jaeger_trace_over_http(tmp_path: Path) -> None:
     assert root.span.duration_ms > 250  # the slow 503
 
 
-def test_export_trace_critical_path_runs_into_the_worker() -> None:
+def test_export_trace_critical_path_stays_in_the_request_as_jaeger_computes_it() -> None:
     spans = traces.parse_jaeger(json.loads((DATA / "jaeger-export.json").read_text()))
-    path = traces.critical_path(traces.root_of(spans))
+    root = traces.root_of(spans)
+    path = traces.critical_path(root)
     assert path[0].name == "POST /export"
-    assert [s.service for s in path].count("todo-worker") >= 1
-    # The span that ends the trace (the worker's task, long after the request) is on the path.
-    assert max(spans, key=lambda s: s.end_ns) in path
+    # The worker's task ends long after the answer: nobody waited for it, so it is off the path.
+    assert max(spans, key=lambda s: s.end_ns) not in path
+    assert {s.service for s in path} == {"todo-web"}
+    assert any(s.name.startswith("apply_async/") for s in path)  # enqueueing is waited for
+    # Jaeger's sections tile the request exactly: every moment of it is someone's.
+    sections = traces.critical_path_sections(root)
+    assert sections[0].start_ns == root.span.start_ns and sections[-1].end_ns == root.span.end_ns
+    assert all(a.end_ns == b.start_ns for a, b in itertools.pairwise(sections))
     text = traces.render_tree(spans)
     assert text.splitlines()[0].startswith("*") and "run/exports.export_todos [todo-worker]" in text
+    worker_line = next(line for line in text.splitlines() if "run/exports.export_todos" in line)
+    assert not worker_line.startswith("*")
 
 
-def test_critical_path_picks_the_branch_that_finishes_last() -> None:
-    def span(sid: str, parent: str | None, start: int, end: int) -> traces.Span:
-        return traces.Span("t" * 32, sid, parent, sid, "svc", start, end)
+def _span(sid: str, parent: str | None, start: int, end: int, kind: str = "INTERNAL") -> traces.Span:
+    return traces.Span("t" * 32, sid, parent, sid, "svc", start, end, kind=kind)
 
-    spans = [span("root", None, 0, 100), span("a", "root", 10, 90), span("b", "root", 5, 40),
-             span("b1", "b", 20, 120), span("a1", "a", 15, 60)]
-    assert [s.span_id for s in traces.critical_path(traces.root_of(spans))] == ["root", "b", "b1"]
-    frame = traces.waterfall_frame(spans)
-    assert frame.set_index("span_id").loc["b1", "depth"] == 2
-    assert frame["critical"].sum() == 3
+
+def test_critical_path_bounds_each_child_by_its_parent_as_jaeger_does() -> None:
+    # b1 ends after its parent b (and after the root): it counts only up to b's end, so the
+    # branch that keeps the root waiting longest is a, not b.
+    spans = [_span("root", None, 0, 100), _span("a", "root", 10, 90), _span("b", "root", 5, 40),
+             _span("b1", "b", 20, 120), _span("a1", "a", 15, 60)]
+    root = traces.root_of(spans)
+    assert [s.span_id for s in traces.critical_path(root)] == ["root", "a", "a1"]
+    assert [(s.span.span_id, s.start_ns, s.end_ns) for s in traces.critical_path_sections(root)] == [
+        ("root", 0, 10), ("a", 10, 15), ("a1", 15, 60), ("a", 60, 90), ("root", 90, 100)]
+    frame = traces.waterfall_frame(spans).set_index("span_id")
+    assert frame.loc["b1", "depth"] == 2
+    assert frame["critical"].sum() == 3 and frame.loc["a", "critical_ms"] == pytest.approx(35e-6)
+
+
+def test_follows_from_children_and_children_after_their_parent_are_off_the_critical_path() -> None:
+    spans = [_span("root", None, 0, 100, "SERVER"), _span("enqueue", "root", 10, 50, "PRODUCER"),
+             # Consumed while the producer still runs: a follows-from child, not waited for.
+             _span("task", "enqueue", 30, 400, "CONSUMER"),
+             _span("late", "root", 150, 160)]  # starts after its parent ended: dropped
+    path = [s.span_id for s in traces.critical_path(traces.root_of(spans))]
+    assert path == ["root", "enqueue"]
+    assert sum(s.end_ns - s.start_ns for s in traces.critical_path_sections(traces.root_of(spans))) == 100
 
 
 def test_waterfall_plot(tmp_path: Path) -> None:
