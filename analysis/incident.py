@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -155,3 +155,89 @@ def locust_endpoint_check(locust: pd.DataFrame, log_frame: pd.DataFrame, run: Ru
                  float(row["Failure Count"]), 0,
                  f"every 5xx of {endpoint} is a Locust failure of {locust_name} (and a 200 "
                  "never is, for this read): the same requests counted at both ends")
+
+
+@dataclass(frozen=True)
+class ErrorShares:
+    """One endpoint's 5xx share during a fault, computed the two ways that disagree, and why.
+
+    window_share is what `sum(rate(5xx[W])) / sum(rate(all[W]))` says at the end of the fault:
+    the window reaches back W, before the fault, and the requests made then (answered fine)
+    count in the denominator only. fault_share is the exact counter difference between the
+    fault's edges: the share of the requests made while the fault was on, what a client that
+    sent only those requests saw.
+    """
+
+    endpoint: str
+    window: str
+    window_share: float  # the rate-based share over the trailing window
+    window_requests: float  # requests of the endpoint in the trailing window (increase)
+    fault_errors: float  # exact 5xx between the fault's edges
+    fault_requests: float  # exact requests between the fault's edges
+    fault_seconds: float
+    client_share: float | None = None  # errors / sent as the client counted them, if given
+    injected: float | None = None
+
+    @property
+    def fault_share(self) -> float:
+        """5xx / requests between the fault's edges (NaN when there was no request)."""
+        return self.fault_errors / self.fault_requests if self.fault_requests else math.nan
+
+    @property
+    def earlier_requests(self) -> float:
+        """Requests in the trailing window made before the fault (none when the fault is longer)."""
+        if self.fault_seconds >= prom.duration_seconds(self.window):
+            return 0.0
+        return max(0.0, self.window_requests - self.fault_requests)
+
+    @property
+    def diluted_share(self) -> float:
+        """The window share predicted from the fault's errors over all the window's requests."""
+        return self.fault_errors / self.window_requests if self.window_requests else math.nan
+
+    def explanation(self) -> str:
+        """Why the two numbers differ, in this run's numbers."""
+        lines = [
+            f"over the last {self.window} (rate): {self.window_share:.2f}; between the fault's "
+            f"edges (exact counters): {self.fault_errors:.0f}/{self.fault_requests:.0f} = "
+            f"{self.fault_share:.2f}",
+        ]
+        if self.client_share is not None:
+            lines.append(f"the client saw {self.client_share:.2f}: the same requests as the "
+                         "exact counter difference")
+        if self.earlier_requests > 0:
+            lines.append(
+                f"the {self.window} window also holds about {self.earlier_requests:.0f} requests "
+                f"made before the fault ({self.fault_seconds:.0f} s long), answered fine: they "
+                f"add to the denominator only. {self.fault_errors:.0f} errors / "
+                f"{self.window_requests:.0f} requests = {self.diluted_share:.2f}, the diluted share")
+        if self.injected is not None:
+            lines.append(f"injected: {self.injected:g}; each request fails independently, so "
+                         "the share of n requests scatters around it by sqrt(p(1-p)/n)")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.explanation()
+
+
+def error_shares(prometheus: prom.Prometheus, endpoint: str, fault_on: datetime,
+                 fault_off: datetime, window: str = "1m", client_errors: int | None = None,
+                 client_sent: int | None = None, injected: float | None = None) -> ErrorShares:
+    """The endpoint's 5xx share during [fault_on, fault_off], both ways (see ErrorShares).
+
+    fault_on and fault_off should be quiet edges (analysis.lab_context.quiet_edge) for the
+    counter difference to be exact.
+    """
+    prom.check_rate_window(window, prometheus.scrape_interval_s)
+    everything = f'{COUNT_SELECTOR}{{endpoint="{endpoint}"}}'
+    failed = f'{COUNT_SELECTOR}{{endpoint="{endpoint}",status=~"5.."}}'
+    total = f"sum(rate({everything}[{window}]))"
+    share = prometheus.scalar(f"{prom.or_zero(f'sum(rate({failed}[{window}]))', total)} / {total}",
+                              fault_off)
+    in_window = prometheus.scalar(f"sum(increase({everything}[{window}]))", fault_off)
+    client = client_errors / client_sent if client_errors is not None and client_sent else None
+    return ErrorShares(
+        endpoint, window, share, 0.0 if math.isnan(in_window) else in_window,
+        prom.counter_increase(prometheus, failed, fault_on, fault_off),
+        prom.counter_increase(prometheus, everything, fault_on, fault_off),
+        (fault_off - fault_on).total_seconds(), client, injected)

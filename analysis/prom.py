@@ -174,13 +174,25 @@ def p95_latency_query(window: str = "1m", quantile: float = 0.95) -> RedQuery:
     )
 
 
+def or_zero(part: str, total: str) -> str:
+    """`(part or 0 * total)`: part, or 0 for each series of total that part has no match for.
+
+    Before the first 5xx there is no 5xx series at all and the ratio would be empty; `or
+    vector(0)` fills in a single unlabelled 0, which only matches when nothing is grouped,
+    while `0 * total` has total's labels, so it also works under `sum by (...)`. The recording
+    rules (stack/prometheus/rules) use the same form.
+    """
+    return f"({part} or 0 * {total})"
+
+
 def error_rate_query(window: str = "1m") -> RedQuery:
-    """Share of requests answered 5xx; `or vector(0)` makes 'no errors' 0 rather than empty."""
+    """Share of requests answered 5xx; `or 0 * total` makes 'no errors' 0 rather than empty."""
     metric = f"{names.HTTP_REQUEST_DURATION}_count"
+    total = f"sum(rate({metric}[{window}]))"
+    failed = f'sum(rate({metric}{{status=~"5.."}}[{window}]))'
     return RedQuery(
         "error rate",
-        f'(sum(rate({metric}{{status=~"5.."}}[{window}])) or vector(0)) '
-        f"/ sum(rate({metric}[{window}]))",
+        f"{or_zero(failed, total)} / {total}",
         "ratio", "share of requests answered with a 5xx status",
     )
 
@@ -188,10 +200,11 @@ def error_rate_query(window: str = "1m") -> RedQuery:
 def job_success_query(window: str = "5m") -> RedQuery:
     """Share of finished background jobs that succeeded (retries are not finished)."""
     metric = names.BACKGROUND_JOBS
+    finished = f'sum(rate({metric}{{status=~"{names.JOB_SUCCEEDED}|{names.JOB_FAILED}"}}[{window}]))'
+    succeeded = f'sum(rate({metric}{{status="{names.JOB_SUCCEEDED}"}}[{window}]))'
     return RedQuery(
         "job success rate",
-        f'(sum(rate({metric}{{status="{names.JOB_SUCCEEDED}"}}[{window}])) or vector(0)) '
-        f'/ sum(rate({metric}{{status=~"{names.JOB_SUCCEEDED}|{names.JOB_FAILED}"}}[{window}]))',
+        f"{or_zero(succeeded, finished)} / {finished}",
         "ratio", "share of finished background jobs that succeeded",
     )
 
@@ -243,7 +256,8 @@ def run_increase_query(selector: str, start: datetime, end: datetime) -> str:
     each side to its moment). No series at start means nothing counted yet: 0. Counter
     resets (a restarted server) are not handled: keep the processes up during a run.
     """
-    return f"sum({selector} @ {_at(end)}) - (sum({selector} @ {_at(start)}) or vector(0))"
+    after = f"sum({selector} @ {_at(end)})"
+    return f"{after} - {or_zero(f'sum({selector} @ {_at(start)})', after)}"
 
 
 def run_quantile_query(quantile: float, start: datetime, end: datetime,

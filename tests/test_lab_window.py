@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from analysis.lab_context import FaultWindow, LabContext, RunRecord, write_run
-from tests.support.promdata import TRAFFIC, RecordedPrometheus
+from tests.support.promdata import RecordedPrometheus, requests_between
 
 pytestmark = pytest.mark.stack
-PER_SECOND = sum(t.per_second for t in TRAFFIC)
 
 
 def _context(synthetic: RecordedPrometheus, reports: Path) -> LabContext:
@@ -24,7 +23,7 @@ def test_the_last_minutes_count_the_traffic_there_was(synthetic: RecordedPrometh
                                                       tmp_path: Path) -> None:
     window = _context(synthetic, tmp_path).window(minutes=5, end=synthetic.end)
     assert window.source == "live" and window.seconds == 300
-    assert window.requests == pytest.approx(PER_SECOND * 300, rel=0.01)
+    assert window.requests == pytest.approx(requests_between(-300, 0), rel=0.01)
     assert "the last 5 minutes" in str(window)
 
 
@@ -43,7 +42,7 @@ def test_idle_minutes_fall_back_to_the_recorded_run_only_when_asked(
                                   Path("s.json"), Path("r.html"), [fault]))
     recorded = context.window(minutes=10, end=idle_end, fallback="run")
     assert (recorded.source, recorded.start, recorded.end) == ("run", start, end)
-    assert recorded.requests == pytest.approx(PER_SECOND * 180, rel=0.01)
+    assert recorded.requests == pytest.approx(requests_between(-240, -60), rel=0.01)
     assert recorded.faults == [fault] and "recorded load run" in str(recorded)
     # A live window that overlaps the recorded fault carries it (for shading charts).
     assert context.window(minutes=3, end=synthetic.end).faults == [fault]

@@ -4,6 +4,8 @@ TSDB block by `promtool tsdb create-blocks-from openmetrics`, and queried over H
 The traffic is steady and known, so a PromQL answer can be checked against arithmetic: for
 each (method, endpoint, status) a constant rate of requests per second and a fixed share of
 them in each latency bucket, scraped every SCRAPE_INTERVAL_S for DURATION_S up to `end`.
+One series is a fault: todos.toggle answers 500 only from FAULT[0] to FAULT[1] seconds
+relative to `end` (its 200s go on all along).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from tests.support.processes import free_port, http_ok, start, wait_until
 
 SCRAPE_INTERVAL_S = 5
 DURATION_S = 600
+FAULT = (-40, -10)  # seconds relative to the end of the traffic
 ENVIRONMENT = "test"
 
 
@@ -35,6 +38,12 @@ class Traffic:
     per_second: float
     under: dict[float, float]  # le -> share of requests at or under le (cumulative)
     mean_s: float  # average duration, for the _sum series
+    active: tuple[int, int] = (-DURATION_S, 0)  # when it runs, in seconds relative to the end
+
+    def count(self, offset: int) -> float:
+        """Requests counted up to offset seconds relative to the end (a counter from 0)."""
+        low, high = self.active
+        return self.per_second * (min(max(offset, low), high) - low)
 
     def share(self, le: float) -> float:
         """Cumulative share of requests at or under le (1 above the largest listed bound)."""
@@ -49,7 +58,15 @@ TRAFFIC = (
     Traffic("GET", "api.list_todos", "500", 0.5, FAST, 0.01),
     Traffic("GET", "todos.index", "200", 1.0, FAST, 0.012),
     Traffic("POST", "api.create_todo", "201", 0.5, FAST, 0.015),
+    Traffic("POST", "todos.toggle", "200", 1.0, FAST, 0.01),
+    Traffic("POST", "todos.toggle", "500", 1.0, FAST, 0.01, active=FAULT),
 )
+
+
+def requests_between(low: int, high: int, endpoint: str | None = None, status: str = "") -> float:
+    """Requests TRAFFIC made from low to high seconds relative to the end (the truth)."""
+    return sum(t.count(high) - t.count(low) for t in TRAFFIC
+               if endpoint in (None, t.endpoint) and t.status.startswith(status))
 
 
 def error_share(endpoint: str) -> float:
@@ -67,7 +84,9 @@ def openmetrics(end: int) -> str:
                   f'endpoint="{traffic.endpoint}",status="{traffic.status}",'
                   f'environment="{ENVIRONMENT}"')
         for t in range(end - DURATION_S, end + 1, SCRAPE_INTERVAL_S):
-            count = traffic.per_second * (t - end + DURATION_S)
+            if t - end < traffic.active[0]:
+                continue  # as a real counter, the series appears with its first increment
+            count = traffic.count(t - end)
             for le in names.HTTP_BUCKETS:
                 lines.append(f'{metric}_bucket{{{labels},le="{le:g}"}} '
                              f"{count * traffic.share(le):.6f} {t}")
