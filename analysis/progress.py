@@ -194,3 +194,39 @@ def grade(paths: list[Path], prometheus: prom.Prometheus | None = None) -> list[
 def summary(graded: list[Graded]) -> dict[str, int]:
     """How many exercises are right, wrong and unanswered."""
     return {status: sum(g.status == status for g in graded) for status in exercises.STATUSES}
+
+
+@dataclass(frozen=True)
+class RoomRow:
+    """One exercise across a room of learners: how many are right, wrong, unanswered, and who."""
+
+    id: str
+    module: str
+    right: int
+    wrong: int
+    unanswered: int
+    stuck: tuple[str, ...]  # learners whose answer is wrong
+
+
+def room(reports: list[dict[str, Any]]) -> list[RoomRow]:
+    """Per exercise, the statuses of several learners' `lab progress --json` documents."""
+    order: dict[str, str] = {}
+    status: dict[tuple[str, str], str] = {}
+    learners = []
+    for index, report in enumerate(reports):
+        learner = str(report.get("learner") or f"learner {index + 1}")
+        learners.append(learner)
+        for row in report.get("exercises", []):
+            order.setdefault(str(row["id"]), str(row.get("module", "")))
+            status[(str(row["id"]), learner)] = str(row.get("status", "unanswered"))
+
+    def key(exercise_id: str) -> tuple[int, ...]:
+        return tuple(int(part) for part in exercise_id.split(".") if part.isdigit())
+
+    rows = []
+    for exercise_id in sorted(order, key=key):
+        seen = [status.get((exercise_id, learner), "unanswered") for learner in learners]
+        rows.append(RoomRow(exercise_id, order[exercise_id], seen.count("right"), seen.count("wrong"),
+                            seen.count("unanswered"),
+                            tuple(lr for lr, s in zip(learners, seen, strict=True) if s == "wrong")))
+    return rows

@@ -130,3 +130,24 @@ def test_no_working_copies_says_what_to_do(tmp_path: Path, monkeypatch: pytest.M
     assert main(["progress"]) == 1
     assert "run `lab notebook` first" in capsys.readouterr().err
     assert main(["progress", str(tmp_path / "nope.ipynb")]) == 2
+
+
+def test_a_facilitator_sees_per_exercise_who_has_a_wrong_answer(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    def report(learner: str, **statuses: str) -> Path:
+        rows = [{"id": i.replace("_", "."), "module": "01-metrics", "status": s} for i, s in statuses.items()]
+        path = tmp_path / f"{learner}.json"
+        path.write_text(json.dumps({"learner": learner, "exercises": rows}), encoding="utf-8")
+        return path
+
+    files = [report("ana", **{"1_1": "right", "1_2": "wrong"}),
+             report("bo", **{"1_1": "wrong", "1_2": "wrong", "1_10": "right"}),
+             report("cy", **{"1_1": "unanswered"})]
+    rows = progress.room([json.loads(f.read_text()) for f in files])
+    assert [(r.id, r.right, r.wrong, r.unanswered, r.stuck) for r in rows] == [
+        ("1.1", 1, 1, 1, ("bo",)), ("1.2", 0, 2, 1, ("ana", "bo")), ("1.10", 1, 0, 2, ())]
+    assert main(["progress", "--room", *map(str, files)]) == 0
+    out = capsys.readouterr().out
+    assert "3 learner(s)" in out and "ana, bo" in out
+    (tmp_path / "bad.json").write_text("not json", encoding="utf-8")
+    assert main(["progress", "--room", str(tmp_path / "bad.json")]) == 2

@@ -2,7 +2,9 @@
 
 With no argument it grades the learner's working copies (VAR_DIR/workshop, made by
 `lab notebook`). Each exercise is right, wrong or unanswered (analysis.progress says how a
-saved notebook is read). `--json` prints one document a facilitator collects per learner.
+saved notebook is read). `--json` prints one document a facilitator collects per learner;
+`--room FILE...` reads such documents and shows, per exercise, how the room is doing and who
+has a wrong answer (who to help first).
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="name written into the JSON (default: the user name)")
     parser.add_argument("--offline", action="store_true",
                         help="never ask Prometheus to re-evaluate a changed PromQL answer")
+    parser.add_argument("--room", nargs="+", type=Path, metavar="JSON",
+                        help="facilitator: summarise learners' `lab progress --json` files")
 
 
 def _prometheus(config: LabConfig, offline: bool) -> Prometheus | None:
@@ -48,10 +52,30 @@ def _prometheus(config: LabConfig, offline: bool) -> Prometheus | None:
     return prom.Prometheus(url)
 
 
+def _room(files: list[Path]) -> int:
+    """Per exercise across learners: right/wrong/unanswered counts and who is wrong."""
+    from analysis import progress
+
+    reports = []
+    for path in files:
+        try:
+            reports.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise LabError(f"{path}: not a `lab progress --json` document ({exc})", 2) from None
+    print(f"{len(reports)} learner(s)")
+    print(f"{'exercise':<10} {'module':<32} {'right':>5} {'wrong':>5} {'open':>5}  wrong answers")
+    for row in progress.room(reports):
+        print(f"{row.id:<10} {row.module:<32} {row.right:>5} {row.wrong:>5} {row.unanswered:>5}  "
+              f"{', '.join(row.stuck)}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Grade, then print a table (or JSON) and a one-line summary."""
+    """Grade, then print a table (or JSON) and a one-line summary; or summarise a room."""
     from analysis import notebook_run, progress
 
+    if args.room:
+        return _room(list(args.room))
     config = LabConfig.from_env()
     paths: list[Path] = list(args.notebooks)
     if not paths:
