@@ -33,7 +33,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     overrides = dict(config or {})
     settings: Settings = overrides.pop("SETTINGS", None) or Settings.from_env()
 
+    from app.validation import Request
+
     app = Flask(__name__)
+    # Every JSON and form body is checked before it is parsed (size, depth, UTF-8).
+    app.request_class = Request
     app.config.from_mapping(
         SECRET_KEY=settings.secret_key,
         SQLALCHEMY_DATABASE_URI=settings.database_url,

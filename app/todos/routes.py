@@ -14,6 +14,7 @@ from app.models import TEXT_MAX, Export
 from app.observability.tracing import current_trace_id
 from app.observability.web import current_request_id
 from app.todos import service
+from app.validation import shown
 
 bp = Blueprint("todos", __name__)
 
@@ -23,8 +24,18 @@ def is_form_post() -> bool:
     return request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
+def form_page() -> str | None:
+    """The list page a form post came from (its `page` field), if it names one."""
+    try:
+        page = request.form.get("page", "")
+    except ApiError:
+        return None  # a body that is not UTF-8: the message says so
+    return page if page.isdigit() else None
+
+
 def back_to_list() -> BaseResponse:
-    """Redirect a form post back to the page of the list it came from."""
+    """Redirect a form post back to the page of the list it came from (400 if the form's
+    body is not UTF-8)."""
     page = request.form.get("page", "")
     return redirect(url_for("todos.index", page=page if page.isdigit() else None), code=303)
 
@@ -109,12 +120,13 @@ def add() -> BaseResponse | tuple[str | Response, int]:
     if request.is_json:
         todo = service.create_todo(json_body().get("task"))
         return jsonify(todo.to_dict()), 201
-    raw = request.form.get("task", "")
+    raw = ""
     try:
+        raw = request.form.get("task", "")
         service.create_todo(raw)
     except ApiError as exc:
         if exc.status == 400:
-            return render_list(error=exc.message, text=raw[:600], status=400)
+            return render_list(error=exc.message, text=shown(raw[:600]), status=400)
         raise
     return redirect(url_for("todos.index"), code=303)
 
@@ -122,18 +134,21 @@ def add() -> BaseResponse | tuple[str | Response, int]:
 @bp.post("/delete/<todo_id>")
 def delete(todo_id: str) -> BaseResponse | tuple[Response, int]:
     """Delete a todo."""
+    # The answer is made before the write: a form that cannot be read changes nothing.
+    answer = back_to_list() if is_form_post() else None
     service.delete_todo(todo_id)
-    if is_form_post():
-        return back_to_list()
+    if answer is not None:
+        return answer
     return jsonify({"deleted": service.parse_id(todo_id)}), 200
 
 
 @bp.post("/toggle/<todo_id>")
 def toggle(todo_id: str) -> BaseResponse | tuple[Response, int]:
     """Flip done/not done."""
+    answer = back_to_list() if is_form_post() else None
     todo = service.toggle_todo(todo_id)
-    if is_form_post():
-        return back_to_list()
+    if answer is not None:
+        return answer
     return jsonify(todo.to_dict()), 200
 
 
@@ -141,17 +156,17 @@ def toggle(todo_id: str) -> BaseResponse | tuple[Response, int]:
 def edit(todo_id: str) -> BaseResponse | tuple[Response | str, int]:
     """Change a todo's text (JSON {"text": ...} or form field `text`)."""
     if is_form_post():
-        raw = request.form.get("text", "")
+        raw = ""
         try:
+            raw = request.form.get("text", "")
             service.update_todo(todo_id, {"text": raw})
         except ApiError as exc:
             if exc.status == 400:
                 # The message goes next to the edit field of this todo, which stays open.
-                page = request.form.get("page", "")
                 return render_list(
-                    status=400, page_arg=page if page.isdigit() else None,
+                    status=400, page_arg=form_page(),
                     edit_id=service.parse_id(todo_id), edit_error=exc.message,
-                    edit_text=raw[:600],
+                    edit_text=shown(raw[:600]),
                 )
             raise
         return back_to_list()

@@ -11,7 +11,8 @@ from sqlalchemy import func, select, text
 from app.db import commit_and_keep, db
 from app.errors import ApiError
 from app.faults import Effect, mark
-from app.models import TEXT_MAX, Todo
+from app.models import Todo
+from app.validation import clean_text
 
 
 @dataclass(frozen=True)
@@ -37,18 +38,6 @@ class Page:
             "total": self.total,
             "pages": self.pages,
         }
-
-
-def clean_text(raw: Any) -> str:
-    """Validate task text: a string of 1..500 characters after trimming."""
-    if not isinstance(raw, str):
-        raise ApiError(400, "text must be a string")
-    text = raw.strip()
-    if not text:
-        raise ApiError(400, "task text must not be empty")
-    if len(text) > TEXT_MAX:
-        raise ApiError(400, f"task text must be at most {TEXT_MAX} characters (got {len(text)})")
-    return text
 
 
 def parse_id(raw: Any) -> int:
