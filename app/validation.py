@@ -4,8 +4,8 @@ that are checked before they are parsed. Every route that writes goes through he
 The text rule (also in README.md and docs/reliability.md): leading and trailing whitespace
 is removed, every run of tabs and line breaks inside it becomes one space (a todo is one
 line: TAB, LF, VT, FF, CR, NEL, U+2028, U+2029), the rest is kept exactly as typed (no
-Unicode normalisation), and a text is refused (400) when it holds a character that the database cannot store or that would
-mislead the people who read a shared list:
+Unicode normalisation), and a text is refused (400) when it holds a character that the
+database cannot store or that would mislead the people who read a shared list:
 
 - control characters (Unicode category Cc: NUL, which PostgreSQL cannot store, ESC, which
   starts terminal escape sequences, and every other C0/C1 control);
