@@ -12,6 +12,7 @@ Answer types:
 | value | a computed pandas/Python value | the reference function applied to the same data |
 | choice | an option key, e.g. "b" | the reference key (offline) |
 | number | a number | the reference number, or a function of the context, within `tolerance` |
+| jq | a jq filter (`-s ` first to slurp) | the reference's output on the same JSON-lines file (log) |
 
 `mistakes` turn a wrong answer into advice on how to fix it: for a choice, the wrong key ->
 why that option is tempting and wrong; otherwise a named `Mistake` recognised by a regular
@@ -28,9 +29,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["predict", "query", "interpret"]
-AnswerType = Literal["promql", "value", "choice", "number"]
+AnswerType = Literal["promql", "value", "choice", "number", "jq"]
 KINDS: tuple[str, ...] = ("predict", "query", "interpret")
-ANSWER_TYPES: tuple[str, ...] = ("promql", "value", "choice", "number")
+ANSWER_TYPES: tuple[str, ...] = ("promql", "value", "choice", "number", "jq")
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,12 @@ output, from which `lab progress` grades a saved notebook without running it.
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -299,6 +302,19 @@ def compare_values(answer: Any, expected: Any, tolerance: Tolerance = FLOAT_ROUN
         same = [_same(float(a), float(b), tolerance)
                 for a, b in zip(answer.to_numpy(), expected.to_numpy(), strict=True)]
         return None if all(same) else "same index as the reference, other values"
+    if isinstance(expected, pd.DataFrame):
+        if not isinstance(answer, pd.DataFrame):
+            return f"expected a pandas DataFrame (a table), got {type(answer).__name__}"
+        try:
+            # Same rows and columns in any order; numbers within the tolerance.
+            pd.testing.assert_frame_equal(answer.sort_index(axis=1), expected.sort_index(axis=1),
+                                          check_dtype=False, check_names=False,
+                                          check_index_type=False, check_column_type=False,
+                                          rtol=max(tolerance.rel, 1e-9), atol=max(tolerance.abs, 1e-12))
+        except AssertionError as exc:
+            first = str(exc).strip().splitlines()[0]
+            return f"the table differs from the reference: {first}"
+        return None
     if isinstance(expected, float | int | np.floating | np.integer) and not isinstance(expected, bool):
         try:
             got = float(answer)
@@ -309,6 +325,10 @@ def compare_values(answer: Any, expected: Any, tolerance: Tolerance = FLOAT_ROUN
         direction = "high" if got > float(expected) else "low"
         return f"{answer!r} is too {direction}" + (
             f" (accepted: {tolerance.describe()})" if tolerance is not FLOAT_ROUNDING else "")
+    if isinstance(expected, str) and isinstance(answer, str):
+        # Ids and names: surrounding blanks and case (hex ids in capitals) do not matter.
+        alike = answer.strip().casefold() == expected.strip().casefold()
+        return None if alike else f"{answer!r} is not the value the question asks for"
     return None if answer == expected else f"{answer!r} is not the value the question asks for"
 
 
@@ -354,11 +374,12 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     promql: ``prometheus`` (analysis.prom.Prometheus) and ``at`` (the moment both queries are
     evaluated; now when omitted). value: the data the reference function takes (e.g.
     ``access=access``). choice: nothing. number: what the reference function takes, if any.
+    jq: ``log``, the JSON-lines file both filters run on.
     """
     item = exercise(exercise_id)
     checker: Callable[..., Verdict] = {"promql": _check_promql, "value": _check_value,
                                        "choice": _check_choice, "number": _check_number,
-                                       }[item.answer_type]
+                                       "jq": _check_jq}[item.answer_type]
     return checker(item, answer, context)
 
 
@@ -454,6 +475,59 @@ def _check_number(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdi
     found = diagnose(item, None, got, expected, context)
     problem = compare_values(got, expected, item.tolerance) or "not within the tolerance"
     return _verdict(item, "wrong", problem, answer, _wrong_advice(item, found), **record)
+
+
+class JqError(ValueError):
+    """jq refused a filter (its own message)."""
+
+
+def run_jq(program: str, path: Path) -> list[Any]:
+    """The JSON values `jq -c program path` prints; a leading `-s ` slurps the file first."""
+    binary = shutil.which("jq")
+    if binary is None:
+        raise FileNotFoundError("jq is not installed (stack/install-system-deps.sh installs it)")
+    flags = ["-c"]
+    text = program.strip()
+    for slurp in ("-s ", "--slurp "):
+        if text.startswith(slurp):
+            flags.append("-s")
+            text = text[len(slurp):].strip()
+    done = subprocess.run([binary, *flags, text, str(path)], capture_output=True, text=True,
+                          timeout=60, check=False)
+    if done.returncode != 0:
+        raise JqError(done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "jq failed")
+    return [json.loads(line) for line in done.stdout.splitlines() if line.strip()]
+
+
+def _canonical(values: list[Any]) -> list[str]:
+    """The values as sorted canonical JSON: the order jq prints them in does not matter."""
+    return sorted(json.dumps(v, sort_keys=True) for v in values)
+
+
+def _check_jq(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
+    log = Path(context["log"])
+    expected_program = str(reference(item.id))
+    if answer is None and filling():
+        answer = expected_program
+    if answer is None:
+        return _unanswered(item)
+    if not isinstance(answer, str):
+        return _verdict(item, "wrong", f"ANSWER must be a jq filter string, got {type(answer).__name__}",
+                        answer, ("Put the filter in quotes: ANSWER = 'select(.level == \"ERROR\")'",))
+    expected = run_jq(expected_program, log)
+    try:
+        got = run_jq(answer, log)
+    except JqError as exc:
+        found = diagnose(item, _collapse(answer), None, expected, context)
+        return _verdict(item, "wrong", f"jq refused it: {exc}", answer, _wrong_advice(item, found),
+                        log=str(log))
+    if _canonical(got) == _canonical(expected):
+        return _verdict(item, "right", f"{len(got)} value(s), the same as the reference's", answer,
+                        log=str(log))
+    found = diagnose(item, _collapse(answer), got, expected, context)
+    shown = json.dumps(got[:2])[:200]
+    return _verdict(item, "wrong", f"{len(got)} value(s) (first: {shown}), the reference gives "
+                    f"{len(expected)}", answer, _wrong_advice(item, found), log=str(log))
 
 
 # --- the first version's entry points (the notebooks call them) ------------------------------

@@ -11,8 +11,9 @@ Grading, per exercise:
 - `ANSWER = None` (or no answer cell): unanswered. The tracked notebooks hold only these.
 - A literal answer (a string, a number) that the saved verdict was given: that verdict.
 - A literal answer changed since (or never) checked: a choice or number is graded offline;
-  a PromQL answer is re-evaluated when a Prometheus is given and the last check saved its
-  moment; otherwise unanswered, with a note to run the check cell.
+  a jq filter is run again on the log file of the last check; a PromQL answer is re-evaluated
+  when a Prometheus is given and the last check saved its moment; otherwise unanswered, with
+  a note to run the check cell.
 - A computed answer (pandas code): the saved verdict when the check cell ran after the answer
   cell; otherwise unanswered, with the same note.
 """
@@ -166,6 +167,12 @@ def grade_slot(slot: _Slot, module: str, prometheus: prom.Prometheus | None = No
     offline = exercises.grade_offline(item, answer, (record or {}).get("expected"))
     if offline is not None:
         return Graded(slot.exercise, module, offline, "graded from the saved answer")
+    if item.answer_type == "jq" and record and record.get("log") and Path(str(record["log"])).is_file():
+        try:
+            verdict = exercises.check(item.id, answer, log=Path(str(record["log"])))
+        except Exception as exc:  # jq missing: say so, do not guess
+            return Graded(slot.exercise, module, "unanswered", f"{UNCHECKED} ({exc})")
+        return Graded(slot.exercise, module, verdict.status, "re-run with jq")
     if item.answer_type == "promql" and prometheus is not None and record and record.get("at"):
         try:
             verdict = exercises.check(item.id, answer, prometheus=prometheus,

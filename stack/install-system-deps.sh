@@ -11,6 +11,7 @@ declare -A wanted=(
   [caddy]=caddy            # reverse proxy
   [prometheus]=prometheus  # metrics server (brings promtool)
   [prometheus-alertmanager]=prometheus-alertmanager  # alert routing (brings amtool)
+  [jq]=jq                  # the logs module's jq exercises
 )
 if [ "$mode" = test ]; then
   wanted[chromium]=chromium  # real-browser tests

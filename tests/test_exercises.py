@@ -261,3 +261,37 @@ def test_ask_folds_the_hint_and_never_shows_the_solution() -> None:
     shown = exercises.ask("1.2").markdown()
     assert "<details><summary>Hint</summary>" in shown and EXERCISES["1.2"].question in shown
     assert str(exercises.reference("1.2")) not in shown
+
+
+def test_jq_answers_are_right_when_they_print_the_same_values(monkeypatch: pytest.MonkeyPatch) -> None:
+    item = Exercise(id="2.9", module="02-logs", kind="query", answer_type="jq",
+                    question="request_id of every 5xx access line", hint="h", why="w",
+                    mistakes={"4xx": Mistake("Only 5xx: >= 500.", pattern=r">=?\s*4")})
+    monkeypatch.setitem(EXERCISES, "2.9", item)
+    real = exercises.reference
+    monkeypatch.setattr(exercises, "reference", lambda i: (
+        "select(.status_code >= 500) | .request_id" if i == "2.9" else real(i)))
+    log = DATA / "web.jsonl"
+    assert exercises.check("2.9", "select(.status_code >= 500) | .request_id", log=log).right
+    # Slurped and written differently: the same values, in any order.
+    equivalent = "-s map(select(.status_code > 499)) | sort_by(.duration_ms) | .[].request_id"
+    assert exercises.check("2.9", equivalent, log=log).right
+    wrong = exercises.check("2.9", "select(.status_code >= 400) | .request_id", log=log)
+    assert wrong.status == "wrong" and wrong.advice == ("Only 5xx: >= 500.",)
+    broken = exercises.check("2.9", "select(.status_code >= ", log=log)
+    assert broken.status == "wrong" and "jq refused it" in broken.message
+
+
+def test_a_string_answer_ignores_case_and_blanks(recorded: dict[str, Any]) -> None:
+    access = recorded["access"]
+    slowest = str(access.nlargest(1, "duration_ms")["trace_id"].iloc[0])
+    assert exercises.check("3.1", f" {slowest.upper()} ", access=access).right
+
+
+def test_a_table_answer_may_order_its_columns_differently() -> None:
+    expected = pd.DataFrame({"endpoint": ["a", "b"], "p95": [1.0, 2.0]}).set_index("endpoint").sort_index()
+    same = pd.DataFrame({"p95": [1.0, 2.0000000001]}, index=pd.Index(["a", "b"], name="endpoint"))
+    assert exercises.compare_values(same, expected) is None
+    other = pd.DataFrame({"p95": [1.0, 2.5]}, index=pd.Index(["a", "b"], name="endpoint"))
+    assert "differs" in (exercises.compare_values(other, expected) or "")
+    assert "expected a pandas DataFrame" in (exercises.compare_values([1, 2], expected) or "")
