@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Boolean, DateTime, Dialect, Index, Integer, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Dialect, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
@@ -57,6 +57,15 @@ class Todo(db.Model):  # type: ignore[name-defined]
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }
+
+
+class TodoCount(db.Model):  # type: ignore[name-defined]
+    """The number of todos, in its one row (id 1); kept by triggers (migration 0003), never written here."""
+
+    __tablename__ = "todo_count"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    n: Mapped[int] = mapped_column(BigInteger, nullable=False)
 
 
 class Export(db.Model):  # type: ignore[name-defined]

@@ -96,8 +96,8 @@ bodies = st.one_of(
                                "multipart/form-data", "text/plain", "application/json; charset=utf-16",
                                "application/xml"]), st.binary(max_size=200)),
 )
-queries = st.dictionaries(st.sampled_from(["page", "per_page", "export", "watch"]), segments,
-                          max_size=3)
+queries = st.dictionaries(
+    st.sampled_from(["page", "per_page", "export", "watch", "cursor", "edit"]), segments, max_size=3)
 headers = st.fixed_dictionaries({}, optional={
     "Accept": st.sampled_from(["text/html", "application/json", "*/*", "text/html;q=0.1, */*",
                                "garbage/;;"]),

@@ -111,7 +111,7 @@ def test_rows_post_to_their_own_urls_and_the_edit_link_opens_that_rows_form(
     assert f'action="/edit/{second["id"]}"' in opened
     assert 'value="second"' in opened
     # An id that is not on the page opens nothing, and a bad one is ignored.
-    for other in ("999999", "x", "-1", "9" * 40):
+    for other in ("999999", "x", "-1", "9" * 40, "²"):
         page = client.get(f"/?edit={other}").get_data(as_text=True)
         assert '<form method="post" action="/edit/' not in page
 
@@ -218,11 +218,73 @@ def test_api_pagination(client: FlaskClient, add_todo) -> None:  # type: ignore[
     assert client.get("/api/todos?page=x").status_code == 400
 
 
+def test_api_cursors_walk_the_whole_list_once_in_order(client: FlaskClient, add_todo) -> None:  # type: ignore[no-untyped-def]
+    ids = [add_todo(f"c{n}")["id"] for n in range(7)]
+    client.post("/reorder", json={"order": [ids[6], ids[0]]})  # positions are not ids
+    expected = [t["id"] for t in client.get("/api/todos?per_page=200").get_json()["items"]]
+    first = client.get("/api/todos?per_page=3").get_json()
+    assert first["page"] == 1 and first["next"] is not None
+    seen, cursor, pages = [t["id"] for t in first["items"]], first["next"], 1
+    while cursor is not None:
+        answer = client.get("/api/todos", query_string={"per_page": 3, "cursor": cursor})
+        assert answer.status_code == 200, answer.get_json()
+        body = answer.get_json()
+        assert body["page"] is None and body["total"] == 7
+        seen += [t["id"] for t in body["items"]]
+        cursor, pages = body["next"], pages + 1
+    assert seen == expected and pages == 3
+    # Numbered pages name the next one the same way, except on the last page.
+    assert client.get("/api/todos?page=3&per_page=3").get_json()["next"] is None
+    assert client.get("/api/todos?page=2&per_page=3").get_json()["next"] is not None
+    for bad in ("", "x", "1", "1.2.3", "a.b", "1.-2", f"{2**40}.1", "1." + "9" * 30):
+        refused = client.get("/api/todos", query_string={"cursor": bad})
+        assert refused.status_code == 400, bad
+        assert "cursor" in refused.get_json()["error"]
+    both = client.get("/api/todos", query_string={"cursor": first["next"], "page": 2})
+    assert both.status_code == 400
+
+
+def test_the_total_is_exact_after_writes_from_anywhere(client: FlaskClient, app, backend) -> None:  # type: ignore[no-untyped-def]
+    """The count no longer scans the table: it must still follow every insert and delete."""
+    from sqlalchemy import create_engine, text
+
+    def total() -> int:
+        return int(client.get("/api/todos").get_json()["total"])
+
+    assert total() == 0
+    ids = [client.post("/api/todos", json={"text": f"n{n}"}).get_json()["id"] for n in range(5)]
+    client.post("/add", data={"task": "from the form"})
+    assert total() == 6
+    client.delete(f"/api/todos/{ids[0]}")
+    client.post(f"/delete/{ids[1]}", data={"page": "1"})
+    client.delete(f"/api/todos/{ids[1]}")  # already gone: a 404 changes nothing
+    assert total() == 4
+    # Another process writing straight to the database, several rows per statement.
+    engine = create_engine(backend.database_url)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO todos (text, done, position, created_at, updated_at) VALUES "
+                          "('sql 1', false, 100, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP), "
+                          "('sql 2', false, 101, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"))
+    assert total() == 6
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM todos WHERE text LIKE 'n%'"))
+        real = conn.execute(text("SELECT count(*) FROM todos")).scalar_one()
+    engine.dispose()
+    assert total() == real == 3
+    page = client.get("/").get_data(as_text=True)
+    assert "3 tasks" in page
+    beyond = client.get("/?page=4").get_data(as_text=True)  # an empty page still knows the total
+    assert "This page is empty" in beyond and "3 tasks" in beyond
+
+
 def test_openapi_document_describes_the_api(client: FlaskClient) -> None:
     doc = client.get("/api/openapi.json").get_json()
     assert doc["openapi"].startswith("3.")
     assert set(doc["paths"]) == {"/api/todos", "/api/todos/{todo_id}"}
     assert set(doc["paths"]["/api/todos/{todo_id}"]) >= {"get", "patch", "delete"}
+    listing = doc["paths"]["/api/todos"]["get"]
+    assert {p["name"] for p in listing["parameters"]} == {"page", "per_page", "cursor"}
+    assert "next" in doc["components"]["schemas"]["TodoPage"]["required"]
 
 
 def test_html_page_is_paginated(client: FlaskClient, app) -> None:  # type: ignore[no-untyped-def]

@@ -25,9 +25,16 @@ def openapi_document() -> dict[str, Any]:
             "/api/todos": {
                 "get": {
                     "summary": "List todos, a page at a time",
+                    "description": (
+                        "Numbered pages (`page`) or, to walk a long list at a cost that does not grow "
+                        "with the offset, cursors: start without `page` and `cursor`, then pass each "
+                        "answer's `next` as `cursor` until `next` is null."),
                     "operationId": "listTodos",
                     "parameters": [
                         {"name": "page", "in": "query", "schema": {"type": "integer", "minimum": 1}},
+                        {"name": "cursor", "in": "query",
+                         "description": "the `next` of the previous page (opaque); not with `page`",
+                         "schema": {"type": "string"}},
                         {"name": "per_page", "in": "query",
                          "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                     ],
@@ -91,11 +98,15 @@ def openapi_document() -> dict[str, Any]:
                 },
                 "TodoPage": {
                     "type": "object",
-                    "required": ["items", "page", "per_page", "total", "pages"],
+                    "required": ["items", "page", "per_page", "total", "pages", "next"],
                     "properties": {
                         "items": {"type": "array", "items": {"$ref": "#/components/schemas/Todo"}},
-                        "page": {"type": "integer"}, "per_page": {"type": "integer"},
+                        "page": {"type": ["integer", "null"],
+                                 "description": "the page number; null for a page asked by cursor"},
+                        "per_page": {"type": "integer"},
                         "total": {"type": "integer"}, "pages": {"type": "integer"},
+                        "next": {"type": ["string", "null"],
+                                 "description": "cursor of the following page; null on the last"},
                     },
                 },
                 "Error": {

@@ -16,7 +16,7 @@ MAX_PER_PAGE = 200
 
 @bp.get("/todos")
 def list_todos() -> tuple[Response, int]:
-    """A page of todos: ?page=1&per_page=50."""
+    """A page of todos: ?page=1&per_page=50, or the page after a cursor: ?cursor=<next>."""
     raw = request.args.get("per_page")
     try:
         per_page = int(raw) if raw else current_app.config["PAGE_SIZE"]
@@ -24,6 +24,11 @@ def list_todos() -> tuple[Response, int]:
         raise ApiError(400, "per_page must be an integer") from None
     if not 1 <= per_page <= MAX_PER_PAGE:
         raise ApiError(400, f"per_page must be between 1 and {MAX_PER_PAGE}")
+    cursor = request.args.get("cursor")
+    if cursor is not None:
+        if request.args.get("page") is not None:
+            raise ApiError(400, "give page or cursor, not both")
+        return jsonify(service.list_after(cursor, per_page).to_dict()), 200
     return jsonify(service.list_page(request.args.get("page"), per_page).to_dict()), 200
 
 

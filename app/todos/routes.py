@@ -78,7 +78,7 @@ def row_url_prefixes(page: int) -> dict[str, str]:
 def requested_edit_id() -> int | None:
     """The todo whose edit form the page opens (?edit=<id>: the edit link without JavaScript)."""
     raw = request.args.get("edit", "")
-    return int(raw) if raw.isdigit() and len(raw) < 11 else None
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 11 else None
 
 
 def render_list(
@@ -93,13 +93,13 @@ def render_list(
     """The list page, optionally with a form error (add or edit) and the text the user typed."""
     page = service.list_page(
         page_arg if page_arg is not None else request.args.get("page"),
-        current_app.config["PAGE_SIZE"],
+        current_app.config["PAGE_SIZE"], brief=True,
     )
     if edit_id is None:
         edit_id = requested_edit_id()
         edit_text = next((t.text for t in page.items if t.id == edit_id), "")
     html = render_template(
-        "index.html", page=page, urls=row_url_prefixes(page.page), error=error, text=text,
+        "index.html", page=page, urls=row_url_prefixes(page.page or 1), error=error, text=text,
         request_id=current_request_id(),
         trace_id=current_trace_id(), edit_id=edit_id, edit_error=edit_error, edit_text=edit_text,
         export=find_export(request.args.get("export")), watch=request.args.get("watch") == "1",

@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from flask import current_app
-from sqlalchemy import func, select, text
+from sqlalchemy import Select, func, select, text, tuple_
 
 from app.db import commit_and_keep, db
 from app.errors import ApiError
 from app.faults import Effect, mark
-from app.models import Todo
+from app.models import Todo, TodoCount
 from app.validation import clean_text
 
 
 @dataclass(frozen=True)
 class Page:
-    """One page of todos."""
+    """One page of todos: a numbered page (?page=N) or the page after a cursor (?cursor=)."""
 
-    items: list[Todo]
-    page: int
+    items: Sequence[Any]
+    page: int | None
     per_page: int
     total: int
+    next: str | None
 
     @property
     def pages(self) -> int:
@@ -37,6 +39,7 @@ class Page:
             "per_page": self.per_page,
             "total": self.total,
             "pages": self.pages,
+            "next": self.next,
         }
 
 
@@ -70,21 +73,83 @@ def get_todo(todo_id: Any) -> Todo:
     return todo
 
 
-def list_page(page: Any, per_page: int) -> Page:
-    """One page of todos in list order; page numbers start at 1."""
+def page_number(raw: Any) -> int:
+    """A ?page= value: a positive integer (1 when absent)."""
     try:
-        number = int(page) if page not in (None, "") else 1
+        number = int(raw) if raw not in (None, "") else 1
     except (TypeError, ValueError):
         raise ApiError(400, "page must be a positive integer") from None
     # Bounded: an offset past PostgreSQL's bigint range is a database error (a 500), not a page.
     if not 1 <= number <= 2**31 - 1:
         raise ApiError(400, "page must be a positive integer")
+    return number
+
+
+def make_cursor(todo: Any) -> str:
+    """The cursor of the page that starts after this todo: its place in list order."""
+    return f"{todo.position}.{todo.id}"
+
+
+def parse_cursor(raw: str) -> tuple[int, int]:
+    """(position, id) from a cursor made by make_cursor, or a 400."""
+    parts = raw.split(".")
+    try:
+        position, todo_id = (int(part) for part in parts) if len(parts) == 2 else (None, None)
+    except ValueError:
+        position = todo_id = None
+    if position is None or todo_id is None or not (
+            -(2**31) <= position < 2**31 and 0 <= todo_id < 2**31):
+        raise ApiError(400, "cursor is not valid: pass the `next` value of the previous page")
+    return position, todo_id
+
+
+def _rows_and_total(query: Select[*tuple[Any, ...]], brief: bool) -> tuple[list[Any], int | None]:
+    """Run a page query with the todo count joined to every row (one statement, not two).
+
+    The total is None when the page is empty (no row carried it).
+    """
+    rows = db.session.execute(query.add_columns(TodoCount.n).join(TodoCount, TodoCount.id == 1)).all()
+    # Brief rows keep their named columns (and the count beside them); ORM rows give the object.
+    return (list(rows) if brief else [row[0] for row in rows]), (rows[0].n if rows else None)
+
+
+def _total() -> int:
+    """The number of todos, from the counter the triggers keep (no scan of the table)."""
+    return db.session.scalar(select(TodoCount.n).where(TodoCount.id == 1)) or 0
+
+
+def _selected(brief: bool) -> Select[*tuple[Any, ...]]:
+    """The todos in list order: whole ORM objects, or (brief) only what the page shows."""
+    if brief:
+        return select(Todo.id, Todo.text, Todo.done, Todo.position).order_by(Todo.position, Todo.id)
+    return select(Todo).order_by(Todo.position, Todo.id)
+
+
+def list_page(page: Any, per_page: int, brief: bool = False) -> Page:
+    """A numbered page of todos in list order; page numbers start at 1.
+
+    brief: rows carry id, text, done and position only (the HTML page), not ORM objects.
+    """
+    number = page_number(page)
     slow_query_fault()
-    total = db.session.scalar(select(func.count()).select_from(Todo)) or 0
-    items = db.session.scalars(
-        select(Todo).order_by(Todo.position, Todo.id).limit(per_page).offset((number - 1) * per_page)
-    ).all()
-    return Page(list(items), number, per_page, total)
+    query = _selected(brief).limit(per_page).offset((number - 1) * per_page)
+    items, total = _rows_and_total(query, brief)
+    if total is None:  # an empty page: the count is still needed for "page N of M"
+        total = _total()
+    more = number * per_page < total
+    return Page(items, number, per_page, total, make_cursor(items[-1]) if items and more else None)
+
+
+def list_after(cursor: str, per_page: int) -> Page:
+    """The page after a cursor (keyset pagination): its cost does not grow with the offset."""
+    position, todo_id = parse_cursor(cursor)
+    slow_query_fault()
+    query = _selected(False).where(tuple_(Todo.position, Todo.id) > tuple_(position, todo_id))
+    items, total = _rows_and_total(query.limit(per_page + 1), False)
+    more = len(items) > per_page
+    items = items[:per_page]
+    return Page(items, None, per_page, _total() if total is None else total,
+                make_cursor(items[-1]) if more else None)
 
 
 def create_todo(raw_text: Any) -> Todo:
