@@ -4,6 +4,7 @@ grades the diagnosis (kind, endpoint, window within a tolerance) and explains wh
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -12,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from analysis import blind_incident
-from analysis.blind_incident import Run, WindowTolerance, grade, parse_time, plan
+from analysis import blind_incident, logs
+from analysis.blind_incident import RATE_WINDOW_S, Run, WindowTolerance, grade, parse_time, plan
+from analysis.lab_context import LabContext, wait_for_scrape
 from lab.cli import main
+from tests.support.launcher import lab_env, lab_stack, run_lab
 
 SHORT_S = 12.0  # a blind run in the tests: long enough to see the fault on and off
 
@@ -128,3 +131,59 @@ def test_answering_an_incident_never_run_here_says_how_to_run_it(
     assert code == 2 and "lab incident --seed 3 --blind" in capsys.readouterr().err
     assert main(["incident", "answer", "--seed", "3"]) == 2
     assert "--fault, --endpoint, --start, --end" in capsys.readouterr().err
+
+
+LIVE_SEED, LIVE_DURATION = 15, 60.0  # error_rate 0.48 on api.list_todos from t+10.7 to t+31 s
+
+
+@pytest.mark.slow
+@pytest.mark.stack
+@pytest.mark.skipif(not (shutil.which("caddy") and shutil.which("prometheus")),
+                    reason="the Debian packages caddy and prometheus are needed")
+def test_a_live_blind_incident_is_found_from_the_logs_and_the_chart_within_the_tolerance(
+        tmp_path: Path) -> None:
+    """The tolerance's claim, measured: edges read off the access log, and off a 1m-rate chart
+    (late by up to a window and a scrape), are both graded right; the logs are the sharper."""
+    truth = plan(LIVE_SEED, LIVE_DURATION)
+    assert (truth.kind, truth.endpoint) == ("error_rate", "api.list_todos")
+    env = lab_env(tmp_path / "var", {"LAB_REPORTS_DIR": str(tmp_path / "reports"),
+                                     "LOAD_WAIT": "0.1,0.5"})
+    with lab_stack(env) as up:
+        assert up.code == 0, up.stderr
+        incident = subprocess.Popen(
+            [sys.executable, "-m", "lab.cli", "incident", "--seed", str(LIVE_SEED), "--blind",
+             "--duration", f"{LIVE_DURATION:g}"], env=env, text=True,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            load = run_lab(env, "load", "--users", "6", "--duration", f"{LIVE_DURATION:g}", timeout=300)
+            assert load.code == 0, load.stdout[-2000:] + load.stderr[-2000:]
+            _, err = incident.communicate(timeout=120)
+        finally:
+            if incident.poll() is None:
+                incident.kill()
+                incident.wait(10)
+        assert incident.returncode == 0, err
+        run = Run.load(Path(env["VAR_DIR"]), LIVE_SEED)
+        context = LabContext.from_env({"PROMETHEUS_URL": f"http://127.0.0.1:{env['PROMETHEUS_PORT']}",
+                                       "LAB_VAR_DIR": env["VAR_DIR"]})
+        prometheus = context.prometheus()
+        # Let the 1m window drain past the fault's end, then read the chart as a learner would.
+        horizon = run.fault_off + timedelta(seconds=RATE_WINDOW_S + 3 * prometheus.scrape_interval_s)
+        wait_for_scrape(prometheus, horizon.timestamp(), timeout_s=180)
+        failed = 'http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}'
+        chart = prometheus.range(f"sum(rate({failed}[1m]))", run.started, horizon,
+                                 step_s=prometheus.scrape_interval_s)
+        showing = chart[chart["value"] > 0]["timestamp"]
+        access = logs.access_lines(context.load_logs().frame)
+        errors = access[(access["endpoint"] == "api.list_todos") & (access["status_code"] >= 500)]
+    assert len(errors) >= 5 and len(showing) > 0
+    # Only the fault made 5xx: every error line lies inside the fault window (plus a request).
+    from_log = (errors["timestamp"].min().to_pydatetime(), errors["timestamp"].max().to_pydatetime())
+    assert run.fault_on <= from_log[0] and from_log[1] <= run.fault_off + timedelta(seconds=2)
+    by_log = grade(run, "error_rate", "api.list_todos", *from_log)
+    by_chart = grade(run, "error_rate", "api.list_todos", showing.min().to_pydatetime(),
+                     showing.max().to_pydatetime())
+    assert by_log.right, str(by_log)
+    assert by_chart.right, str(by_chart)
+    assert (showing.max().to_pydatetime() - run.fault_off).total_seconds() > \
+        (from_log[1] - run.fault_off).total_seconds()  # the chart drains late: why +window
