@@ -13,6 +13,12 @@ Answer types:
 | choice | an option key, e.g. "b" | the reference key (offline) |
 | number | a number | the reference number, or a function of the context, within `tolerance` |
 | jq | a jq filter (`-s ` first to slurp) | the reference's output on the same JSON-lines file (log) |
+| alert | an alert's expr, or {"expr": ..., "for": "1m"} | `promtool test rules` with `rule_test` (offline) |
+
+An alert exercise's `rule_test` is a promtool test file without `rule_files` (the engine adds
+the learner's rule, named LabExercise, and the lab's own rules, so recording rules can be
+used): `evaluation_interval` and `tests` with input series and the times LabExercise must and
+must not fire. Any rule that fires exactly then is right; the reference must pass it too.
 
 `mistakes` turn a wrong answer into advice on how to fix it: for a choice, the wrong key ->
 why that option is tempting and wrong; otherwise a named `Mistake` recognised by a regular
@@ -29,9 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Kind = Literal["predict", "query", "interpret"]
-AnswerType = Literal["promql", "value", "choice", "number", "jq"]
+AnswerType = Literal["promql", "value", "choice", "number", "jq", "alert"]
 KINDS: tuple[str, ...] = ("predict", "query", "interpret")
-ANSWER_TYPES: tuple[str, ...] = ("promql", "value", "choice", "number", "jq")
+ANSWER_TYPES: tuple[str, ...] = ("promql", "value", "choice", "number", "jq", "alert")
 
 
 @dataclass(frozen=True)
@@ -84,6 +90,7 @@ class Exercise:
     options: Mapping[str, str] = field(default_factory=dict)  # choice: key -> text
     tolerance: Tolerance = FLOAT_ROUNDING
     mistakes: Mapping[str, Mistake] = field(default_factory=dict)
+    rule_test: str = ""  # alert: the promtool test (YAML) the rule must pass
 
     def __post_init__(self) -> None:
         """Refuse an inconsistent definition at import, not in a learner's notebook."""
@@ -92,6 +99,8 @@ class Exercise:
             raise ValueError(f"exercise {self.id}: its number must start with module {self.module}'s")
         if self.kind not in KINDS or self.answer_type not in ANSWER_TYPES:
             raise ValueError(f"exercise {self.id}: kind {self.kind!r} / answer_type {self.answer_type!r}")
+        if (self.answer_type == "alert") != bool(self.rule_test):
+            raise ValueError(f"exercise {self.id}: an alert exercise (and only one) has a rule_test")
         if self.answer_type == "choice":
             if len(self.options) < 2:
                 raise ValueError(f"exercise {self.id}: a choice needs at least two options")

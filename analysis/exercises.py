@@ -35,6 +35,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -44,6 +45,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from analysis import prom
 from analysis.exercise_bank import EXERCISES, FLOAT_ROUNDING, Exercise, Mistake, Tolerance
@@ -221,7 +223,7 @@ def diagnose(item: Exercise, text: str | None, answer: Any, expected: Any,
              context: Mapping[str, Any]) -> tuple[str, ...]:
     """The advice of every mistake (the exercise's first, then common PromQL ones) the answer shows."""
     table: dict[str, Mistake] = dict(item.mistakes)
-    if item.answer_type == "promql":
+    if item.answer_type in ("promql", "alert"):
         table = {**table, **{k: v for k, v in COMMON_PROMQL_MISTAKES.items() if k not in table}}
     found = [m.advice for m in table.values() if _mistake_matches(m, text, answer, expected, context)]
     return tuple(dict.fromkeys(found))
@@ -358,7 +360,8 @@ def _verdict(item: Exercise, status: str, message: str, answer: Any,
 def _unanswered(item: Exercise) -> Verdict:
     what = {"promql": "write your PromQL in ANSWER", "value": "compute your answer into ANSWER",
             "choice": f"put the key of your choice ({', '.join(item.options)}) in ANSWER",
-            "number": "put your number in ANSWER"}[item.answer_type]
+            "number": "put your number in ANSWER", "jq": "write your jq filter in ANSWER",
+            "alert": "write your alert's expression in ANSWER"}[item.answer_type]
     return Verdict(item.id, "unanswered", f"{what} and run both cells", None, (), item.why,
                    {"id": item.id, "module": item.module, "status": "unanswered", "answer": None})
 
@@ -374,12 +377,12 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     promql: ``prometheus`` (analysis.prom.Prometheus) and ``at`` (the moment both queries are
     evaluated; now when omitted). value: the data the reference function takes (e.g.
     ``access=access``). choice: nothing. number: what the reference function takes, if any.
-    jq: ``log``, the JSON-lines file both filters run on.
+    jq: ``log``, the JSON-lines file both filters run on. alert: nothing (promtool runs offline).
     """
     item = exercise(exercise_id)
     checker: Callable[..., Verdict] = {"promql": _check_promql, "value": _check_value,
                                        "choice": _check_choice, "number": _check_number,
-                                       "jq": _check_jq}[item.answer_type]
+                                       "jq": _check_jq, "alert": _check_alert}[item.answer_type]
     return checker(item, answer, context)
 
 
@@ -530,6 +533,67 @@ def _check_jq(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
                     f"{len(expected)}", answer, _wrong_advice(item, found), log=str(log))
 
 
+RULES_DIR = Path(__file__).resolve().parents[1] / "stack" / "prometheus" / "rules"
+ALERT_NAME = "LabExercise"
+
+
+def rule_of(answer: Any) -> dict[str, Any]:
+    """An alert answer as a rule: a bare expr, or a mapping with expr and optionally for."""
+    if isinstance(answer, str):
+        return {"alert": ALERT_NAME, "expr": answer}
+    if isinstance(answer, Mapping) and isinstance(answer.get("expr"), str):
+        rule: dict[str, Any] = {"alert": ALERT_NAME, "expr": answer["expr"]}
+        if answer.get("for"):
+            rule["for"] = str(answer["for"])
+        return rule
+    raise TypeError("an alert answer is a PromQL expression string, or {'expr': ..., 'for': '1m'}")
+
+
+def run_rule_test(item: Exercise, answer: Any) -> str | None:
+    """None when the rule passes the exercise's promtool test; else promtool's complaint."""
+    binary = shutil.which("promtool")
+    if binary is None:
+        raise FileNotFoundError("promtool is not installed (Debian's prometheus package brings it)")
+    test = yaml.safe_load(item.rule_test)
+    with tempfile.TemporaryDirectory(prefix="lab-exercise-") as tmp:
+        rules = Path(tmp) / "exercise.yml"
+        rules.write_text(yaml.safe_dump({"groups": [{"name": "exercise", "rules": [rule_of(answer)]}]}),
+                         encoding="utf-8")
+        test["rule_files"] = [str(rules), *map(str, sorted(RULES_DIR.glob("*.yml")))]
+        path = Path(tmp) / "test.yml"
+        path.write_text(yaml.safe_dump(test), encoding="utf-8")
+        done = subprocess.run([binary, "test", "rules", str(path)], capture_output=True, text=True,
+                              timeout=120, check=False)
+    if done.returncode == 0:
+        return None
+    lines = [line.strip() for line in (done.stdout + done.stderr).splitlines()
+             if line.strip() and not line.startswith(("Unit Testing", "  SUCCESS", "  FAILED:"))]
+    return " ".join(lines)[:600] or "promtool test rules failed"
+
+
+def _check_alert(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
+    expected = reference(item.id)
+    if answer is None and filling():
+        answer = expected
+    if answer is None:
+        return _unanswered(item)
+    try:
+        rule_of(answer)
+    except TypeError as exc:
+        return _verdict(item, "wrong", str(exc), answer,
+                        ("ANSWER = 'your_expr > 0.05' or ANSWER = {'expr': '...', 'for': '1m'}",))
+    broken = run_rule_test(item, expected)
+    if broken:
+        raise ExerciseFailed(f"exercise {item.id}: the reference rule fails its own test: {broken}")
+    problem = run_rule_test(item, answer)
+    text = _collapse(rule_of(answer)["expr"])
+    if problem:
+        found = diagnose(item, text, None, None, context)
+        return _verdict(item, "wrong", f"promtool test rules: {problem}", answer,
+                        _wrong_advice(item, found))
+    return _verdict(item, "right", "your rule fires exactly when the test expects it", answer)
+
+
 # --- the first version's entry points (the notebooks call them) ------------------------------
 
 def check_promql(prometheus: prom.Prometheus, answer: str | None, exercise: str,
@@ -544,13 +608,20 @@ def check_value(answer: Any, exercise: str, **data: Any) -> Verdict:
 
 
 def grade_offline(item: Exercise, answer: Any, expected: Any = None) -> str | None:
-    """'right'/'wrong' for a choice or number answer without the notebook's data; None if unknown.
+    """'right'/'wrong' for an answer checked without the notebook's data; None if unknown.
 
     `lab progress` uses it on a saved ANSWER literal: a choice is graded against the reference
-    key; a number against the reference constant, or `expected` saved by the last check.
+    key; a number against the reference constant, or `expected` saved by the last check; an
+    alert rule by promtool.
     """
     if answer is None:
         return "unanswered"
+    if item.answer_type == "alert":
+        try:
+            rule_of(answer)
+        except TypeError:
+            return "wrong"
+        return "right" if run_rule_test(item, answer) is None else "wrong"
     if item.answer_type == "choice":
         solution = reference(item.id)
         if callable(solution):

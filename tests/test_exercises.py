@@ -13,6 +13,7 @@ span file), prometheus and at (the synthetic Prometheus and the end of its traff
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -295,3 +296,51 @@ def test_a_table_answer_may_order_its_columns_differently() -> None:
     other = pd.DataFrame({"p95": [1.0, 2.5]}, index=pd.Index(["a", "b"], name="endpoint"))
     assert "differs" in (exercises.compare_values(other, expected) or "")
     assert "expected a pandas DataFrame" in (exercises.compare_values([1, 2], expected) or "")
+
+
+ALERT_TEST = """
+evaluation_interval: 5s
+tests:
+  - interval: 5s
+    input_series:
+      - series: 'http_request_duration_seconds_count{job="web", status="200", environment="t"}'
+        values: '0+9x60'
+      - series: 'http_request_duration_seconds_count{job="web", status="500", environment="t"}'
+        values: '0+1x60'
+    alert_rule_test:
+      - {alertname: LabExercise, eval_time: 30s, exp_alerts: []}
+      - alertname: LabExercise
+        eval_time: 3m
+        exp_alerts: [{exp_labels: {job: web, environment: t}}]
+  - interval: 5s
+    input_series:
+      - series: 'http_request_duration_seconds_count{job="web", status="200", environment="t"}'
+        values: '0+99x60'
+      - series: 'http_request_duration_seconds_count{job="web", status="500", environment="t"}'
+        values: '0+1x60'
+    alert_rule_test:
+      - {alertname: LabExercise, eval_time: 3m, exp_alerts: []}
+"""
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool comes with Debian's prometheus")
+def test_an_alert_rule_is_graded_by_promtool_test_rules(monkeypatch: pytest.MonkeyPatch) -> None:
+    item = Exercise(id="5.9", module="05-alerting", kind="query", answer_type="alert",
+                    question="Fire when more than 5% of requests fail for a minute", hint="h",
+                    why="w", rule_test=ALERT_TEST)
+    monkeypatch.setitem(EXERCISES, "5.9", item)
+    real = exercises.reference
+    monkeypatch.setattr(exercises, "reference", lambda i: (
+        {"expr": "job:http_requests_errors:ratio_rate1m > 0.05", "for": "1m"} if i == "5.9" else real(i)))
+    # The recording rule, or the ratio written out: the same alert at the same times.
+    assert exercises.check("5.9", {"expr": "job:http_requests_errors:ratio_rate1m > 0.05",
+                                   "for": "1m"}).right
+    written_out = ('sum by (job, environment) (rate(http_request_duration_seconds_count{status=~"5.."}[1m]))'
+                   " / sum by (job, environment) (rate(http_request_duration_seconds_count[1m])) > 0.05")
+    assert exercises.check("5.9", {"expr": written_out, "for": "1m"}).right
+    too_soon = exercises.check("5.9", "job:http_requests_errors:ratio_rate1m > 0.05")  # no for:
+    assert too_soon.status == "wrong" and "LabExercise" in too_soon.message
+    summed_first = exercises.check("5.9", "rate(sum(http_request_duration_seconds_count)[1m:]) > 0")
+    assert summed_first.status == "wrong" and any("Rate first" in a for a in summed_first.advice)
+    assert exercises.grade_offline(item, {"expr": written_out, "for": "1m"}) == "right"
+    assert exercises.check("5.9", None).status == "unanswered"
