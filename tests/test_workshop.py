@@ -60,3 +60,24 @@ def test_lab_notebook_takes_reset_with_or_without_names() -> None:
     assert parser.parse_args(["notebook"]).reset is None
     assert parser.parse_args(["notebook", "--reset"]).reset == []
     assert parser.parse_args(["notebook", "--reset", "01-metrics"]).reset == ["01-metrics"]
+
+
+def test_a_jupyterlab_left_running_on_the_tracked_notebooks_is_not_reused(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """An older lab's JupyterLab served notebooks/ itself: `lab notebook` says so, starts nothing."""
+    import os
+
+    import psutil
+
+    from lab import procs
+    from lab.cli import main
+
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    config = LabConfig.from_env()
+    me = psutil.Process(os.getpid())  # stands for the running JupyterLab: alive, ours
+    old_root = f"--ServerApp.root_dir={config.root / 'notebooks'}"
+    procs.write_pid(config.run_dir, procs.PidRecord("jupyter", me.pid, me.create_time(), 1,
+                                                    ["jupyter", "lab", old_root]))
+    assert main(["notebook"]) == 1
+    assert "`lab down` and `lab notebook` again" in capsys.readouterr().out
+    assert procs.read_pid(config.run_dir, "jupyter") is not None  # nothing stopped or started

@@ -83,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     url = f"{base}/lab?token={token}"
     record = procs.read_pid(config.run_dir, NAME)
     if record is not None and record.matches():
+        if f"--ServerApp.root_dir={config.workshop_dir}" not in record.argv:
+            # Started by an older lab on the tracked notebooks: edits would land in git.
+            print(f"{NAME}: running (pid {record.pid}) on another folder than your working "
+                  f"copies in {config.workshop_dir}: `lab down` and `lab notebook` again")
+            return 1
         print(f"{NAME}: already running (pid {record.pid})\n  JupyterLab        {url}")
         return 0
     procs.remove_pid(config.run_dir, NAME)
