@@ -326,6 +326,21 @@ def test_a_password_with_url_characters_reaches_postgres_unchanged(password: str
         assert env["PGPASSWORD"] == password, name
 
 
+def test_the_web_probe_is_not_application_traffic(compose: dict[str, Any]) -> None:
+    """Docker's probe of web asks /metrics, which the app neither logs nor measures nor traces.
+
+    A /readyz probe every 10 s put requests no user sent into the access log, the request
+    histogram and the traces: the notebooks' exact Locust-vs-log count failed, and the
+    "slowest request" of a run was a probe without a trace (found by `make test-docker`).
+    """
+    from app.observability import web
+
+    probe = " ".join(compose["services"]["web"]["healthcheck"]["test"])
+    path = re.search(r"http://127\.0\.0\.1:5000(/\w+)", probe)
+    assert path and path[1] == "/metrics", probe
+    assert "health.metrics" in web._UNMEASURED_ENDPOINTS
+
+
 def test_the_database_healthcheck_asks_over_tcp(compose: dict[str, Any]) -> None:
     """pg_isready -h: the postgres image's init phase listens on its socket only."""
     test = compose["services"]["db"]["healthcheck"]["test"]
