@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+from app.layout import DEFAULT_VAR_DIR, Layout
+from app.layout import PROJECT_ROOT as PROJECT_ROOT
 
 # A placeholder for development only: production refuses to start with it.
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
@@ -23,6 +24,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgres", "postgresql+psycopg2")
 BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "memory")
 BACKEND_SCHEMES = ("redis", "rediss", "db+sqlite", "db+postgresql", "cache+memory")
+WEEK_S = 7 * 24 * 3600
 
 
 class SettingsError(ValueError):
@@ -121,15 +123,16 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated settings of one process."""
+    """The validated settings of one process; each default is written here and only here."""
 
     app_env: str = "development"
     log_level: str = "INFO"
-    var_dir: Path = PROJECT_ROOT / "var"
+    var_dir: Path = DEFAULT_VAR_DIR
+    # Empty: the embedded SQLite files under var_dir (see app/layout.py).
     database_url: str = ""
     celery_broker_url: str = ""
     celery_result_backend: str = ""
-    export_dir: Path = PROJECT_ROOT / "var" / "exports"
+    export_dir: Path = Layout().export_dir
     secret_key: str = DEV_SECRET_KEY
     max_content_length: int = 1024 * 1024
     page_size: int = 50
@@ -149,7 +152,7 @@ class Settings:
     # First-generation threshold of Python's cyclic garbage collector in gunicorn workers
     # (Python's default is 700; 0 leaves the interpreter's setting alone). bench/findings.md.
     gc_gen0_threshold: int = 10_000
-    faults_file: Path = PROJECT_ROOT / "var" / "faults.json"
+    faults_file: Path = Layout().faults_file
     faults_token: str = ""
 
     @property
@@ -157,52 +160,59 @@ class Settings:
         """True when data lives in the embedded SQLite file."""
         return self.database_url.startswith("sqlite")
 
+    @property
+    def layout(self) -> Layout:
+        """The files under this process's VAR_DIR."""
+        return Layout(self.var_dir)
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from the environment (os.environ by default), validating each."""
         env = os.environ if env is None else env
-        var_dir = Path(env.get("VAR_DIR", "").strip() or PROJECT_ROOT / "var")
-        database_url = _url(env, "DATABASE_URL", f"sqlite:///{var_dir / 'todo.db'}", DATABASE_SCHEMES)
+        d = cls  # the defaults above, read from the class
+        var_dir = Path(env.get("VAR_DIR", "").strip() or d.var_dir)
+        layout = Layout(var_dir)
+        database_url = _url(env, "DATABASE_URL", f"sqlite:///{layout.database_file}", DATABASE_SCHEMES)
         # psycopg2 is the driver we ship; SQLAlchemy 2.1 would pick psycopg 3 for a bare URL.
         for alias in ("postgresql://", "postgres://"):
             if database_url.startswith(alias):
                 database_url = "postgresql+psycopg2://" + database_url.removeprefix(alias)
         broker = _url(
-            env, "CELERY_BROKER_URL", f"sqla+sqlite:///{var_dir / 'broker.db'}", BROKER_SCHEMES
+            env, "CELERY_BROKER_URL", f"sqla+sqlite:///{layout.broker_file}", BROKER_SCHEMES
         )
         # A Redis broker doubles as the result store unless told otherwise; the embedded
         # broker pairs with the embedded SQLite result backend.
-        backend_default = broker if broker.startswith("redis") else f"db+sqlite:///{var_dir / 'results.db'}"
+        backend_default = broker if broker.startswith("redis") else f"db+sqlite:///{layout.results_file}"
         backend = _url(env, "CELERY_RESULT_BACKEND", backend_default, BACKEND_SCHEMES)
-        app_env = _choice(env, "APP_ENV", "development", APP_ENVS)
-        secret_key = env.get("SECRET_KEY", "").strip() or DEV_SECRET_KEY
+        app_env = _choice(env, "APP_ENV", d.app_env, APP_ENVS)
+        secret_key = env.get("SECRET_KEY", "").strip() or d.secret_key
         # .env.example's "change-me" placeholder is as public as the development key.
         if app_env == "production" and (secret_key == DEV_SECRET_KEY or secret_key.startswith("change-me")):
             raise SettingsError("SECRET_KEY must be set when APP_ENV=production")
         return cls(
             app_env=app_env,
-            log_level=_choice(env, "LOG_LEVEL", "INFO", LOG_LEVELS),
+            log_level=_choice(env, "LOG_LEVEL", d.log_level, LOG_LEVELS),
             var_dir=var_dir,
             database_url=database_url,
             celery_broker_url=broker,
             celery_result_backend=backend,
-            export_dir=Path(env.get("EXPORT_DIR", "").strip() or var_dir / "exports"),
+            export_dir=Path(env.get("EXPORT_DIR", "").strip() or layout.export_dir),
             secret_key=secret_key,
-            max_content_length=_int(env, "MAX_CONTENT_LENGTH", 1024 * 1024, 1024, 64 * 1024 * 1024),
-            page_size=_int(env, "PAGE_SIZE", 50, 1, 500),
-            trusted_proxies=_networks(env, "TRUSTED_PROXIES", "127.0.0.1,::1"),
-            broker_timeout_s=_float(env, "BROKER_TIMEOUT", 3.0, 0.1, 60.0),
-            visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", 3600, 5, 7 * 24 * 3600),
-            stale_export_s=_int(env, "STALE_EXPORT_AFTER", 300, 1, 7 * 24 * 3600),
+            max_content_length=_int(env, "MAX_CONTENT_LENGTH", d.max_content_length, 1024, 64 * 1024 * 1024),
+            page_size=_int(env, "PAGE_SIZE", d.page_size, 1, 500),
+            trusted_proxies=_networks(env, "TRUSTED_PROXIES", ",".join(d.trusted_proxies)),
+            broker_timeout_s=_float(env, "BROKER_TIMEOUT", d.broker_timeout_s, 0.1, 60.0),
+            visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", d.visibility_timeout_s, 5, WEEK_S),
+            stale_export_s=_int(env, "STALE_EXPORT_AFTER", d.stale_export_s, 1, WEEK_S),
             log_file=env.get("LOG_FILE", "").strip(),
-            observability_enabled=_bool(env, "OBSERVABILITY", True),
-            tracing_enabled=_bool(env, "TRACING_ENABLED", False),
+            observability_enabled=_bool(env, "OBSERVABILITY", d.observability_enabled),
+            tracing_enabled=_bool(env, "TRACING_ENABLED", d.tracing_enabled),
             trace_file=env.get("TRACE_FILE", "").strip(),
-            metrics_port=_int(env, "WORKER_METRICS_PORT", 9808, 1, 65535),
-            web_port=_int(env, "WEB_PORT", 5000, 1, 65535),
-            gunicorn_workers=_int(env, "GUNICORN_WORKERS", 2, 1, 64),
-            gunicorn_threads=_int(env, "GUNICORN_THREADS", 4, 1, 64),
-            gc_gen0_threshold=_int(env, "GC_GEN0_THRESHOLD", 10_000, 0, 10_000_000),
-            faults_file=Path(env.get("FAULTS_FILE", "").strip() or var_dir / "faults.json"),
+            metrics_port=_int(env, "WORKER_METRICS_PORT", d.metrics_port, 1, 65535),
+            web_port=_int(env, "WEB_PORT", d.web_port, 1, 65535),
+            gunicorn_workers=_int(env, "GUNICORN_WORKERS", d.gunicorn_workers, 1, 64),
+            gunicorn_threads=_int(env, "GUNICORN_THREADS", d.gunicorn_threads, 1, 64),
+            gc_gen0_threshold=_int(env, "GC_GEN0_THRESHOLD", d.gc_gen0_threshold, 0, 10_000_000),
+            faults_file=Path(env.get("FAULTS_FILE", "").strip() or layout.faults_file),
             faults_token=_token(env, "FAULTS_TOKEN"),
         )

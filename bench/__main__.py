@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from app.settings import PROJECT_ROOT
+from app.layout import PROJECT_ROOT
 from bench import database, footprint, overhead, proxy, report, scale, scrape, turnaround
 
 SECTIONS = ("overhead", "proxy", "scrape", "footprint", "scale", "turnaround")

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from app.settings import PROJECT_ROOT
+from app.layout import PROJECT_ROOT
 
 BIN = Path(os.path.abspath(sys.executable)).parent
 

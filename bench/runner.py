@@ -7,7 +7,7 @@ import subprocess
 import sys
 from typing import Any
 
-from app.settings import PROJECT_ROOT
+from app.layout import PROJECT_ROOT
 
 
 def load(port: int, paths: list[str] | str, duration: float = 5.0, concurrency: int = 16,

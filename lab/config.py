@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.settings import PROJECT_ROOT
+from app.layout import PROJECT_ROOT
 from lab.errors import LabError
 
 # Each port the lab knows, its variable and default. Locust and JupyterLab are started by

@@ -23,7 +23,7 @@ except SettingsError as _exc:
     print(f"todo-web: configuration error: {_exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.var_dir / "prometheus" / "web"))
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.layout.metrics_dir("web")))
 
 wsgi_app = "app.wsgi:app"
 bind = os.environ.get("GUNICORN_BIND", f"127.0.0.1:{_settings.web_port}")

@@ -31,8 +31,9 @@ import pytest
 import requests
 
 from app import create_app
+from app.layout import PROJECT_ROOT
 from app.migrate import upgrade
-from app.settings import PROJECT_ROOT, Settings, SettingsError
+from app.settings import Settings, SettingsError
 from tests.support.processes import Proc, free_port, start, start_celery_worker, start_gunicorn, wait_until
 from tests.support.services import PrivatePostgres, private_postgres
 

@@ -17,9 +17,7 @@ except SettingsError as exc:  # a clear one-line message instead of a traceback
     print(f"todo-worker: configuration error: {exc}", file=sys.stderr)
     raise SystemExit(2) from None
 
-os.environ.setdefault(
-    "PROMETHEUS_MULTIPROC_DIR", str(_settings.var_dir / "prometheus" / "worker")
-)
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.layout.metrics_dir("worker")))
 
 # Imported only now: after the multiprocess directory is set.
 from app import create_app

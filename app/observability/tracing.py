@@ -259,7 +259,7 @@ def setup_tracing(settings: Settings, default_service: str) -> bool:
     if endpoint:
         exporter = _otlp_exporter(endpoint)
     else:
-        path = settings.trace_file or str(settings.var_dir / "log" / "spans.jsonl")
+        path = settings.trace_file or str(settings.layout.span_file)
         exporter = JsonLinesSpanExporter(path)
     provider.add_span_processor(BatchSpanProcessor(exporter))
     trace.set_tracer_provider(provider)
