@@ -22,6 +22,7 @@ from analysis import logs, prom
 from analysis.lab_context import FaultWindow, LabContext, RunRecord
 from analysis.verify import COUNT_SELECTOR, Check
 from app.faults import validate, write_faults
+from app.layout import Layout
 from app.observability import names
 
 # A rate check allows this many binomial standard deviations: a correct injector fails it
@@ -42,7 +43,7 @@ class Switch:
         """The switchboard of the lab described by context."""
         source = os.environ if env is None else env
         token = source.get("FAULTS_TOKEN") or None
-        path = Path(source.get("FAULTS_FILE") or context.var_dir / "faults.json")
+        path = Path(source.get("FAULTS_FILE") or Layout(context.var_dir).faults_file)
         return cls(None if token else path, context.app_url, token)
 
     def current(self) -> dict[str, float | list[float]]:

@@ -9,7 +9,7 @@ The notebooks call ``LabContext.from_env()`` and never hard-code an address:
 | LAB_VAR_DIR, VAR_DIR | ./var of the checkout | logs (log/web.jsonl, log/worker.jsonl) and spans |
 | LAB_APP_URL | http://127.0.0.1:8080 | the app through Caddy |
 | LAB_REPORTS_DIR | ./reports of the checkout | Locust reports and last-run.json |
-| LAB_SCRAPE_INTERVAL_S | 5 | Prometheus's scrape interval (stack/prometheus, lab/prometheus.py) |
+| LAB_SCRAPE_INTERVAL_S | 5 | Prometheus's scrape interval (stack/prometheus, stack/prometheus_config.py) |
 
 A load run started by ``lab load`` or ``lab demo`` is recorded in ``last-run.json``: its
 edges (moments with a full scrape on each side and no traffic in between, so counter
@@ -35,9 +35,10 @@ from typing import Any
 import requests
 
 from analysis import logs, prom, traces
+from app.layout import DEFAULT_VAR_DIR, Layout
 from app.observability import names
+from app.settings import PORT_DEFAULTS
 
-ROOT = Path(__file__).resolve().parents[1]
 LAST_RUN = "last-run.json"
 
 
@@ -152,13 +153,13 @@ class LabContext:
     def from_env(cls, env: Mapping[str, str] | None = None) -> LabContext:
         """Read the variables of the module docstring (os.environ by default)."""
         source = os.environ if env is None else env
-        var = source.get("LAB_VAR_DIR") or source.get("VAR_DIR") or str(ROOT / "var")
+        var = source.get("LAB_VAR_DIR") or source.get("VAR_DIR") or str(DEFAULT_VAR_DIR)
         return cls(
-            prometheus_url=source.get("PROMETHEUS_URL") or "http://127.0.0.1:9090",
+            prometheus_url=source.get("PROMETHEUS_URL") or f"http://127.0.0.1:{PORT_DEFAULTS['PROMETHEUS_PORT']}",
             jaeger_url=source.get("JAEGER_URL") or None,
             var_dir=Path(var).expanduser().resolve(),
-            app_url=(source.get("LAB_APP_URL") or "http://127.0.0.1:8080").rstrip("/"),
-            reports_dir=Path(source.get("LAB_REPORTS_DIR") or ROOT / "reports").resolve(),
+            app_url=(source.get("LAB_APP_URL") or f"http://127.0.0.1:{PORT_DEFAULTS['CADDY_PORT']}").rstrip("/"),
+            reports_dir=Path(source.get("LAB_REPORTS_DIR") or Layout().reports_dir).resolve(),
             scrape_interval_s=float(source.get("LAB_SCRAPE_INTERVAL_S") or
                                     prom.DEFAULT_SCRAPE_INTERVAL_S),
         )
@@ -166,17 +167,17 @@ class LabContext:
     @property
     def web_log(self) -> Path:
         """The web processes' JSON log."""
-        return self.var_dir / "log" / "web.jsonl"
+        return Layout(self.var_dir).log("web")
 
     @property
     def worker_log(self) -> Path:
         """The Celery worker's JSON log."""
-        return self.var_dir / "log" / "worker.jsonl"
+        return Layout(self.var_dir).log("worker")
 
     @property
     def span_file(self) -> Path:
         """The local span file (written when no OTLP endpoint is configured)."""
-        return self.var_dir / "log" / "spans.jsonl"
+        return Layout(self.var_dir).span_file
 
     def prometheus(self) -> prom.Prometheus:
         """A client for the lab's Prometheus."""
@@ -229,7 +230,8 @@ class LabContext:
         """The web and worker logs (the files that exist) as one frame."""
         paths = [p for p in (self.web_log, self.worker_log) if p.is_file()]
         if not paths:
-            raise FileNotFoundError(f"no log files under {self.var_dir / 'log'}: is LAB_VAR_DIR right?")
+            where = Layout(self.var_dir).log_dir
+            raise FileNotFoundError(f"no log files under {where}: is LAB_VAR_DIR right?")
         return logs.load_logs(*paths)
 
     def trace(self, trace_id: str, wait_s: float = 20.0,

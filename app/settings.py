@@ -26,6 +26,19 @@ BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "memory")
 BACKEND_SCHEMES = ("redis", "rediss", "db+sqlite", "db+postgresql", "cache+memory")
 WEEK_S = 7 * 24 * 3600
 
+# Each port of the lab, its variable and default, written once: the app reads WEB_PORT and
+# WORKER_METRICS_PORT; the stack library (stack/config.py) reads them all, Locust's and
+# JupyterLab's included, so that every port is overridable in one place.
+PORT_DEFAULTS: dict[str, int] = {
+    "CADDY_PORT": 8080,
+    "WEB_PORT": 5000,
+    "WORKER_METRICS_PORT": 9808,
+    "PROMETHEUS_PORT": 9090,
+    "CADDY_METRICS_PORT": 2020,
+    "LOCUST_PORT": 8089,
+    "JUPYTER_PORT": 8888,
+}
+
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message is one line that names it."""
@@ -145,8 +158,8 @@ class Settings:
     observability_enabled: bool = True
     tracing_enabled: bool = False
     trace_file: str = ""
-    metrics_port: int = 9808
-    web_port: int = 5000
+    metrics_port: int = PORT_DEFAULTS["WORKER_METRICS_PORT"]
+    web_port: int = PORT_DEFAULTS["WEB_PORT"]
     gunicorn_workers: int = 2
     gunicorn_threads: int = 4
     # First-generation threshold of Python's cyclic garbage collector in gunicorn workers

@@ -16,7 +16,7 @@ import psutil
 from bench import procs
 from bench.runner import load
 from bench.stats import spread, table
-from lab.config import PORT_DEFAULTS
+from stack.config import PORT_DEFAULTS
 
 
 @dataclass(frozen=True)

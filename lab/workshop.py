@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analysis.notebook_run import notebooks
-from lab.config import LabConfig
 from lab.errors import LabError
+from stack.config import LabConfig
 
 REPLACED = ".replaced"
 

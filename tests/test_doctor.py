@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lab.config import PORT_DEFAULTS
+from stack.config import PORT_DEFAULTS
 from tests.support.processes import ROOT, free_port
 
 

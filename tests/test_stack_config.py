@@ -30,7 +30,7 @@ from sqlalchemy.engine import make_url
 from analysis.lab_context import LabContext
 from app.migrate import upgrade
 from app.settings import Settings
-from lab.config import PORT_DEFAULTS
+from stack.config import PORT_DEFAULTS
 from tests.support import compose as compose_file
 from tests.support.processes import BIN, ROOT, Proc, free_port, start, start_gunicorn, wait_until
 

@@ -11,8 +11,8 @@ import pytest
 from analysis import notebook_run, progress
 from lab import workshop
 from lab.cli import build_parser
-from lab.config import LabConfig
 from lab.errors import LabError
+from stack.config import LabConfig
 
 
 def _digest(paths: list[Path]) -> dict[str, str]:

@@ -14,11 +14,12 @@ import shutil
 from datetime import UTC, datetime
 
 from analysis import notebook_run
-from lab.commands import up as up_command
-from lab.commands.load import PlannedFault, parse_fault, recorded_load
-from lab.config import LabConfig, app_url, reports_dir
 from lab.errors import LabError
+from lab.loadrun import PlannedFault, parse_fault, recorded_load
+from lab.notebook_env import notebook_env
 from loadtests.shapes import SHAPE_NAMES
+from stack import launch
+from stack.config import LabConfig, app_url, reports_dir
 
 DEFAULT_FAULT = "error_rate.api.list_todos=0.2"
 # Short think times so a minute of a few users gives the fault window enough requests.
@@ -34,31 +35,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help=f"fault injected during the run (default {DEFAULT_FAULT}); 'none' for none")
     parser.add_argument("--fault-window", metavar="A-B", default=None,
                         help="seconds after the start when the fault is on (default: middle third)")
-    parser.add_argument("--timeout", type=float, default=up_command.DEFAULT_TIMEOUT_S,
+    parser.add_argument("--timeout", type=float, default=launch.DEFAULT_TIMEOUT_S,
                         help="seconds to wait for the stack to be healthy")
-
-
-def notebook_env(config: LabConfig) -> dict[str, str]:
-    """What the notebooks need to find this lab (see analysis.lab_context)."""
-    from lab import prometheus
-    from lab.services import LOCAL
-
-    interval = prometheus.SCRAPE_INTERVAL.removesuffix("s")
-    return {
-        "PROMETHEUS_URL": f"http://{LOCAL}:{config.port('PROMETHEUS_PORT')}",
-        "LAB_VAR_DIR": str(config.var_dir),
-        "LAB_APP_URL": app_url(config),
-        "LAB_REPORTS_DIR": str(reports_dir(config)),
-        "LAB_SCRAPE_INTERVAL_S": interval,
-        # Spans go to the local span file in the launcher's mode: no Jaeger to ask.
-        "JAEGER_URL": "",
-    }
 
 
 def run(args: argparse.Namespace) -> int:
     """Up, load with a fault window, notebooks, report; print where everything is."""
     config = LabConfig.from_env()
-    up_command.run(argparse.Namespace(timeout=args.timeout))
+    launch.up(config, args.timeout)
     fault: PlannedFault | None = None
     if args.fault and args.fault.lower() != "none":
         fault = parse_fault(args.fault, args.fault_window, float(args.duration))

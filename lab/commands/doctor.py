@@ -20,9 +20,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from lab import procs, services, state
-from lab.config import LabConfig, app_url, reports_dir
-from lab.ports import port_in_use, port_owner
+from stack import launch, processes, topology
+from stack.config import LabConfig, app_url, reports_dir
+from stack.ports import port_in_use, port_owner
 
 # Room for the embedded database, logs, Prometheus's TSDB and Locust reports over a day.
 MIN_FREE_BYTES = 2 * 1024**3
@@ -96,7 +96,7 @@ def check_disk(config: LabConfig) -> Finding:
 def check_binaries(config: LabConfig) -> Iterator[Finding]:
     """Every program the native path starts: system packages on PATH, the venv's scripts."""
     path = config.env.get("PATH", os.defpath)
-    for service in services.build(config):
+    for service in topology.build(config):
         program = service.argv[0]
         if service.package:
             found = shutil.which(program, path=path)
@@ -115,10 +115,10 @@ def check_binaries(config: LabConfig) -> Iterator[Finding]:
 def check_ports(config: LabConfig) -> Iterator[Finding]:
     """Each port of the lab is free, or held by this lab's own service."""
     holders: dict[str, str] = {}
-    for service in services.build(config):
-        if state.inspect(config, service).running:
+    for service in topology.build(config):
+        if launch.inspect(config, service).running:
             holders.update({var: service.name for var in service.ports(config)})
-    jupyter = procs.read_pid(config.run_dir, "jupyter")
+    jupyter = processes.read_pid(config.run_dir, "jupyter")
     if jupyter is not None and jupyter.matches():
         holders["JUPYTER_PORT"] = "jupyter"
     for var, port in config.ports.items():
@@ -183,7 +183,7 @@ def check_app(config: LabConfig) -> Finding:
     """The app answers ready through Caddy."""
     url = f"{app_url(config)}/readyz"
     try:
-        answer = services.http_session().get(url, timeout=5)
+        answer = processes.http_session().get(url, timeout=5)
     except OSError:
         return Finding("app", "warn", f"not answering at {url}", "`lab up` (or `make lab`) starts it")
     if answer.status_code == 200:

@@ -4,18 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from app.faults import FaultError, Switchboard, parse_assignment, write_faults
-from app.settings import Settings
-from lab import services
-from lab.config import LabConfig
+from app.faults import FaultError, parse_assignment, write_faults
 from lab.errors import LabError
-
-
-def board() -> Switchboard:
-    """The switchboard every web and worker process of this lab reads."""
-    settings = Settings.from_env(services.child_env(LabConfig.from_env()))
-    # The CLI only reads and writes the file; the services announce what they apply.
-    return Switchboard(settings.faults_file, announce=False)
+from lab.switchboard import board
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

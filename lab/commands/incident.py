@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 
 from analysis import blind_incident
 from app.faults import write_faults
-from lab.commands.fault import board
-from lab.config import LabConfig
 from lab.errors import LabError
 from lab.incident import Step, schedule
+from lab.switchboard import board
+from stack.config import LabConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -86,7 +86,7 @@ def _answer(args: argparse.Namespace, config: LabConfig) -> int:
         end = blind_incident.parse_time(args.end, run.started)
     except (FileNotFoundError, ValueError) as exc:
         raise LabError(str(exc), 2) from None
-    from lab.prometheus import SCRAPE_INTERVAL
+    from stack.prometheus_config import SCRAPE_INTERVAL
 
     tolerance = blind_incident.WindowTolerance.for_lab(float(SCRAPE_INTERVAL.removesuffix("s")))
     graded = blind_incident.grade(run, args.fault, args.endpoint, start, end, tolerance)

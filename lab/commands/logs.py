@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from lab import services
-from lab.config import LabConfig
-from lab.logfiles import follow, merged_tail
+from stack import topology
+from stack.config import LabConfig
+from stack.logfiles import follow, merged_tail
 
 # Without a service name: the app's JSON logs, merged in time order (each line names its
 # service). Caddy and Prometheus logs are shown when asked for by name.
@@ -16,7 +16,7 @@ DEFAULT_SERVICES = ("web", "worker")
 def configure(parser: argparse.ArgumentParser) -> None:
     """`lab logs [service] [-n N] [-f]`."""
     parser.add_argument(
-        "service", nargs="?", choices=services.SERVICE_NAMES,
+        "service", nargs="?", choices=topology.SERVICE_NAMES,
         help="one service (default: web and worker, merged by timestamp)",
     )
     parser.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
@@ -26,7 +26,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the last lines, then follow when asked."""
     config = LabConfig.from_env()
-    known = services.by_name(config)
+    known = topology.by_name(config)
     names = (args.service,) if args.service else DEFAULT_SERVICES
     paths = [known[name].log_path(config) for name in names]
     if not any(path.exists() for path in paths):

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import argparse
 
-from lab.commands.up import migrate, validate_settings
-from lab.config import LabConfig
+from stack import launch
+from stack.config import LabConfig
 
 
 def run(args: argparse.Namespace) -> int:
     """Run the Alembic migrations against DATABASE_URL (or the embedded SQLite file)."""
     config = LabConfig.from_env()
-    validate_settings(config)
-    migrate(config)
+    launch.validate_settings(config)
+    launch.migrate(config)
     print("database schema is up to date")
     return 0

@@ -17,12 +17,13 @@ import os
 import secrets
 import time
 
-from lab import procs, services, workshop
-from lab.commands.demo import notebook_env
-from lab.config import LabConfig
+from lab import workshop
 from lab.errors import LabError
-from lab.logfiles import tail
-from lab.ports import port_in_use
+from lab.notebook_env import notebook_env
+from stack import processes, topology
+from stack.config import LOCAL, LabConfig
+from stack.logfiles import tail
+from stack.ports import port_in_use
 
 NAME = "jupyter"
 START_TIMEOUT_S = 60.0
@@ -68,7 +69,7 @@ def _token(config: LabConfig) -> str:
 def _ready(base: str) -> bool:
     """True when JupyterLab's server answers its unauthenticated /api endpoint."""
     try:
-        return services.http_session().get(f"{base}/api", timeout=2).status_code == 200
+        return processes.http_session().get(f"{base}/api", timeout=2).status_code == 200
     except OSError:
         return False
 
@@ -78,10 +79,10 @@ def run(args: argparse.Namespace) -> int:
     config = LabConfig.from_env()
     _prepare_copies(config, args.reset)
     port = config.port("JUPYTER_PORT")
-    base = f"http://{services.LOCAL}:{port}"
+    base = f"http://{LOCAL}:{port}"
     token = _token(config)
     url = f"{base}/lab?token={token}"
-    record = procs.read_pid(config.run_dir, NAME)
+    record = processes.read_pid(config.run_dir, NAME)
     if record is not None and record.matches():
         if f"--ServerApp.root_dir={config.workshop_dir}" not in record.argv:
             # Started by an older lab on the tracked notebooks: edits would land in git.
@@ -90,12 +91,12 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(f"{NAME}: already running (pid {record.pid})\n  JupyterLab        {url}")
         return 0
-    procs.remove_pid(config.run_dir, NAME)
+    processes.remove_pid(config.run_dir, NAME)
     if port_in_use(port):
         raise LabError(f"port {port} (JUPYTER_PORT) is already in use: set JUPYTER_PORT to a free port")
-    env = {**services.child_env(config), **notebook_env(config), "JUPYTER_TOKEN": token,
+    env = {**topology.child_env(config), **notebook_env(config), "JUPYTER_TOKEN": token,
            "JUPYTER_RUNTIME_DIR": str(config.var_dir / "jupyter" / "runtime")}
-    argv = [str(config.bin_dir / "jupyter"), "lab", "--no-browser", f"--ip={services.LOCAL}",
+    argv = [str(config.bin_dir / "jupyter"), "lab", "--no-browser", f"--ip={LOCAL}",
             f"--port={port}", "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={config.workshop_dir}",
             # Loopback only: no extension catalogue or update check on PyPI.
@@ -104,13 +105,13 @@ def run(args: argparse.Namespace) -> int:
     if os.geteuid() == 0:
         argv.append("--allow-root")  # CI containers run as root; Jupyter refuses it otherwise
     log = config.log_dir / "jupyter.log"
-    popen, record = procs.start_detached(NAME, argv, env, config.workshop_dir, log,
+    popen, record = processes.start_detached(NAME, argv, env, config.workshop_dir, log,
                                          config.run_dir, port)
     deadline = time.monotonic() + args.timeout
     while not _ready(base):
         if popen.poll() is not None or time.monotonic() > deadline:
-            procs.stop([record], 10)
-            procs.remove_pid(config.run_dir, NAME)
+            processes.stop([record], 10)
+            processes.remove_pid(config.run_dir, NAME)
             shown = "\n".join(f"  {line}" for line in tail(log, 20))
             raise LabError(f"JupyterLab did not start; last lines of {log}:\n{shown}")
         time.sleep(0.5)

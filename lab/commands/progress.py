@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from lab.config import LabConfig
 from lab.errors import LabError
+from stack.config import LOCAL, LabConfig
 
 if TYPE_CHECKING:
     from analysis.prom import Prometheus
@@ -41,11 +41,11 @@ def _prometheus(config: LabConfig, offline: bool) -> Prometheus | None:
     if offline:
         return None
     from analysis import prom
-    from lab import services
+    from stack import processes
 
-    url = f"http://{services.LOCAL}:{config.port('PROMETHEUS_PORT')}"
+    url = f"http://{LOCAL}:{config.port('PROMETHEUS_PORT')}"
     try:
-        if services.http_session().get(f"{url}/-/ready", timeout=2).status_code != 200:
+        if processes.http_session().get(f"{url}/-/ready", timeout=2).status_code != 200:
             return None
     except OSError:
         return None

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import argparse
 
-from lab import services, state
-from lab.config import LabConfig
+from stack import launch, processes, topology
+from stack.config import LabConfig
 
 
 def run(args: argparse.Namespace) -> int:
     """Print one line per service; exit 0 only when all run and are healthy."""
     config = LabConfig.from_env()
-    session = services.http_session()
+    session = processes.http_session()
     all_well = True
     print(f"{'service':<11} {'state':<9} {'pid':>7}  {'port':>5}  health")
-    for service in services.build(config):
-        current = state.inspect(config, service)
+    for service in topology.build(config):
+        current = launch.inspect(config, service)
         port = config.port(service.port_var)
         if current.running:
             assert current.record is not None
-            problem = state.health(service, session)
+            problem = launch.health(service, session)
             health = "ok" if problem is None else f"failing: {problem}"
             pid = str(current.record.pid)
             label = "running"

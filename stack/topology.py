@@ -1,4 +1,11 @@
-"""The four services `lab up` runs: how each starts, where it logs, how it proves healthy."""
+"""The services of the lab: how each starts, where it logs, how it proves healthy.
+
+This is the one place a service is described. To add one (say Alertmanager), append a
+Service to the list `build()` returns: its name, its port variable (with a default in
+stack/config.py PORT_DEFAULTS), its argv and environment, its health check, and, when
+Prometheus should scrape it, `scrape_port_var`. `lab up/status/down/logs`, the tests'
+stacks and the benchmarks then start, check, scrape, log and stop it with no other change.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +17,11 @@ from pathlib import Path
 
 import requests
 
-from lab import prometheus
-from lab.config import LOCAL, LabConfig
-from lab.errors import LabError
+from stack import prometheus_config
+from stack.config import LOCAL, LabConfig
+from stack.errors import StackError
+
+Check = Callable[[requests.Session], str | None]
 
 
 @dataclass(frozen=True)
@@ -21,14 +30,18 @@ class Service:
 
     name: str
     port_var: str
-    log_name: str
     argv: list[str]
     env: dict[str, str] = field(repr=False)
-    check: Callable[[requests.Session], str | None] = field(repr=False)
+    check: Check = field(repr=False)
     label: str = ""
+    # What a user opens (printed by `lab up`).
     url: str = ""
     # Ports bound besides the main one (Caddy's metrics listener).
     extra_port_vars: tuple[str, ...] = ()
+    # The port of its /metrics, when Prometheus scrapes it (the job is named after it).
+    scrape_port_var: str = ""
+    # A line its log shows once it is really ready (the worker consumes only then).
+    ready_line: str = ""
     # The Debian package that provides argv[0], for binaries that are not in the venv.
     package: str = ""
 
@@ -38,17 +51,10 @@ class Service:
 
     def log_path(self, config: LabConfig) -> Path:
         """Where its output is appended."""
-        return config.log_dir / self.log_name
+        return config.layout.log(self.name)
 
 
-def http_session() -> requests.Session:
-    """A session for loopback checks that ignores any proxy set in the environment."""
-    session = requests.Session()
-    session.trust_env = False
-    return session
-
-
-def _expect_200(url: str) -> Callable[[requests.Session], str | None]:
+def _expect_200(url: str) -> Check:
     """A check that url answers 200."""
 
     def check(session: requests.Session) -> str | None:
@@ -56,9 +62,6 @@ def _expect_200(url: str) -> Callable[[requests.Session], str | None]:
         return None if response.status_code == 200 else f"{url} answered {response.status_code}"
 
     return check
-
-
-Check = Callable[[requests.Session], str | None]
 
 
 def _all_of(*checks: Check) -> Check:
@@ -96,87 +99,98 @@ def caddyfile(config: LabConfig) -> Path:
     return Path(override) if override else config.root / "stack" / "caddy" / "Caddyfile"
 
 
-def build(config: LabConfig) -> list[Service]:
-    """The services in start and check order: web, worker, caddy, prometheus."""
+def scrape_jobs(services: list[Service]) -> dict[str, str]:
+    """Prometheus's jobs for these services: job name -> port variable of its /metrics."""
+    return {s.name: s.scrape_port_var for s in services if s.scrape_port_var}
+
+
+def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
+    """The services in start and check order (all of them, or those named in only)."""
     env = child_env(config)
-    web_port = config.port("WEB_PORT")
-    worker_port = config.port("WORKER_METRICS_PORT")
-    caddy_port = config.port("CADDY_PORT")
-    caddy_metrics = config.port("CADDY_METRICS_PORT")
-    prom_port = config.port("PROMETHEUS_PORT")
     bin_dir = config.bin_dir
+    layout = config.layout
     caddy_env = {
         **env,
-        "WEB_UPSTREAM": f"{LOCAL}:{web_port}",
+        "WEB_UPSTREAM": f"{LOCAL}:{config.port('WEB_PORT')}",
         "STATIC_ROOT": str(config.root / "app" / "static"),
         # Caddy keeps autosaved config and certificates under XDG dirs: one lab, one place.
-        "XDG_DATA_HOME": str(config.var_dir / "caddy" / "data"),
-        "XDG_CONFIG_HOME": str(config.var_dir / "caddy" / "config"),
+        "XDG_DATA_HOME": str(layout.state_dir("caddy") / "data"),
+        "XDG_CONFIG_HOME": str(layout.state_dir("caddy") / "config"),
     }
-    prom_base = f"http://{LOCAL}:{prom_port}"
-
-    def prometheus_check(session: requests.Session) -> str | None:
-        problem = _expect_200(f"{prom_base}/-/ready")(session)
-        return problem or prometheus.targets_problem(session, prom_base)
-
-    return [
+    prom_base = config.url("PROMETHEUS_PORT")
+    services = [
         Service(
             name="web",
             port_var="WEB_PORT",
-            log_name="web.jsonl",
             argv=[str(bin_dir / "gunicorn"), "-c", str(config.root / "stack" / "gunicorn.conf.py")],
             env=env,
-            check=_expect_200(f"http://{LOCAL}:{web_port}/healthz"),
+            check=_expect_200(config.url("WEB_PORT", "/healthz")),
             label="web (direct)",
-            url=f"http://{LOCAL}:{web_port}/",
+            url=config.url("WEB_PORT", "/"),
+            scrape_port_var="WEB_PORT",
         ),
         Service(
             name="worker",
             port_var="WORKER_METRICS_PORT",
-            log_name="worker.jsonl",
             argv=[
                 # --quiet is a global option (before the subcommand): no banner.
                 str(bin_dir / "celery"), "-A", "worker.make_celery", "--quiet", "worker",
-                "--pool=prefork", "--concurrency=2",
+                "--pool=prefork", f"--concurrency={config.worker_concurrency}", *config.worker_args,
             ],
             env=env,
-            check=_expect_200(f"http://{LOCAL}:{worker_port}/metrics"),
+            check=_expect_200(config.url("WORKER_METRICS_PORT", "/metrics")),
             label="worker metrics",
-            url=f"http://{LOCAL}:{worker_port}/metrics",
+            url=config.url("WORKER_METRICS_PORT", "/metrics"),
+            scrape_port_var="WORKER_METRICS_PORT",
+            ready_line=" ready.",
         ),
         Service(
             name="caddy",
             port_var="CADDY_PORT",
             extra_port_vars=("CADDY_METRICS_PORT",),
-            log_name="caddy.log",
             argv=["caddy", "run", "--config", str(caddyfile(config)), "--adapter", "caddyfile"],
             env=caddy_env,
             check=_all_of(
-                _expect_200(f"http://{LOCAL}:{caddy_port}/healthz"),
-                _expect_200(f"http://{LOCAL}:{caddy_metrics}/metrics"),
+                _expect_200(config.url("CADDY_PORT", "/healthz")),
+                _expect_200(config.url("CADDY_METRICS_PORT", "/metrics")),
             ),
             label="app (via Caddy)",
-            url=f"http://{LOCAL}:{caddy_port}/",
+            url=config.url("CADDY_PORT", "/"),
+            scrape_port_var="CADDY_METRICS_PORT",
             package="caddy",
         ),
-        Service(
-            name="prometheus",
-            port_var="PROMETHEUS_PORT",
-            log_name="prometheus.log",
-            argv=[
-                "prometheus",
-                f"--config.file={prometheus.config_path(config)}",
-                f"--storage.tsdb.path={config.var_dir / 'prometheus' / 'data'}",
-                f"--web.listen-address={LOCAL}:{prom_port}",
-                "--web.enable-lifecycle",
-            ],
-            env=env,
-            check=prometheus_check,
-            label="Prometheus",
-            url=f"{prom_base}/",
-            package="prometheus",
-        ),
     ]
+    services = [s for s in services if not only or s.name in only]
+    # Prometheus scrapes the services started with it, itself included.
+    jobs = {**scrape_jobs(services), "prometheus": "PROMETHEUS_PORT"}
+
+    def prometheus_check(session: requests.Session) -> str | None:
+        problem = _expect_200(f"{prom_base}/-/ready")(session)
+        return problem or prometheus_config.targets_problem(session, prom_base, jobs)
+
+    prometheus = Service(
+        name="prometheus",
+        port_var="PROMETHEUS_PORT",
+        argv=[
+            "prometheus",
+            f"--config.file={layout.prometheus_config}",
+            f"--storage.tsdb.path={layout.prometheus_data}",
+            f"--web.listen-address={LOCAL}:{config.port('PROMETHEUS_PORT')}",
+            "--web.enable-lifecycle",
+        ],
+        env=env,
+        check=prometheus_check,
+        label="Prometheus",
+        url=f"{prom_base}/",
+        scrape_port_var="PROMETHEUS_PORT",
+        package="prometheus",
+    )
+    if not only or "prometheus" in only:
+        services.append(prometheus)
+    return services
+
+
+SERVICE_NAMES = tuple(service.name for service in build(LabConfig.from_env({})))
 
 
 def resolve_binary(service: Service, config: LabConfig) -> list[str]:
@@ -185,7 +199,7 @@ def resolve_binary(service: Service, config: LabConfig) -> list[str]:
         return service.argv
     found = shutil.which(service.argv[0], path=config.env.get("PATH", os.defpath))
     if not found:
-        raise LabError(
+        raise StackError(
             f"{service.argv[0]} not found on PATH: install the Debian package "
             f"'{service.package}' (sudo apt-get install {service.package})"
         )
@@ -195,6 +209,3 @@ def resolve_binary(service: Service, config: LabConfig) -> list[str]:
 def by_name(config: LabConfig) -> dict[str, Service]:
     """The services keyed by name."""
     return {service.name: service for service in build(config)}
-
-
-SERVICE_NAMES = ("web", "worker", "caddy", "prometheus")

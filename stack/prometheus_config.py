@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import requests
 
-from lab.config import LabConfig
+from stack.config import LOCAL, LabConfig
 
 SCRAPE_INTERVAL = "5s"
 SCRAPE_TIMEOUT = "4s"  # below the interval, as Prometheus requires
-# Job name -> the port variable of the target it scrapes (all on 127.0.0.1, /metrics).
-JOBS: dict[str, str] = {
-    "web": "WEB_PORT",
-    "worker": "WORKER_METRICS_PORT",
-    "caddy": "CADDY_METRICS_PORT",
-    "prometheus": "PROMETHEUS_PORT",
-}
 
 
 def rules_glob(config: LabConfig) -> str:
@@ -25,10 +19,13 @@ def rules_glob(config: LabConfig) -> str:
     return str(config.root / "stack" / "prometheus" / "rules" / "*.yml")
 
 
-def render(config: LabConfig) -> str:
-    """The prometheus.yml of this lab; strings are JSON-quoted, which YAML reads as is."""
+def render(config: LabConfig, jobs: Mapping[str, str]) -> str:
+    """The prometheus.yml of this lab, scraping jobs (job name -> port variable, /metrics).
+
+    Strings are JSON-quoted, which YAML reads as is.
+    """
     lines = [
-        "# Written by `lab up` for this VAR_DIR; edit stack/prometheus/ instead.",
+        "# Written by the stack library for this VAR_DIR; edit stack/prometheus/ instead.",
         "global:",
         f"  scrape_interval: {SCRAPE_INTERVAL}",
         f"  evaluation_interval: {SCRAPE_INTERVAL}",
@@ -37,8 +34,8 @@ def render(config: LabConfig) -> str:
         f"  - {json.dumps(rules_glob(config))}",
         "scrape_configs:",
     ]
-    for job, port_var in JOBS.items():
-        target = f"127.0.0.1:{config.port(port_var)}"
+    for job, port_var in jobs.items():
+        target = f"{LOCAL}:{config.port(port_var)}"
         lines += [
             f"  - job_name: {json.dumps(job)}",
             "    static_configs:",
@@ -47,26 +44,21 @@ def render(config: LabConfig) -> str:
     return "\n".join(lines) + "\n"
 
 
-def config_path(config: LabConfig) -> Path:
-    """var/prometheus/prometheus.yml."""
-    return config.var_dir / "prometheus" / "prometheus.yml"
-
-
-def write_config(config: LabConfig) -> Path:
+def write_config(config: LabConfig, jobs: Mapping[str, str]) -> Path:
     """Render the config into VAR_DIR and return its path."""
-    path = config_path(config)
+    path = config.layout.prometheus_config
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(config), encoding="utf-8")
+    path.write_text(render(config, jobs), encoding="utf-8")
     return path
 
 
-def targets_problem(session: requests.Session, base: str) -> str | None:
+def targets_problem(session: requests.Session, base: str, jobs: Mapping[str, str]) -> str | None:
     """None when every expected job has a target and all are up; else what is wrong."""
     response = session.get(f"{base}/api/v1/targets", params={"state": "active"}, timeout=2)
     response.raise_for_status()
     targets = response.json()["data"]["activeTargets"]
     seen = {t["labels"].get("job") for t in targets}
-    missing = sorted(set(JOBS) - seen)
+    missing = sorted(set(jobs) - seen)
     if missing:
         return f"no target for job(s) {', '.join(missing)}"
     down = [t for t in targets if t.get("health") != "up"]

@@ -1,6 +1,7 @@
-"""Start services detached, record them in pid files, and stop exactly what we started.
+"""One process of the stack: started in a session of its own, recorded, and stopped.
 
-A pid file holds the pid and the process's start time: a pid the kernel has since handed
+Attached (Proc): the caller holds the Popen and stops it. Detached (start_detached): a pid
+file holds the pid and the process's start time: a pid the kernel has since handed
 to another program does not match the start time, so it is never signalled. Every service
 runs in a session of its own (start_new_session), so its process group id is its pid and
 one signal to the group reaches gunicorn's workers and Celery's pool children too.
@@ -8,16 +9,20 @@ one signal to the group reaches gunicorn's workers and Celery's pool children to
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import ExitStack
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import psutil
+import requests
 
 # Start times from psutil have a resolution of a clock tick (10 ms); allow for rounding.
 _START_TIME_TOLERANCE_S = 0.1
@@ -41,6 +46,99 @@ class PidRecord:
             return same and proc.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             return False
+
+
+def free_ports(count: int) -> list[int]:
+    """count distinct TCP ports nobody listens on (all held open until all are chosen)."""
+    with ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            sock = held.enter_context(socket.socket())
+            sock.bind(("127.0.0.1", 0))
+            ports.append(int(sock.getsockname()[1]))
+    return ports
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    return free_ports(1)[0]
+
+
+def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll check() until it is true; TimeoutError naming what (and the last error) after timeout s."""
+    deadline = time.monotonic() + timeout
+    last: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception as exc:
+            last = exc
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout:g}s waiting for {what} (last error: {last!r})")
+
+
+def http_session() -> requests.Session:
+    """A session for loopback checks that ignores any proxy set in the environment."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
+    """Start argv in a new session (its group id is its pid), output appended to log_path."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+
+@dataclass
+class Proc:
+    """An attached child process, its output going to a log file; the caller stops it."""
+
+    name: str
+    popen: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str] = field(default_factory=dict, repr=False)
+    # Where its output began in log_path (a log file may hold earlier runs).
+    offset: int = 0
+
+    @property
+    def pid(self) -> int:
+        """The process id (also its session and process group id)."""
+        return self.popen.pid
+
+    def output(self) -> str:
+        """Everything the process has written so far."""
+        with open(self.log_path, "rb") as fh:
+            fh.seek(self.offset)
+            return fh.read().decode("utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.popen.poll() is None
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        """Signal the process group and wait; SIGKILL the group if it does not go."""
+        if self.popen.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.popen.pid, sig)
+            try:
+                self.popen.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(10)
+        return self.popen.returncode
+
+
+def start(name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> Proc:
+    """Start argv attached (see Proc), its output appended to log_path."""
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    return Proc(name, spawn(argv, env, cwd, log_path), log_path, dict(env), offset)
 
 
 def pid_path(run_dir: Path, service: str) -> Path:
@@ -88,17 +186,7 @@ def start_detached(
     port: int,
 ) -> tuple[subprocess.Popen[bytes], PidRecord]:
     """Start argv in a new session, output appended to log_path, and write its pid file."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as log:
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    popen = spawn(argv, env, cwd, log_path)
     try:
         create_time = psutil.Process(popen.pid).create_time()
     except psutil.Error:

@@ -1,0 +1,127 @@
+"""A recorded load run: Locust between two quiet edges, with a fault switched on and off
+during it; shared by `lab load` and `lab demo`."""
+
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from analysis import prom
+from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
+from app.faults import FaultError, parse_assignment, write_faults
+from lab.errors import LabError
+from lab.switchboard import board
+from loadtests.run import LoadRunError, run_headless
+from stack import launch, processes, prometheus_config, topology
+from stack.config import LOCAL, LabConfig, app_url, reports_dir
+
+
+@dataclass(frozen=True)
+class PlannedFault:
+    """A fault to switch on `on_s` seconds after the load starts and off at `off_s`."""
+
+    name: str
+    value: float
+    on_s: float
+    off_s: float
+
+
+def prometheus_client(config: LabConfig) -> prom.Prometheus:
+    """The lab's Prometheus (PROMETHEUS_URL, else this lab's), with the lab's scrape interval."""
+    interval = prom.duration_seconds(prometheus_config.SCRAPE_INTERVAL)
+    url = config.env.get("PROMETHEUS_URL", "").strip() or \
+        f"http://{LOCAL}:{config.port('PROMETHEUS_PORT')}"
+    return prom.Prometheus(url.rstrip("/"), scrape_interval_s=interval)
+
+
+def require_running(config: LabConfig) -> None:
+    """A clear message when the stack is not up."""
+    if config.env.get("LAB_APP_URL", "").strip():
+        # A stack this launcher did not start (compose): up when its app answers ready.
+        url = f"{app_url(config)}/readyz"
+        try:
+            ready = processes.http_session().get(url, timeout=5).status_code == 200
+        except OSError:
+            ready = False
+        if not ready:
+            raise LabError(f"the app at LAB_APP_URL does not answer ready ({url}): is the stack up?")
+        return
+    down = [s.name for s in topology.build(config) if not launch.inspect(config, s).running]
+    if down:
+        raise LabError(f"not running: {', '.join(down)}; start the lab with `lab up` first")
+
+
+def parse_fault(assignment: str, window: str | None, duration: float) -> PlannedFault:
+    """NAME=VALUE with a window A-B in seconds (default: the middle third of the run)."""
+    try:
+        name, value = parse_assignment(assignment)
+    except FaultError as exc:
+        raise LabError(str(exc), 2) from None
+    if not isinstance(value, float):
+        raise LabError(f"{name}: a fault window takes a single value, not a range", 2)
+    if window is None:
+        on_s, off_s = duration / 3, 2 * duration / 3
+    else:
+        try:
+            on_s, off_s = (float(part) for part in window.split("-", 1))
+        except ValueError:
+            raise LabError(f"--fault-window {window!r}: expected A-B in seconds, e.g. 20-40", 2) from None
+    if not 0 <= on_s < off_s <= duration:
+        raise LabError(f"--fault-window must satisfy 0 <= A < B <= duration ({duration:g})", 2)
+    return PlannedFault(name, value, on_s, off_s)
+
+
+def _switch(config: LabConfig, planned: PlannedFault, began: float, done: threading.Event,
+            record: list[FaultWindow]) -> None:
+    """Switch the fault on and off at its times (off early if the run ends first)."""
+    switchboard = board()
+    if done.wait(max(0.0, began + planned.on_s - time.monotonic())):
+        return
+    switchboard_file = switchboard.path
+    write_faults(switchboard_file, {**switchboard.current(), planned.name: planned.value})
+    on = datetime.now(UTC)
+    print(f"fault on:  {planned.name}={planned.value:g}", flush=True)
+    try:
+        done.wait(max(0.0, began + planned.off_s - time.monotonic()))
+    finally:
+        current = {k: v for k, v in switchboard.current().items() if k != planned.name}
+        write_faults(switchboard_file, current)
+        off = datetime.now(UTC)
+        print(f"fault off: {planned.name}", flush=True)
+        record.append(FaultWindow(planned.name, planned.value, on, off))
+
+
+def recorded_load(config: LabConfig, shape: str, users: int | None, duration: int | None,
+                  fault: PlannedFault | None = None,
+                  extra_env: dict[str, str] | None = None) -> RunRecord:
+    """Run Locust between two quiet edges, with the fault switched during it; record the run."""
+    require_running(config)
+    client = prometheus_client(config)
+    out = reports_dir(config)
+    print("waiting for a quiet edge (a scrape before and after) ...", flush=True)
+    start = quiet_edge(client)
+    done = threading.Event()
+    windows: list[FaultWindow] = []
+    switcher = None
+    began = time.monotonic()
+    if fault is not None:
+        switcher = threading.Thread(target=_switch, args=(config, fault, began, done, windows),
+                                    daemon=True)
+        switcher.start()
+    try:
+        result = run_headless(app_url(config), shape, users, duration, out, extra_env)
+    except (ValueError, LoadRunError) as exc:
+        raise LabError(f"load run failed: {exc}") from None
+    finally:
+        done.set()
+        if switcher is not None:
+            switcher.join(10)
+    end = quiet_edge(client)
+    record = RunRecord(start, end, result.host, result.shape, result.users, result.duration,
+                       result.stats_csv, result.stats_json, result.html, windows)
+    print(result.summary())
+    print(f"run recorded: {write_run(out, record)}")
+    return record

@@ -1,0 +1,126 @@
+"""The typed settings of one stack: its ports, its VAR_DIR layout, and the environment.
+
+Read from the environment by the launcher (`LabConfig.from_env()`); built with free ports
+and a private VAR_DIR by the tests and the benchmarks (`LabConfig.private(...)`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from app.layout import PROJECT_ROOT, Layout
+from app.settings import PORT_DEFAULTS
+from stack.errors import CONFIG_ERROR_EXIT, StackError
+from stack.processes import free_ports
+
+
+def _port(env: Mapping[str, str], name: str) -> int:
+    """Read one port variable, failing with a message that names it."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return PORT_DEFAULTS[name]
+    try:
+        value = int(raw)
+    except ValueError:
+        raise StackError(f"{name}={raw!r} is invalid: expected a port number", CONFIG_ERROR_EXIT) from None
+    if not 1 <= value <= 65535:
+        raise StackError(f"{name}={value} is out of range: expected 1..65535", CONFIG_ERROR_EXIT)
+    return value
+
+
+# Every service of the local lab listens on the loopback interface only.
+LOCAL = "127.0.0.1"
+
+
+# Variables of the caller's shell that would point a private stack somewhere else.
+_NOT_INHERITED = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "EXPORT_DIR",
+                  "PROMETHEUS_MULTIPROC_DIR", "LOG_FILE", "TRACE_FILE", "TRACING_ENABLED",
+                  "OBSERVABILITY", "FAULTS_FILE", "FAULTS_TOKEN", "LAB_CADDYFILE", "LAB_APP_URL",
+                  "LAB_REPORTS_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    """Paths and ports of one lab (one VAR_DIR), plus the environment it was started from."""
+
+    root: Path
+    layout: Layout
+    ports: dict[str, int]
+    env: dict[str, str] = field(repr=False)
+    # The Celery worker's pool size and any further arguments (the tests name each worker).
+    worker_concurrency: int = 2
+    worker_args: tuple[str, ...] = ()
+
+    @property
+    def var_dir(self) -> Path:
+        """VAR_DIR, absolute."""
+        return self.layout.var_dir
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files: var/run/<service>.pid."""
+        return self.layout.run_dir
+
+    @property
+    def log_dir(self) -> Path:
+        """Process output: var/log/<service>.jsonl (or .log for Caddy and Prometheus)."""
+        return self.layout.log_dir
+
+    @property
+    def workshop_dir(self) -> Path:
+        """The learner's working copies of the notebooks (`lab notebook`; git-ignored with var/)."""
+        return self.layout.state_dir("workshop")
+
+    @property
+    def bin_dir(self) -> Path:
+        """The virtualenv's scripts (gunicorn, celery), next to the interpreter running us."""
+        return Path(os.path.abspath(sys.executable)).parent
+
+    def port(self, name: str) -> int:
+        """The port held in variable name (e.g. "WEB_PORT")."""
+        return self.ports[name]
+
+    def url(self, port_var: str, path: str = "") -> str:
+        """http://127.0.0.1:<port><path>."""
+        return f"http://{LOCAL}:{self.port(port_var)}{path}"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> LabConfig:
+        """Build the config from the environment (os.environ by default)."""
+        source = dict(os.environ if env is None else env)
+        ports = {name: _port(source, name) for name in PORT_DEFAULTS}
+        return cls(root=PROJECT_ROOT, layout=Layout.from_env(source), ports=ports, env=source)
+
+    @classmethod
+    def private(cls, var_dir: Path, settings: Mapping[str, str] | None = None,
+                base: Mapping[str, str] | None = None, **options: Any) -> LabConfig:
+        """A stack of its own: VAR_DIR var_dir, every port free, APP_ENV=test, then settings.
+
+        base is the environment to start from (os.environ by default) without the
+        variables that would point the stack at another database, broker or VAR_DIR.
+        options: worker_concurrency, worker_args.
+        """
+        env = {k: v for k, v in (os.environ if base is None else base).items()
+               if k not in _NOT_INHERITED}
+        env.update(zip(PORT_DEFAULTS, map(str, free_ports(len(PORT_DEFAULTS))), strict=True))
+        env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test"})
+        env.update(settings or {})
+        return dataclasses.replace(cls.from_env(env), **options)
+
+
+def app_url(config: LabConfig) -> str:
+    """The app through Caddy, as users reach it: LAB_APP_URL (a stack started elsewhere, e.g.
+    by compose), else this lab's Caddy."""
+    given = config.env.get("LAB_APP_URL", "").strip()
+    return given.rstrip("/") if given else config.url("CADDY_PORT")
+
+
+def reports_dir(config: LabConfig) -> Path:
+    """LAB_REPORTS_DIR, else reports/ in the checkout."""
+    return config.layout.reports_dir
