@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import psycopg2
 from sqlalchemy import create_engine, text
 
-from app.migrate import upgrade
-from app.settings import Settings
+from stack.databases import temporary_pg_database
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
@@ -19,22 +16,8 @@ PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0
 @contextmanager
 def private_database() -> Iterator[str]:
     """Create todolab_bench_<random>, migrate it to head, yield its URL, drop it."""
-    name = f"todolab_bench_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
-    admin.autocommit = True
-    with admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    try:
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
-        url = Settings.from_env({"DATABASE_URL": f"{base}/{name}"}).database_url
-        upgrade(database_url=url)
+    with temporary_pg_database("todolab_bench", admin_url=PG_ADMIN_URL) as url:
         yield url
-    finally:
-        with admin.cursor() as cur:
-            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
-                        (name,))
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.close()
 
 
 def bulk_insert(database_url: str, count: int, width: int = 300) -> None:

@@ -3,7 +3,6 @@ load over every process of every service, `lab down`; optionally `lab demo`."""
 
 from __future__ import annotations
 
-import json
 import subprocess
 import threading
 import time
@@ -13,10 +12,10 @@ from typing import Any
 
 import psutil
 
-from bench import procs
 from bench.runner import load
 from bench.stats import spread, table
-from stack.config import PORT_DEFAULTS
+from stack import launch
+from stack.config import BIN_DIR, LabConfig
 
 
 @dataclass(frozen=True)
@@ -33,30 +32,22 @@ QUICK = Plan(runs=1, load_s=3.0)
 
 def lab_env(var_dir: Path) -> dict[str, str]:
     """A lab of its own: a fresh VAR_DIR and free ports, embedded SQLite (the defaults)."""
-    env = {"VAR_DIR": str(var_dir), "LAB_REPORTS_DIR": str(var_dir / "reports")}
-    env.update({name: str(procs.free_port()) for name in PORT_DEFAULTS})
-    return procs.clean_env(env)
+    # The launcher's own defaults otherwise: development, traced (an empty value is unset).
+    settings = {"LAB_REPORTS_DIR": str(var_dir / "reports"), "APP_ENV": "development",
+                "TRACING_ENABLED": ""}
+    return LabConfig.private(var_dir, settings).env
 
 
 def lab(args: list[str], env: dict[str, str], timeout: float = 180) -> tuple[float, str]:
     """Run `lab ARGS`; returns (seconds, output); raises with the output on failure."""
     started = time.perf_counter()
-    out = subprocess.run([str(procs.BIN / "lab"), *args], env=env, capture_output=True, text=True,
+    out = subprocess.run([str(BIN_DIR / "lab"), *args], env=env, capture_output=True, text=True,
                          timeout=timeout, check=False)
     seconds = time.perf_counter() - started
     if out.returncode != 0:
         raise RuntimeError(f"lab {' '.join(args)} failed ({out.returncode}):\n"
                            f"{(out.stdout + out.stderr)[-3000:]}")
     return seconds, out.stdout + out.stderr
-
-
-def service_pids(var_dir: Path) -> dict[str, int]:
-    """The main pid of every service the lab started, from its pid files."""
-    found = {}
-    for path in sorted((var_dir / "run").glob("*.pid")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        found[str(data["service"])] = int(data["pid"])
-    return found
 
 
 def memory(pids: dict[str, int]) -> dict[str, dict[str, float]]:
@@ -97,7 +88,7 @@ def one_run(tmp: Path, plan: Plan) -> dict[str, Any]:
     env = lab_env(var_dir)
     up_s, _ = lab(["up"], env)
     try:
-        pids = service_pids(var_dir)
+        pids = {name: r.pid for name, r in launch.recorded(LabConfig.from_env(env)).items()}
         time.sleep(2)  # let the first scrapes and the worker's pool settle
         idle = memory(pids)
         peak: dict[str, dict[str, float]] = {}

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from bench import database, procs
 from bench.otlp_sink import OtlpSink
+from bench.procs import port_of
 from bench.runner import load
 from bench.stats import median, spread, table
+from stack.processes import free_port
 
 SEED_TODOS = 60  # more than a page (PAGE_SIZE 50): GET / renders a full page
 
@@ -62,34 +65,30 @@ def config_env(key: str, database_url: str, var_dir: Path, live: str, dead: str)
 def measure(database_url: str, tmp: Path, plan: Plan, keys: str = "abcde") -> dict[str, Any]:
     """Start one gunicorn per configuration, load each endpoint round-robin; raw results."""
     sink = OtlpSink().start()
-    dead = f"http://127.0.0.1:{procs.free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     database.bulk_insert(database_url, SEED_TODOS, width=40)
-    servers: dict[str, tuple[procs.Proc, int]] = {}
     results: dict[str, dict[str, list[dict[str, Any]]]] = {e[0]: {k: [] for k in keys} for e in ENDPOINTS}
-    try:
-        for key in keys:
-            env = config_env(key, database_url, tmp / key, sink.endpoint, dead)
-            servers[key] = procs.start_gunicorn(f"web-{key}", env, tmp / key)
+    with ExitStack() as started:
+        servers = {key: started.enter_context(procs.serve(
+            tmp / key, config_env(key, database_url, tmp / key, sink.endpoint, dead))).web
+            for key in keys}
+        started.callback(sink.stop)
         # CPU time of each server's workers per request: unlike throughput, it hardly moves
         # when other programs on the machine take the cores for a while.
-        meters = {key: procs.CpuMeter(proc.pid) for key, (proc, _) in servers.items()}
+        meters = {key: procs.CpuMeter(web.pid) for key, web in servers.items()}
         for _ in range(plan.rounds):
             for label, method, path, body in ENDPOINTS:
                 # a, b, c, d, then a, b, c, d again: background noise hits all alike.
                 for key in keys:
                     meters[key].lap()
-                    result = load(servers[key][1], path, plan.duration, plan.concurrency,
+                    result = load(port_of(servers[key]), path, plan.duration, plan.concurrency,
                                   plan.warmup, method, body)
                     cpu_s = meters[key].lap()
                     result["cpu_ms_per_request"] = 1000 * cpu_s / max(result["sent"], 1)
                     results[label][key].append(result)
                     if method == "POST":
                         database.trim_to(database_url, SEED_TODOS)
-        access_lines = {key: servers[key][0].output().count('"logger": "app.access"') for key in keys}
-    finally:
-        for proc, _ in servers.values():
-            proc.stop()
-        sink.stop()
+        access_lines = {key: servers[key].output().count('"logger": "app.access"') for key in keys}
     return {"plan": plan.__dict__, "results": results, "access_lines": access_lines,
             "exported_requests": sink.requests, "exported_bytes": sink.bytes}
 

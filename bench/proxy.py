@@ -7,8 +7,10 @@ from typing import Any
 
 from bench import database, procs
 from bench.overhead import SEED_TODOS, Plan, config_env
+from bench.procs import port_of
 from bench.runner import load
 from bench.stats import spread, table
+from stack.processes import free_port
 
 FULL = Plan(rounds=3, duration=5.0, warmup=1.0)
 QUICK = Plan(rounds=1, duration=1.5, warmup=0.5)
@@ -19,28 +21,21 @@ def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
     """Interleave direct and proxied runs of each path."""
     if not database.scalar(database_url, "SELECT count(*) FROM todos"):
         database.bulk_insert(database_url, SEED_TODOS, width=40)
-    dead = f"http://127.0.0.1:{procs.free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
     env = config_env("b", database_url, tmp / "proxy", dead, dead)
-    web, web_port = procs.start_gunicorn("web-proxy", env, tmp / "proxy")
     results: dict[str, dict[str, list[dict[str, Any]]]] = {p: {"direct": [], "caddy": []} for p in PATHS}
-    try:
-        caddy, caddy_port = procs.start_caddy(web_port, tmp / "proxy")
-        web_cpu, caddy_cpu = procs.CpuMeter(web.pid), procs.CpuMeter(caddy.pid)
-        try:
-            for _ in range(plan.rounds):
-                for path in PATHS:
-                    for route, port in (("direct", web_port), ("caddy", caddy_port)):
-                        web_cpu.lap()
-                        caddy_cpu.lap()
-                        result = load(port, path, plan.duration, plan.concurrency, plan.warmup)
-                        sent = max(result["sent"], 1)
-                        result["web_cpu_ms"] = 1000 * web_cpu.lap() / sent
-                        result["caddy_cpu_ms"] = 1000 * caddy_cpu.lap() / sent
-                        results[path][route].append(result)
-        finally:
-            caddy.stop()
-    finally:
-        web.stop()
+    with procs.serve(tmp / "proxy", env, ("web", "caddy")) as running:
+        web_cpu, caddy_cpu = procs.CpuMeter(running.web.pid), procs.CpuMeter(running.caddy.pid)
+        for _ in range(plan.rounds):
+            for path in PATHS:
+                for route, handle in (("direct", running.web), ("caddy", running.caddy)):
+                    web_cpu.lap()
+                    caddy_cpu.lap()
+                    result = load(port_of(handle), path, plan.duration, plan.concurrency, plan.warmup)
+                    sent = max(result["sent"], 1)
+                    result["web_cpu_ms"] = 1000 * web_cpu.lap() / sent
+                    result["caddy_cpu_ms"] = 1000 * caddy_cpu.lap() / sent
+                    results[path][route].append(result)
     return {"plan": plan.__dict__, "results": results}
 
 

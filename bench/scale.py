@@ -10,10 +10,14 @@ from typing import Any
 
 import requests
 
+from app.layout import Layout
 from bench import database, procs
 from bench.overhead import config_env
+from bench.procs import port_of
 from bench.runner import load
 from bench.stats import median, spread, table
+from stack.launch import Handle
+from stack.processes import free_port, wait_until
 
 
 @dataclass(frozen=True)
@@ -34,7 +38,7 @@ LIST_PATHS = {"GET / (page 1)": "/", "GET /api/todos (page 1)": "/api/todos"}
 CONCURRENCY = 4  # below saturation: this measures latency, not throughput
 
 
-def run_export(base: str, worker: procs.Proc, timeout: float = 600) -> dict[str, Any]:
+def run_export(base: str, worker: Handle, timeout: float = 600) -> dict[str, Any]:
     """Start an export through the API, wait for it; its duration and the worker's peak RSS."""
     response = requests.post(f"{base}/export", headers={"Accept": "application/json"},
                              json={}, timeout=10)
@@ -53,14 +57,14 @@ def run_export(base: str, worker: procs.Proc, timeout: float = 600) -> dict[str,
     seconds = (datetime.fromisoformat(state["finished_at"])
                - datetime.fromisoformat(state["started_at"])).total_seconds()
     peak = 0
-    procs.wait_until(lambda: _peak(worker, task_id) > 0, 15, "the worker's 'export finished' line")
+    wait_until(lambda: _peak(worker, task_id) > 0, 15, "the worker's 'export finished' line")
     peak = _peak(worker, task_id)
     return {"rows": state["rows"], "seconds": seconds, "peak_rss_mib": peak / 1024}
 
 
-def _peak(worker: procs.Proc, task_id: str) -> int:
+def _peak(worker: Handle, task_id: str) -> int:
     """peak_rss_kib of the 'export finished' line of task_id, or 0."""
-    for record in procs.json_lines(worker.output()):
+    for record in procs.json_objects(worker.output()):
         if record.get("message") == "export finished" and task_id in str(record.get("task_id")):
             return int(str(record["peak_rss_kib"]))
     return 0
@@ -69,17 +73,19 @@ def _peak(worker: procs.Proc, task_id: str) -> int:
 def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
     """Grow the table step by step, measuring at each size that the plan names."""
     var_dir = tmp / "scale"
-    dead = f"http://127.0.0.1:{procs.free_port()}"
+    dead = f"http://127.0.0.1:{free_port()}"
+    layout = Layout(var_dir)
     env = {**config_env("b", database_url, var_dir, dead, dead),
            # A private embedded broker: nothing else on the machine shares it.
-           "CELERY_BROKER_URL": f"sqla+sqlite:///{var_dir / 'broker.db'}",
-           "CELERY_RESULT_BACKEND": f"db+sqlite:///{var_dir / 'results.db'}"}
+           "CELERY_BROKER_URL": f"sqla+sqlite:///{layout.broker_file}",
+           "CELERY_RESULT_BACKEND": f"db+sqlite:///{layout.results_file}"}
     out: dict[str, Any] = {"plan": plan.__dict__, "latency": {}, "exports": {}}
-    web, port = procs.start_gunicorn("web-scale", env, var_dir)
-    worker = None
-    try:
-        worker = procs.start_celery_worker(env, var_dir)
-        base = f"http://127.0.0.1:{port}"
+    # A solo-child pool that forks a fresh child per task: the peak RSS is one task's.
+    worker_args = ("--loglevel=INFO", "--max-tasks-per-child=1", f"--hostname=bench-{free_port()}@%h")
+    with procs.serve(var_dir, env, ("web", "worker"), worker_concurrency=1,
+                     worker_args=worker_args) as running:
+        port, worker = port_of(running.web), running.worker
+        base = running.web.url
         for size in sorted({*plan.latency_sizes, *plan.export_sizes}):
             have = int(str(database.scalar(database_url, "SELECT count(*) FROM todos")))
             if size > have:
@@ -93,10 +99,6 @@ def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
             if size in plan.export_sizes:
                 out["exports"][size] = [run_export(base, worker)
                                         for _ in range(plan.exports_per_size)]
-    finally:
-        if worker is not None:
-            worker.stop()
-        web.stop()
     return out
 
 

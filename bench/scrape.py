@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import os
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import requests
 
+from app.layout import Layout
 from bench import database, procs
 from bench.overhead import SEED_TODOS, config_env
+from bench.procs import port_of
 from bench.runner import load
 from bench.stats import spread, table
+from stack.processes import free_port
 
 FULL_REQUESTS = 100_000
 QUICK_REQUESTS = 3_000
@@ -32,16 +36,16 @@ def measure(database_url: str, tmp: Path, total: int) -> dict[str, Any]:
     """Start gunicorn with 2 and 4 workers, send total requests to each, then scrape both."""
     if not database.scalar(database_url, "SELECT count(*) FROM todos"):
         database.bulk_insert(database_url, SEED_TODOS, width=40)
-    dead = f"http://127.0.0.1:{procs.free_port()}"
-    servers = {}
+    dead = f"http://127.0.0.1:{free_port()}"
     out: dict[str, Any] = {"requests": total, "workers": {}}
-    try:
+    with ExitStack() as up:
+        servers = {}
         for workers in WORKER_COUNTS:
             var_dir = tmp / f"scrape-{workers}"
-            servers[workers] = procs.start_gunicorn(
-                f"web-{workers}w", config_env("b", database_url, var_dir, dead, dead), var_dir,
-                workers=workers)
-        for workers, (_, port) in servers.items():
+            running = up.enter_context(procs.serve(
+                var_dir, config_env("b", database_url, var_dir, dead, dead), workers=workers))
+            servers[workers] = port_of(running.web)
+        for workers, port in servers.items():
             started = time.perf_counter()
             result = load(port, TRAFFIC, concurrency=16, total=total)
             out["workers"][workers] = {"load_s": time.perf_counter() - started,
@@ -50,20 +54,17 @@ def measure(database_url: str, tmp: Path, total: int) -> dict[str, Any]:
         session = requests.Session()
         for _ in range(SCRAPES):
             # Alternate the two servers so that background load affects both alike.
-            for workers, (_, port) in servers.items():
-                started = time.perf_counter()
+            for workers, port in servers.items():
+                began = time.perf_counter()
                 response = session.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
-                elapsed = (time.perf_counter() - started) * 1000
+                elapsed = (time.perf_counter() - began) * 1000
                 entry = out["workers"][workers]
                 entry["latency_ms"].append(elapsed)
                 entry["bytes"] = len(response.content)
                 entry["series"] = series(response.text)
         for workers in servers:
-            mp_dir = tmp / f"scrape-{workers}" / "prometheus" / "web"
+            mp_dir = Layout(tmp / f"scrape-{workers}").metrics_dir("web")
             out["workers"][workers]["db_files"] = len(os.listdir(mp_dir)) if mp_dir.exists() else 0
-    finally:
-        for proc, _ in servers.values():
-            proc.stop()
     return out
 
 

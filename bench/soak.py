@@ -25,14 +25,14 @@ import psutil
 import psycopg2
 import redis
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from app.layout import PROJECT_ROOT
+from loadtests.run import run_headless
+from stack import launch
+from stack.config import LabConfig
+from stack.errors import StackError
+from stack.private_services import PrivateRedis, private_postgres
 
-from loadtests.run import run_headless  # noqa: E402
-from tests.support.launcher import lab_env, recorded_pids, run_lab  # noqa: E402
-from tests.support.services import PrivateRedis, private_postgres  # noqa: E402
-
-DOC = ROOT / "docs" / "reliability.md"
+DOC = PROJECT_ROOT / "docs" / "reliability.md"
 BEGIN, END = "<!-- soak:begin -->", "<!-- soak:end -->"
 SERVICES = ("web", "worker", "caddy")
 
@@ -53,7 +53,7 @@ class Sample:
 class Sampler:
     """Samples the stack every interval seconds until stopped."""
 
-    var_dir: Path
+    config: LabConfig
     pg_url: str
     redis_url: str
     interval: float
@@ -65,11 +65,11 @@ class Sampler:
         rss: dict[str, float] = {}
         fds: dict[str, int] = {}
         count: dict[str, int] = {}
-        for service, pid in recorded_pids(self.var_dir).items():
+        for service, record in launch.recorded(self.config).items():
             if service not in SERVICES:
                 continue
             try:
-                top = psutil.Process(pid)
+                top = psutil.Process(record.pid)
                 group = [top, *top.children(recursive=True)]
             except psutil.NoSuchProcess:
                 continue
@@ -198,15 +198,18 @@ def main(argv: list[str] | None = None) -> int:
         data_url = pg.create_database("soak")
         broker = PrivateRedis(var_dir / "redis")
         broker.start()
-        env = lab_env(var_dir, {"DATABASE_URL": data_url, "CELERY_BROKER_URL": broker.url,
-                                "CELERY_RESULT_BACKEND": "", "LOG_LEVEL": "INFO"})
+        # What `lab up` runs, traced as it is by default, on free ports in VAR_DIR var_dir.
+        config = LabConfig.private(var_dir, {
+            "DATABASE_URL": data_url, "CELERY_BROKER_URL": broker.url, "CELERY_RESULT_BACKEND": "",
+            "LOG_LEVEL": "INFO", "APP_ENV": "development", "TRACING_ENABLED": ""})
         try:
-            up = run_lab(env, "up", timeout=180)
-            print(up.stdout, up.stderr, sep="")
-            if up.code:
+            try:
+                launch.up(config, timeout=180)
+            except StackError as exc:
+                print(f"the stack did not come up: {exc}", file=sys.stderr)
                 return 1
-            host = f"http://127.0.0.1:{env['CADDY_PORT']}"
-            sampler = Sampler(var_dir, data_url, broker.url, args.sample_every)
+            host = config.url("CADDY_PORT")
+            sampler = Sampler(config, data_url, broker.url, args.sample_every)
             began = time.monotonic()
             thread = threading.Thread(target=sampler.run, args=(began,), daemon=True)
             thread.start()
@@ -221,10 +224,9 @@ def main(argv: list[str] | None = None) -> int:
             thread.join(30)
             sampler.samples.append(sampler.take(began))
             states = export_states(data_url)
-            five_xx = server_errors(var_dir / "log" / "web.jsonl")
+            five_xx = server_errors(config.layout.log("web"))
         finally:
-            down = run_lab(env, "down", timeout=120)
-            print(down.stdout, down.stderr, sep="", end="")
+            launch.down(config)
             broker.kill()
     print(result.summary())
     block, ok = report(args, result, sampler.samples, states, five_xx, started_at)

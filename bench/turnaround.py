@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import procs
 from bench.footprint import lab, lab_env
 from bench.stats import table
+from stack.config import BIN_DIR
 
 FULL_ARGS: list[str] = []  # the demo's own defaults, as `make lab` runs it
 QUICK_ARGS = ["--duration", "10"]
@@ -22,7 +22,7 @@ def measure(tmp: Path, quick: bool) -> dict[str, Any]:
     args = ["demo", *(QUICK_ARGS if quick else FULL_ARGS)]
     started = time.perf_counter()
     try:
-        out = subprocess.run([str(procs.BIN / "lab"), *args], env=env, capture_output=True,
+        out = subprocess.run([str(BIN_DIR / "lab"), *args], env=env, capture_output=True,
                              text=True, timeout=900, check=False)
         code, output = out.returncode, out.stdout + out.stderr
     except subprocess.TimeoutExpired:

@@ -12,7 +12,6 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from app.layout import PROJECT_ROOT, Layout
 from app.settings import PORT_DEFAULTS
@@ -36,6 +35,8 @@ def _port(env: Mapping[str, str], name: str) -> int:
 
 # Every service of the local lab listens on the loopback interface only.
 LOCAL = "127.0.0.1"
+# The virtualenv's scripts (gunicorn, celery, lab), next to the interpreter running us.
+BIN_DIR = Path(os.path.abspath(sys.executable)).parent
 
 
 # Variables of the caller's shell that would point a private stack somewhere else.
@@ -79,8 +80,8 @@ class LabConfig:
 
     @property
     def bin_dir(self) -> Path:
-        """The virtualenv's scripts (gunicorn, celery), next to the interpreter running us."""
-        return Path(os.path.abspath(sys.executable)).parent
+        """The virtualenv's scripts (gunicorn, celery, lab)."""
+        return BIN_DIR
 
     def port(self, name: str) -> int:
         """The port held in variable name (e.g. "WEB_PORT")."""
@@ -99,19 +100,22 @@ class LabConfig:
 
     @classmethod
     def private(cls, var_dir: Path, settings: Mapping[str, str] | None = None,
-                base: Mapping[str, str] | None = None, **options: Any) -> LabConfig:
+                base: Mapping[str, str] | None = None, worker_concurrency: int = 2,
+                worker_args: tuple[str, ...] = ()) -> LabConfig:
         """A stack of its own: VAR_DIR var_dir, every port free, APP_ENV=test, then settings.
 
         base is the environment to start from (os.environ by default) without the
-        variables that would point the stack at another database, broker or VAR_DIR.
-        options: worker_concurrency, worker_args.
+        variables that would point the stack at another database, broker, VAR_DIR or
+        collector.
         """
         env = {k: v for k, v in (os.environ if base is None else base).items()
-               if k not in _NOT_INHERITED}
+               if k not in _NOT_INHERITED and not k.startswith("OTEL_")}
         env.update(zip(PORT_DEFAULTS, map(str, free_ports(len(PORT_DEFAULTS))), strict=True))
-        env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test"})
+        # Untraced unless asked: a private stack measures or tests one thing at a time.
+        env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test", "TRACING_ENABLED": "false"})
         env.update(settings or {})
-        return dataclasses.replace(cls.from_env(env), **options)
+        return dataclasses.replace(cls.from_env(env), worker_concurrency=worker_concurrency,
+                                   worker_args=worker_args)
 
 
 def app_url(config: LabConfig) -> str:

@@ -57,6 +57,16 @@ def inspect(config: LabConfig, service: Service) -> ServiceState:
     return ServiceState(service, record, running)
 
 
+def recorded(config: LabConfig) -> dict[str, PidRecord]:
+    """Every service recorded in the pid files of this lab (on-demand ones included)."""
+    found = {}
+    for path in sorted(config.run_dir.glob("*.pid")):
+        record = processes.read_pid(config.run_dir, path.stem)
+        if record is not None:
+            found[record.service] = record
+    return found
+
+
 def health(service: Service, session: requests.Session) -> str | None:
     """None when service passes its check; else the problem, in a few words."""
     try:

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.migrate import upgrade
 from app.settings import Settings
-from tests.support.databases import reserved_redis_db, temporary_pg_database
+from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support.processes import Proc, start_celery_worker, start_gunicorn
 from tests.support.promdata import RecordedPrometheus, synthetic_prometheus
 

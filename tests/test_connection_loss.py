@@ -8,8 +8,8 @@ from sqlalchemy import text
 
 from app import create_app
 from app.db import db
+from stack.databases import PG_ADMIN_URL
 from tests.conftest import Backend
-from tests.support.databases import PG_ADMIN_URL
 
 
 def test_a_connection_killed_before_teardown_keeps_the_answer(postgres_backend: Backend) -> None:

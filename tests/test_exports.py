@@ -24,8 +24,8 @@ from sqlalchemy import create_engine, text
 
 from app import create_app
 from app.settings import Settings
+from stack.databases import reserved_redis_db
 from tests.conftest import Backend
-from tests.support.databases import reserved_redis_db
 from tests.support.processes import Proc, start_celery_worker, wait_until
 
 HEADER = ["id", "text", "done", "position", "created_at", "updated_at"]

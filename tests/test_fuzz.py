@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 
 from app.migrate import upgrade
 from app.settings import Settings
+from stack.private_services import private_redis
 from tests.support.processes import start_gunicorn
-from tests.support.services import private_redis
 
 pytestmark = pytest.mark.stack
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.support.databases import reserved_redis_db, temporary_pg_database
+from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support.launcher import (
     SERVICES,
     LabRun,

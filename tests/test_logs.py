@@ -19,7 +19,8 @@ import requests
 from app.observability import names
 from app.observability.context import is_well_formed_request_id
 from app.observability.web import client_ip
-from tests.support.observed import access_lines, json_lines, private_redis, stack_env
+from stack.databases import reserved_redis_db
+from tests.support.observed import access_lines, json_lines, stack_env
 from tests.support.processes import Proc, start_celery_worker, start_gunicorn, wait_until
 
 PASSWORD = "s3cret-pw"
@@ -60,7 +61,7 @@ def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     present in the URL, so that any leak would show."""
     url = pg_database_url.replace("://postgres@", f"://postgres:{PASSWORD}@", 1)
     assert PASSWORD in url
-    with private_redis() as broker:
+    with reserved_redis_db() as broker:
         web_dir = tmp_path_factory.mktemp("logs-web")
         worker_dir = tmp_path_factory.mktemp("logs-worker")
         web, base = start_gunicorn(stack_env(url, broker, web_dir), web_dir)

@@ -19,10 +19,10 @@ from prometheus_client import REGISTRY
 from app import create_app
 from app.observability import names
 from app.settings import Settings
+from stack.databases import reserved_redis_db
 from tests.support.observed import (
     access_lines,
     json_lines,
-    private_redis,
     samples,
     stack_env,
     total,
@@ -52,7 +52,7 @@ class Stack:
 @pytest.fixture(scope="module")
 def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """gunicorn (2 workers x 4 threads) and a prefork worker (concurrency 2) of our own."""
-    with private_redis() as broker:
+    with reserved_redis_db() as broker:
         web_dir = tmp_path_factory.mktemp("metrics-web")
         worker_dir = tmp_path_factory.mktemp("metrics-worker")
         web, base = start_gunicorn(stack_env(pg_database_url, broker, web_dir), web_dir)

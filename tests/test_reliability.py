@@ -27,6 +27,7 @@ import requests
 from app.faults import write_faults
 from app.migrate import upgrade
 from app.settings import Settings
+from stack.private_services import PrivateRedis, private_postgres, private_redis
 from tests.support.processes import (
     BIN,
     Proc,
@@ -36,7 +37,6 @@ from tests.support.processes import (
     start_gunicorn,
     wait_until,
 )
-from tests.support.services import PrivateRedis, private_postgres, private_redis
 
 pytestmark = pytest.mark.stack
 

@@ -34,8 +34,8 @@ from app import create_app
 from app.layout import PROJECT_ROOT
 from app.migrate import upgrade
 from app.settings import Settings, SettingsError
+from stack.private_services import PrivatePostgres, private_postgres
 from tests.support.processes import Proc, free_port, start, start_celery_worker, start_gunicorn, wait_until
-from tests.support.services import PrivatePostgres, private_postgres
 
 CADDYFILE = PROJECT_ROOT / "stack" / "caddy" / "Caddyfile"
 PASSWORD = "pw-Zq9-vX3-never-log-me"

@@ -23,7 +23,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from app.observability import names, tracing
-from tests.support.observed import access_lines, json_lines, private_redis, stack_env
+from stack.databases import reserved_redis_db
+from tests.support.observed import access_lines, json_lines, stack_env
 from tests.support.otlp import (
     FakeOtlpReceiver,
     ReceivedSpan,
@@ -65,7 +66,7 @@ class Traced:
 def traced(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
     """gunicorn and a prefork worker exporting spans over OTLP/HTTP to the fake."""
     collector = FakeOtlpReceiver().start()
-    with private_redis() as broker:
+    with reserved_redis_db() as broker:
         web_dir = tmp_path_factory.mktemp("traced-web")
         worker_dir = tmp_path_factory.mktemp("traced-worker")
         extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
@@ -311,7 +312,7 @@ def test_requests_never_suffer_from_a_dead_or_mute_collector(
 def test_the_worker_reports_a_dead_collector_once_and_still_runs_exports(
     pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    with private_redis() as broker:
+    with reserved_redis_db() as broker:
         web_dir, worker_dir = (tmp_path_factory.mktemp(n) for n in ("dead-web", "dead-worker"))
         extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": closed_port_endpoint()}
         web, base = start_gunicorn(traced_env(pg_database_url, broker, web_dir, **extra),

@@ -2,48 +2,30 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 from collections.abc import Iterator, Mapping
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
-LAB = Path(sys.executable).parent / "lab"
-SERVICES = ("web", "worker", "caddy", "prometheus")
-PORT_VARS = ("CADDY_PORT", "WEB_PORT", "WORKER_METRICS_PORT", "PROMETHEUS_PORT",
-             "CADDY_METRICS_PORT", "LOCUST_PORT", "JUPYTER_PORT")
-# Variables of the caller's shell that would point the lab somewhere else than the test wants.
-_SCRUBBED = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "EXPORT_DIR",
-             "PROMETHEUS_MULTIPROC_DIR", "LOG_FILE", "TRACE_FILE", "TRACING_ENABLED",
-             "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "LAB_CADDYFILE")
+from app.layout import PROJECT_ROOT
+from stack import launch, topology
+from stack.config import BIN_DIR, PORT_DEFAULTS, LabConfig
 
-
-def free_ports(count: int) -> list[int]:
-    """count distinct TCP ports nobody listens on (all held open until all are chosen)."""
-    with ExitStack() as stack:
-        ports = []
-        for _ in range(count):
-            sock = stack.enter_context(socket.socket())
-            sock.bind(("127.0.0.1", 0))
-            ports.append(int(sock.getsockname()[1]))
-    return ports
+ROOT = PROJECT_ROOT
+LAB = BIN_DIR / "lab"
+SERVICES = topology.SERVICE_NAMES
+PORT_VARS = tuple(PORT_DEFAULTS)
 
 
 def lab_env(var_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Our environment with a private VAR_DIR and every lab port set to a free one."""
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED}
-    env.update(zip(PORT_VARS, map(str, free_ports(len(PORT_VARS))), strict=True))
-    env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test"})
-    env.update(extra or {})
-    return env
+    """Our environment with a private VAR_DIR and every lab port set to a free one; traced
+    by default, as `lab up` is (an empty TRACING_ENABLED is unset)."""
+    return LabConfig.private(var_dir, {"TRACING_ENABLED": "", **(extra or {})}).env
 
 
 @dataclass(frozen=True)
@@ -66,12 +48,8 @@ def run_lab(env: Mapping[str, str], *args: str, timeout: float = 120) -> LabRun:
 
 def recorded_pids(var_dir: Path) -> dict[str, int]:
     """service -> pid, from the pid files `lab up` wrote."""
-    pids = {}
-    for service in SERVICES:
-        path = var_dir / "run" / f"{service}.pid"
-        if path.exists():
-            pids[service] = int(json.loads(path.read_text())["pid"])
-    return pids
+    config = LabConfig.from_env({"VAR_DIR": str(var_dir)})
+    return {name: record.pid for name, record in launch.recorded(config).items()}
 
 
 def session_processes(session_ids: set[int]) -> list[psutil.Process]:

@@ -9,12 +9,6 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.databases import reserved_redis_db
-
-# A Redis database number of our own: our worker must be the only consumer of our exports;
-# a worker of another test module on the same queue would take some and spoil the counts.
-private_redis = reserved_redis_db
-
 
 def stack_env(database_url: str, broker_url: str, var_dir: Path, **extra: str) -> dict[str, str]:
     """The environment of a web or worker process with a VAR_DIR (metrics files) of its own."""

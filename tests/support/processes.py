@@ -1,94 +1,38 @@
-"""Start and stop the real processes the tests run against (gunicorn, Celery, ...)."""
+"""Start and stop the real processes the tests run against (gunicorn, Celery, ...), on the
+stack library's process primitives (stack.processes)."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
-import requests
+from app.layout import PROJECT_ROOT
+from stack import processes
+from stack.config import BIN_DIR
+from stack.processes import Proc, free_port, http_session, wait_until
 
-ROOT = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
+__all__ = ["BIN", "ROOT", "Proc", "free_port", "http_ok", "start", "start_celery_worker",
+           "start_gunicorn", "wait_until"]
 
-
-def free_port() -> int:
-    """A TCP port nobody listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll check() until it is true; fail with what after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    last: BaseException | None = None
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except Exception as exc:
-            last = exc
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last error: {last!r})")
-
-
-@dataclass
-class Proc:
-    """A child process with its output going to a log file."""
-
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    env: dict[str, str] = field(default_factory=dict)
-
-    def output(self) -> str:
-        """Everything the process has written so far."""
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    def alive(self) -> bool:
-        """True while the process runs."""
-        return self.popen.poll() is None
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Signal the process group and wait; SIGKILL if it does not go."""
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, sig)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.popen.pid, signal.SIGKILL)
-                self.popen.wait(10)
-        return self.popen.returncode
+ROOT = PROJECT_ROOT
+BIN = BIN_DIR
 
 
 def start(name: str, argv: list[str], env: Mapping[str, str], log_dir: Path) -> Proc:
-    """Start argv in its own process group with env added to ours; output to a log file."""
-    log_dir.mkdir(parents=True, exist_ok=True)
-    log_path = log_dir / f"{name}.out"
+    """Start argv in its own process group with env added to ours; output to log_dir/<name>.out."""
     full_env = {**os.environ, **env}
     full_env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     if "PROMETHEUS_MULTIPROC_DIR" in env:
         full_env["PROMETHEUS_MULTIPROC_DIR"] = env["PROMETHEUS_MULTIPROC_DIR"]
-    fh = open(log_path, "ab")  # noqa: SIM115 (the child owns it)
-    popen = subprocess.Popen(
-        argv, cwd=ROOT, env=full_env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    fh.close()
-    return Proc(name, popen, log_path, dict(env))
+    proc = processes.start(name, argv, full_env, ROOT, log_dir / f"{name}.out")
+    proc.env = dict(env)
+    return proc
 
 
 def http_ok(url: str) -> bool:
     """True when url answers 200."""
-    return requests.get(url, timeout=2).status_code == 200
+    return http_session().get(url, timeout=2).status_code == 200
 
 
 def start_gunicorn(

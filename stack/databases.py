@@ -1,5 +1,5 @@
-"""Private databases on the shared test services: a PostgreSQL database and a Redis database
-number that belong to one test run or module, and are dropped/flushed afterwards.
+"""Private databases on the shared services: a PostgreSQL database and a Redis database number
+that belong to one test run, module or benchmark, and are dropped/flushed afterwards.
 
 Several test runs (and modules with workers of their own) share one PostgreSQL and one
 Redis; a worker that consumed another module's queue would spoil its counts, so each takes
@@ -43,15 +43,16 @@ def reserved_redis_db() -> Iterator[str]:
 
 
 @contextmanager
-def temporary_pg_database(prefix: str = "todolab_test", migrate: bool = True) -> Iterator[str]:
+def temporary_pg_database(prefix: str = "todolab_test", migrate: bool = True,
+                          admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
     """A fresh PostgreSQL database (migrated to head unless told not to), dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin = psycopg2.connect(admin_url)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
             cur.execute(f'CREATE DATABASE "{name}"')
-        base = PG_ADMIN_URL.rsplit("/", 1)[0]
+        base = admin_url.rsplit("/", 1)[0]
         url = Settings.from_env({"DATABASE_URL": f"{base}/{name}"}).database_url
         if migrate:
             upgrade(database_url=url)

@@ -1,7 +1,7 @@
-"""Private PostgreSQL and Redis instances that tests may stop, kill and restart.
+"""Private PostgreSQL and Redis instances that tests and benchmarks may stop, kill and restart.
 
-The machine's shared PostgreSQL and Redis serve other test runs: outage tests never touch
-them. Each instance here lives in a temporary directory, listens on a free loopback port
+The machine's shared PostgreSQL and Redis serve other runs: outage tests and the soak never
+touch them. Each instance here lives in a temporary directory, listens on a free loopback port
 and is gone when the test ends.
 """
 
@@ -22,7 +22,8 @@ from pathlib import Path
 import psycopg2
 import redis
 
-from tests.support.processes import Proc, free_port, start, wait_until
+from app.layout import PROJECT_ROOT
+from stack.processes import Proc, free_port, start, wait_until
 
 
 def _pg_bin(name: str) -> str:
@@ -163,7 +164,8 @@ class PrivateRedis:
                 "--bind", "127.0.0.1", "--save", "", "--dir", str(self.root)]
         # compose runs Redis with --appendonly yes: queued messages survive a restart.
         argv += ["--appendonly", "yes" if self.persistent else "no"]
-        self.proc = start(f"redis-{self.port}", argv, {}, self.root)
+        self.proc = start(f"redis-{self.port}", argv, os.environ, PROJECT_ROOT,
+                          self.root / f"redis-{self.port}.out")
         wait_until(self.accepts, 20, "the private Redis to answer PING")
 
     def stop(self) -> None:
