@@ -15,7 +15,7 @@ import psutil
 from bench.runner import load
 from bench.stats import spread, table
 from stack import launch
-from stack.config import BIN_DIR, LabConfig
+from stack.config import BIN_DIR, LabConfig, private_env
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def lab_env(var_dir: Path) -> dict[str, str]:
     # The launcher's own defaults otherwise: development, traced (an empty value is unset).
     settings = {"LAB_REPORTS_DIR": str(var_dir / "reports"), "APP_ENV": "development",
                 "TRACING_ENABLED": ""}
-    return LabConfig.private(var_dir, settings).env
+    return private_env(var_dir, settings)
 
 
 def lab(args: list[str], env: dict[str, str], timeout: float = 180) -> tuple[float, str]:

@@ -102,20 +102,26 @@ class LabConfig:
     def private(cls, var_dir: Path, settings: Mapping[str, str] | None = None,
                 base: Mapping[str, str] | None = None, worker_concurrency: int = 2,
                 worker_args: tuple[str, ...] = ()) -> LabConfig:
-        """A stack of its own: VAR_DIR var_dir, every port free, APP_ENV=test, then settings.
+        """A stack of its own (see private_env), with these worker options."""
+        return dataclasses.replace(cls.from_env(private_env(var_dir, settings, base)),
+                                   worker_concurrency=worker_concurrency, worker_args=worker_args)
 
-        base is the environment to start from (os.environ by default) without the
-        variables that would point the stack at another database, broker, VAR_DIR or
-        collector.
-        """
-        env = {k: v for k, v in (os.environ if base is None else base).items()
-               if k not in _NOT_INHERITED and not k.startswith("OTEL_")}
-        env.update(zip(PORT_DEFAULTS, map(str, free_ports(len(PORT_DEFAULTS))), strict=True))
-        # Untraced unless asked: a private stack measures or tests one thing at a time.
-        env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test", "TRACING_ENABLED": "false"})
-        env.update(settings or {})
-        return dataclasses.replace(cls.from_env(env), worker_concurrency=worker_concurrency,
-                                   worker_args=worker_args)
+
+def private_env(var_dir: Path, settings: Mapping[str, str] | None = None,
+                base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The environment of a stack of its own: VAR_DIR var_dir, every port free, APP_ENV=test,
+    untraced, then settings (not validated here: `lab` reports a bad one itself).
+
+    base is the environment to start from (os.environ by default) without the variables
+    that would point the stack at another database, broker, VAR_DIR or collector.
+    """
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if k not in _NOT_INHERITED and not k.startswith("OTEL_")}
+    env.update(zip(PORT_DEFAULTS, map(str, free_ports(len(PORT_DEFAULTS))), strict=True))
+    # Untraced unless asked: a private stack measures or tests one thing at a time.
+    env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test", "TRACING_ENABLED": "false"})
+    env.update(settings or {})
+    return env
 
 
 def app_url(config: LabConfig) -> str:

@@ -14,7 +14,7 @@ import psutil
 
 from app.layout import PROJECT_ROOT
 from stack import launch, topology
-from stack.config import BIN_DIR, PORT_DEFAULTS, LabConfig
+from stack.config import BIN_DIR, PORT_DEFAULTS, LabConfig, private_env
 
 ROOT = PROJECT_ROOT
 LAB = BIN_DIR / "lab"
@@ -25,7 +25,7 @@ PORT_VARS = tuple(PORT_DEFAULTS)
 def lab_env(var_dir: Path, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """Our environment with a private VAR_DIR and every lab port set to a free one; traced
     by default, as `lab up` is (an empty TRACING_ENABLED is unset)."""
-    return LabConfig.private(var_dir, {"TRACING_ENABLED": "", **(extra or {})}).env
+    return private_env(var_dir, {"TRACING_ENABLED": "", **(extra or {})})
 
 
 @dataclass(frozen=True)
