@@ -3,7 +3,7 @@ are stopped or restarted for real while the stack serves, and the test asserts w
 sees and that nothing answered 2xx is lost.
 
 The shared PostgreSQL and Redis are never touched: outages happen on private instances
-(tests/support/services.py). Timings are printed; only generous bounds are asserted.
+(stack/private_services.py). Timings are printed; only generous bounds are asserted.
 """
 
 from __future__ import annotations

@@ -69,8 +69,8 @@ def test_a_jupyterlab_left_running_on_the_tracked_notebooks_is_not_reused(
 
     import psutil
 
-    from lab import procs
     from lab.cli import main
+    from stack import processes as procs
 
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
     config = LabConfig.from_env()
