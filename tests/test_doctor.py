@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from stack.config import PORT_DEFAULTS
+from lab.commands.doctor import system_programs
+from stack.config import PORT_DEFAULTS, LabConfig
 from tests.support.processes import ROOT, free_port
 
 
@@ -39,7 +41,7 @@ def test_doctor_passes_on_this_machine(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.rstrip().endswith("ready")
     checks = lines(result)
-    for name in ("python", "disk", "caddy", "prometheus", "gunicorn", "celery"):
+    for name in ("python", "disk", "gunicorn", "celery", *system_programs(LabConfig.from_env())):
         assert checks[name].startswith("ok"), checks.get(name)
     ports = [line for name, line in checks.items() if name.startswith("port ")]
     assert len(ports) == len(PORT_DEFAULTS) and all(p.startswith("ok") for p in ports), ports
@@ -87,9 +89,9 @@ def test_docker_blocks_only_when_the_room_uses_it(tmp_path: Path, required: bool
     """Without Docker, `lab doctor --docker` fails; plain `lab doctor` only warns."""
     bare = tmp_path / "bin"
     bare.mkdir()
-    for program in ("caddy", "prometheus"):
-        found = subprocess.run(["sh", "-c", f"command -v {program}"], capture_output=True,
-                               text=True, check=True).stdout.strip()
+    for program in system_programs(LabConfig.from_env()):
+        found = shutil.which(program)
+        assert found, f"{program} is not installed here (make system-deps)"
         (bare / program).symlink_to(found)
     result = doctor(tmp_path, *(["--docker"] if required else []), PATH=str(bare))
     assert result.returncode == (1 if required else 0), result.stdout

@@ -42,7 +42,7 @@ class Finding:
 
     def line(self) -> str:
         """The one line printed for this check."""
-        text = f"{self.status:<4}  {self.name:<18} {self.detail}"
+        text = f"{self.status:<4}  {self.name:<18}  {self.detail}"
         return f"{text}; fix: {self.fix}" if self.fix and self.status != "ok" else text
 
 
@@ -93,23 +93,32 @@ def check_disk(config: LabConfig) -> Finding:
                    "free some space on that disk, or point VAR_DIR at another one")
 
 
+def system_programs(config: LabConfig) -> dict[str, str]:
+    """The system programs the lab needs, each with its Debian package, as the installer lists
+    them (stack/install-system-deps.sh, its `wanted` table before the tests' additions)."""
+    script = (config.root / "stack" / "install-system-deps.sh").read_text(encoding="utf-8")
+    table = script.split("declare -A wanted=(", 1)[1].split("\n)", 1)[0]
+    return dict(re.findall(r"^\s*\[([\w.+-]+)\]=([\w.+-]+)", table, re.MULTILINE))
+
+
 def check_binaries(config: LabConfig) -> Iterator[Finding]:
-    """Every program the native path starts: system packages on PATH, the venv's scripts."""
+    """Every program the native path runs: the venv's scripts, the system packages on PATH."""
     path = config.env.get("PATH", os.defpath)
     for service in topology.build(config):
         program = service.argv[0]
         if service.package:
-            found = shutil.which(program, path=path)
-            if found:
-                yield Finding(program, "ok", found)
-            else:
-                yield Finding(program, "FAIL", "not found on PATH",
-                              install_line(service.package, path))
-        elif Path(program).is_file():
+            continue  # a system program: listed by the installer, checked below
+        if Path(program).is_file():
             yield Finding(Path(program).name, "ok", program)
         else:
             yield Finding(Path(program).name, "FAIL", f"{program} is missing",
                           "`make lab` (installs the lab's Python packages into .venv)")
+    for program, package in system_programs(config).items():
+        found = shutil.which(program, path=path)
+        if found:
+            yield Finding(program, "ok", found)
+        else:
+            yield Finding(program, "FAIL", "not found on PATH", install_line(package, path))
 
 
 def check_ports(config: LabConfig) -> Iterator[Finding]:
