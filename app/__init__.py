@@ -13,11 +13,12 @@ from app.settings import Settings, SettingsError
 
 __all__ = ["Settings", "SettingsError", "create_app"]
 
-WEB_SERVICE = "todo-web"
+def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
+    """Build the app from settings (the environment's by default), then test_config on top.
 
-
-def create_app(config: Mapping[str, Any] | None = None) -> Flask:
-    """Build the app. config may hold "SETTINGS" (a Settings) and Flask config overrides."""
+    As in Flask's tutorial: test_config holds Flask config overrides (TESTING, ...). The
+    process's logging is its entry point's business (app.wsgi, worker.make_celery).
+    """
     from app import db, errors
     from app.admin import bp as admin_bp
     from app.api import bp as api_bp
@@ -25,13 +26,11 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from app.faults import switchboard
     from app.health import bp as health_bp
     from app.jobs import celery_init_app
-    from app.observability import web
-    from app.observability.logging import configure_logging
+    from app.observability import names, web
     from app.observability.tracing import instrument_engine, setup_tracing
     from app.todos import bp as todos_bp
 
-    overrides = dict(config or {})
-    settings: Settings = overrides.pop("SETTINGS", None) or Settings.from_env()
+    settings = settings or Settings.from_env()
 
     from app.validation import Request
 
@@ -50,11 +49,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
         SETTINGS=settings,
         JSON_SORT_KEYS=False,
     )
-    app.config.update(overrides)
+    app.config.from_mapping(test_config or {})
 
-    if not overrides.get("KEEP_LOGGING"):
-        configure_logging(WEB_SERVICE, settings.log_level, settings.log_file)
-    tracing = setup_tracing(settings, WEB_SERVICE)
+    tracing = setup_tracing(settings, names.WEB_SERVICE)
     if tracing:
         from app.observability.tracing import instrument_flask
 

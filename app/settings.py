@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,8 +41,21 @@ PORT_DEFAULTS: dict[str, int] = {
 }
 
 
+# The exit status of every entry point (web, worker, lab) refused by a bad setting.
+CONFIG_ERROR_EXIT = 2
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message is one line that names it."""
+
+
+def settings_or_exit(service: str) -> Settings:
+    """The settings of an entry point; a bad one is one line naming it, and exit status 2."""
+    try:
+        return Settings.from_env()
+    except SettingsError as exc:  # a clear one-line message instead of a traceback
+        print(f"{service}: configuration error: {exc}", file=sys.stderr)
+        raise SystemExit(CONFIG_ERROR_EXIT) from None
 
 
 def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str, ...]) -> str:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sys
-
 from app import create_app
-from app.settings import SettingsError
+from app.observability.logging import configure_logging
+from app.observability.names import WEB_SERVICE
+from app.settings import settings_or_exit
 
-try:
-    app = create_app()
-except SettingsError as exc:
-    print(f"todo-web: configuration error: {exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+settings = settings_or_exit(WEB_SERVICE)
+# The process's logging belongs to its entry point, not to the factory tests call.
+configure_logging(WEB_SERVICE, settings.log_level, settings.log_file)
+app = create_app(settings=settings)

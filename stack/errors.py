@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-# The exit code of a configuration error, the same for every entry point (web, worker, lab).
-CONFIG_ERROR_EXIT = 2
+from app.settings import CONFIG_ERROR_EXIT
+
+__all__ = ["CONFIG_ERROR_EXIT", "StackError"]
 
 
 class StackError(Exception):

@@ -9,19 +9,15 @@ Telemetry is set up after fork; the app is never preloaded in the master.
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from gunicorn.glogging import Logger
 
 from app.observability.logging import as_json_handler
-from app.settings import Settings, SettingsError
+from app.observability.names import WEB_SERVICE
+from app.settings import settings_or_exit
 
-try:
-    _settings = Settings.from_env()
-except SettingsError as _exc:
-    print(f"todo-web: configuration error: {_exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+_settings = settings_or_exit(WEB_SERVICE)
 
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.layout.metrics_dir("web")))
 
@@ -54,7 +50,7 @@ class JsonLogger(Logger):  # type: ignore[misc]
         """Let gunicorn build its handlers, then give them our formatter."""
         super().setup(cfg)
         for handler in self.error_log.handlers:
-            as_json_handler(handler, "todo-web")
+            as_json_handler(handler, WEB_SERVICE)
 
 
 logger_class = JsonLogger
@@ -89,7 +85,7 @@ def post_fork(server: Any, worker: Any) -> None:
     from app.observability.metrics import declare_job_series
     from app.observability.tracing import setup_tracing
 
-    setup_tracing(_settings, "todo-web")
+    setup_tracing(_settings, WEB_SERVICE)
     declare_job_series(names.JOB_TYPES, (names.JOB_ENQUEUED,), _settings.app_env)
 
 

@@ -136,7 +136,7 @@ def backend(request: pytest.FixtureRequest) -> Backend:
 def app(backend: Backend) -> Iterator[Flask]:
     """A fresh app per test over empty tables."""
     backend.clean()
-    application = create_app({"SETTINGS": backend.settings(), "TESTING": True, "KEEP_LOGGING": True})
+    application = create_app({"TESTING": True}, settings=backend.settings())
     yield application
     with application.app_context():
         from app.db import db

@@ -13,7 +13,7 @@ from tests.conftest import Backend
 
 
 def test_a_connection_killed_before_teardown_keeps_the_answer(postgres_backend: Backend) -> None:
-    app = create_app({"SETTINGS": postgres_backend.settings(), "KEEP_LOGGING": True})
+    app = create_app(settings=postgres_backend.settings())
 
     @app.post("/test-only/write-then-lose-connection")
     def write_then_lose_connection():  # type: ignore[no-untyped-def]

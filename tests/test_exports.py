@@ -148,8 +148,7 @@ def test_unknown_export_ids_are_404(client: FlaskClient, task_id: str) -> None:
 
 def test_broker_down_answers_503_and_records_the_failure(backend: Backend, tmp_path: Path) -> None:
     closed = "redis://127.0.0.1:9/0"  # discard port: nothing listens
-    app = create_app({"SETTINGS": backend.settings(CELERY_BROKER_URL=closed, BROKER_TIMEOUT="1"),
-                      "KEEP_LOGGING": True})
+    app = create_app(settings=backend.settings(CELERY_BROKER_URL=closed, BROKER_TIMEOUT="1"))
     client = app.test_client()
     started = time.monotonic()
     response = client.post("/export")
@@ -192,7 +191,7 @@ def solo(backend: Backend, tmp_path: Path) -> Iterator[Solo]:
         proc, _ = start_celery_worker(env, tmp_path, concurrency=1, name="solo",
                                       extra_args=("--max-tasks-per-child=1",))
         stack.callback(proc.stop)
-        app = create_app({"SETTINGS": Settings.from_env(env), "KEEP_LOGGING": True})
+        app = create_app(settings=Settings.from_env(env))
         yield Solo(proc, app.test_client(), Path(app.config["EXPORT_DIR"]))
 
 
@@ -264,7 +263,7 @@ def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_s
     backend.clean()
     with ExitStack() as stack:
         env = {**private_broker_env(backend, stack, tmp_path), "STALE_EXPORT_AFTER": "60"}
-        app = create_app({"SETTINGS": Settings.from_env(env), "KEEP_LOGGING": True})
+        app = create_app(settings=Settings.from_env(env))
         client = app.test_client()
         client.post("/api/todos", json={"text": "survives a lost message"})
         from app.db import db

@@ -221,7 +221,7 @@ def test_a_500_is_counted_logged_and_answered_with_its_request_id(
     settings = Settings.from_env(
         stack_env(pg_database_url, "redis://127.0.0.1:6379/0", tmp_path)
     )
-    app = create_app({"SETTINGS": settings, "TESTING": True, "KEEP_LOGGING": True})
+    app = create_app({"TESTING": True}, settings=settings)
 
     @app.get("/boom")
     def boom() -> str:

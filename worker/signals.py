@@ -30,7 +30,6 @@ from app.observability.metrics import (
 from app.observability.tracing import flush_tracing, setup_tracing
 from app.settings import Settings, mask_url
 
-WORKER_SERVICE = "todo-worker"
 log = logging.getLogger(__name__)
 _started: dict[str, float] = {}
 
@@ -79,7 +78,7 @@ def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
 
     def setup_logging(**_: Any) -> None:
         # Taking this signal stops Celery from replacing our JSON handlers.
-        configure_logging(WORKER_SERVICE, settings.log_level, settings.log_file)
+        configure_logging(names.WORKER_SERVICE, settings.log_level, settings.log_file)
 
     # Celery sends setup_logging only after worker_init and its privilege check, whose
     # messages would otherwise reach stdout as plain text: configure JSON logging now.
@@ -117,7 +116,7 @@ def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
             (names.JOB_STARTED, names.JOB_SUCCEEDED, names.JOB_FAILED, names.JOB_RETRIED),
             environment,
         )
-        if setup_tracing(settings, WORKER_SERVICE):
+        if setup_tracing(settings, names.WORKER_SERVICE):
             # A SIGTERM sent to the whole process group (Ctrl-C's cousin, systemd's
             # control-group kill, our tests) kills pool children with the default action,
             # skipping worker_process_shutdown: flush buffered spans first, then die of the

@@ -50,6 +50,10 @@ F_PID: Final = "pid"
 F_ENDPOINT: Final = "endpoint"
 
 ACCESS_LOGGER: Final = "app.access"
+
+# Service names (the `service` log field, the spans' service.name, the config-error line).
+WEB_SERVICE: Final = "todo-web"
+WORKER_SERVICE: Final = "todo-worker"
 REQUEST_ID_HEADER: Final = "X-Request-ID"
 # Celery message header that carries the web request id into the worker's log lines.
 TASK_REQUEST_ID_HEADER: Final = "lab_request_id"
