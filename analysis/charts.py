@@ -126,3 +126,24 @@ def plot_job_outcomes(prometheus: prom.Prometheus, start: datetime, end: datetim
     ax.set_ylabel("jobs")
     ax.set_title("Background job outcomes during the run")
     return counts
+
+
+def plot_rate_windows(prometheus: prom.Prometheus, template: str, windows: Iterable[str],
+                      start: datetime, end: datetime, faults: Iterable[FaultWindow] = (),
+                      ax: Axes | None = None, step_s: float | None = None) -> pd.DataFrame:
+    """One line per rate window of the same query (`template` holds `{w}`), fault shaded.
+
+    The windows are not checked against the scrape interval: showing what a too-short
+    window does is the point. Returns the plotted points with a `window` column.
+    """
+    ax = _axes(ax)
+    lo, hi = _padded(start, end)
+    frames = []
+    for window in windows:
+        frame = prometheus.range(template.format(w=window), lo, hi, step_s).assign(window=window)
+        frames.append(frame)
+        ax.plot(frame["timestamp"], frame["value"], marker=".", markersize=3, label=f"[{window}]")
+    _shade(ax, faults)
+    ax.set_title(template.format(w="window"))
+    ax.legend(loc="upper left", fontsize="small")
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()

@@ -106,21 +106,30 @@ def endpoint_errors(access: pd.DataFrame, endpoint: str) -> tuple[int, int]:
     return logs.status_share(mine, r"5\d\d")
 
 
+def fault_window_requests(log_frame: pd.DataFrame, run: RunRecord,
+                          fault: FaultWindow) -> tuple[pd.DataFrame, pd.DataFrame, float]:
+    """(inside, outside, slack_ms): the run's access lines of the fault's endpoint, split by its window.
+
+    A request reads the switchboard when it starts and is logged when it ends: an answer
+    that began inside the window can be logged up to one request duration after it, so the
+    window is extended by the endpoint's longest duration (slack_ms).
+    """
+    access = logs.between(logs.access_lines(log_frame), pd.Timestamp(run.start), pd.Timestamp(run.end))
+    mine = access[access[names.F_ENDPOINT] == fault.endpoint]
+    slack_ms = float(mine[names.F_DURATION_MS].max()) if len(mine) else 0.0
+    slack = timedelta(milliseconds=slack_ms)
+    stamp = mine[names.F_TIMESTAMP]
+    inside = mine[(stamp >= pd.Timestamp(fault.on)) & (stamp < pd.Timestamp(fault.off) + slack)]
+    return inside, mine.drop(inside.index), slack_ms
+
+
 def fault_window_checks(prometheus: prom.Prometheus, log_frame: pd.DataFrame, run: RunRecord,
                         fault: FaultWindow) -> list[Check]:
     """What an injected error_rate on one endpoint must look like in the logs and Prometheus."""
     endpoint = fault.endpoint
     if not fault.name.startswith("error_rate") or endpoint is None:
         raise ValueError(f"{fault.name}: only error_rate.ENDPOINT faults are checked here")
-    access = logs.between(logs.access_lines(log_frame), pd.Timestamp(run.start), pd.Timestamp(run.end))
-    mine = access[access[names.F_ENDPOINT] == endpoint]
-    # A request reads the switchboard when it starts and is logged when it ends: an answer
-    # that began inside the window can be logged up to one request duration after it.
-    slack_ms = float(mine[names.F_DURATION_MS].max()) if len(mine) else 0.0
-    slack = timedelta(milliseconds=slack_ms)
-    stamp = mine[names.F_TIMESTAMP]
-    inside = mine[(stamp >= pd.Timestamp(fault.on)) & (stamp < pd.Timestamp(fault.off) + slack)]
-    outside = mine.drop(inside.index)
+    inside, outside, slack_ms = fault_window_requests(log_frame, run, fault)
     errors_in, total_in = logs.status_share(inside, r"5\d\d")
     errors_out, _ = logs.status_share(outside, r"5\d\d")
     observed_rate = errors_in / total_in if total_in else math.nan
