@@ -130,8 +130,9 @@ def plot_job_outcomes(prometheus: prom.Prometheus, start: datetime, end: datetim
 
 def plot_rate_windows(prometheus: prom.Prometheus, template: str, windows: Iterable[str],
                       start: datetime, end: datetime, faults: Iterable[FaultWindow] = (),
-                      ax: Axes | None = None, step_s: float | None = None) -> pd.DataFrame:
-    """One line per rate window of the same query (`template` holds `{w}`), fault shaded.
+                      ax: Axes | None = None, step_s: float | None = None,
+                      title: str = "the same query, one line per rate window") -> pd.DataFrame:
+    """One line per rate window of the same query (`{w}` in template stands for it), fault shaded.
 
     The windows are not checked against the scrape interval: showing what a too-short
     window does is the point. Returns the plotted points with a `window` column.
@@ -140,10 +141,31 @@ def plot_rate_windows(prometheus: prom.Prometheus, template: str, windows: Itera
     lo, hi = _padded(start, end)
     frames = []
     for window in windows:
-        frame = prometheus.range(template.format(w=window), lo, hi, step_s).assign(window=window)
+        frame = prometheus.range(template.replace("{w}", window), lo, hi, step_s).assign(window=window)
         frames.append(frame)
         ax.plot(frame["timestamp"], frame["value"], marker=".", markersize=3, label=f"[{window}]")
     _shade(ax, faults)
-    ax.set_title(template.format(w="window"))
+    ax.set_title(title)
     ax.legend(loc="upper left", fontsize="small")
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
+def plot_latency_by_endpoint(prometheus: prom.Prometheus, start: datetime, end: datetime,
+                             quantile: float = 0.95, ax: Axes | None = None,
+                             endpoints: Iterable[str] | None = None) -> pd.DataFrame:
+    """One latency-quantile line per endpoint (keep `le` and `endpoint`), objective dashed."""
+    ax = _axes(ax)
+    window = rate_window(prometheus)
+    query = (f"histogram_quantile({quantile:g}, sum by (le, endpoint) "
+             f"(rate({names.HTTP_REQUEST_DURATION}_bucket[{window}])))")
+    frame = prometheus.range(query, *_padded(start, end))
+    wanted = set(endpoints) if endpoints is not None else None
+    for endpoint, group in frame.groupby("endpoint") if len(frame) else []:
+        if wanted is None or endpoint in wanted:
+            ax.plot(group["timestamp"], group["value"], label=str(endpoint))
+    ax.axhline(names.LATENCY_OBJECTIVE_SECONDS, color="tab:red", linestyle="--",
+               label=f"objective {names.LATENCY_OBJECTIVE_SECONDS:g} s")
+    ax.set_ylabel("seconds")
+    ax.set_title(f"p{quantile * 100:g} latency per endpoint (rate[{window}])")
+    ax.legend(loc="upper left", fontsize="small")
+    return frame

@@ -136,6 +136,52 @@ def _same_series(answer: Any, series: Any) -> bool:
         return False
 
 
+def _choice_advice(advice: Mapping[str, str]) -> dict[str, Mistake]:
+    """A choice's wrong keys -> their advice, as Mistakes."""
+    return {key: Mistake(text) for key, text in advice.items()}
+
+
+def _close_to(answer: Any, value: Any, rel: float = 1e-3) -> bool:
+    """True when answer is a number within rel of value (for `when` tests of numbers)."""
+    try:
+        got, want = float(answer), float(value)
+    except (TypeError, ValueError):
+        return False
+    return abs(got - want) <= max(rel * abs(want), 1e-9)
+
+
+def _worker_gap(frame: Any, request_id: str, last: bool = False) -> float:
+    """Seconds from a request's access line to the worker's first (or last) line of its task."""
+    mine = frame[frame["request_id"] == request_id]
+    sent = mine.loc[mine["logger"] == "app.access", "timestamp"].min()
+    worker = mine.loc[mine["service"] == "todo-worker", "timestamp"]
+    return float(((worker.max() if last else worker.min()) - sent).total_seconds())
+
+
+def _queue_ms(spans: Any, from_start: bool = False) -> float:
+    """Milliseconds from the producer span's end (or start) to the consumer span's start."""
+    producer = next(s for s in spans if s.kind == "PRODUCER")
+    consumer = next(s for s in spans if s.kind == "CONSUMER")
+    return (consumer.start_ns - (producer.start_ns if from_start else producer.end_ns)) / 1e6
+
+
+def _bucket(seconds: float) -> tuple[float, float]:
+    """The histogram bucket (lower, upper] holding a duration."""
+    from analysis import prom
+
+    return prom.bucket_bounds(float(seconds))
+
+
+def _bench_cost(baseline: str, traced: str = "c", endpoint: str = "POST /api/todos") -> float:
+    """CPU ms/request of configuration `traced` minus `baseline` in docs/benchmarks.md."""
+    from analysis import benchmarks
+
+    table = benchmarks.overhead()
+    mine = table[table["endpoint"] == endpoint].set_index("configuration")["CPU ms/request"]
+    pick = {key: next(v for k, v in mine.items() if k.startswith(f"({key})")) for key in (baseline, traced)}
+    return float(pick[traced] - pick[baseline])
+
+
 # --- 01-metrics -----------------------------------------------------------------------------
 
 add(Exercise(
@@ -240,10 +286,557 @@ add(Exercise(
     },
 ))
 
-# --- 05 -------------------------------------------------------------------------------------
+# --- 00-setup -------------------------------------------------------------------------------
 
 add(Exercise(
-    id="5.1", module="05-incident", kind="query", answer_type="promql",
+    id="0.1", module="00-setup", kind="predict", answer_type="number",
+    question="Before you run the next cells: how many **scrape targets** does Prometheus have "
+             "**up** right now (its `up` series with value 1)? Think of the processes the lab "
+             "runs that expose metrics, and remember Prometheus scrapes itself.",
+    hint="The lab's metrics come from the web app (all gunicorn workers behind one `/metrics`), "
+         "the Celery worker (its own port), Caddy (its metrics listener) and Prometheus itself. "
+         "Count the *targets*, not the processes behind them.",
+    why="One target per `/metrics` endpoint: the web app (its workers are summed behind one "
+        "endpoint, multiprocess mode), the worker, Caddy and Prometheus. `up` is written by "
+        "Prometheus after every scrape, so it exists even when the target is down (value 0): "
+        "the first thing to check when a graph is empty.",
+    tolerance=Tolerance(abs=0, reason="a count of targets"),
+    mistakes={
+        "processes": Mistake("Count scrape targets, not processes: gunicorn's workers share "
+                             "one `/metrics` (multiprocess mode), and so do the Celery pool "
+                             "children.", when=lambda answer, expected, **_: _close(answer, expected + 2)
+                             or _close(answer, expected + 3) or _close(answer, expected + 4)),
+        "no_self": Mistake("Prometheus scrapes its own `/metrics` too: it is a target like "
+                           "the others.", when=lambda answer, expected, **_: _close(answer, expected - 1)),
+    },
+))
+
+add(Exercise(
+    id="0.2", module="00-setup", kind="query", answer_type="promql",
+    question="Write the PromQL for the **number of requests to `api.list_todos` counted since "
+             "the web processes started** (one number: add up every method and status).",
+    hint="The request counter is `http_request_duration_seconds_count`; select the endpoint "
+         "with `{endpoint=\"api.list_todos\"}` and add its series with `sum(...)`.",
+    why="A counter's raw value is 'everything since the process started': handy for a tour, "
+        "useless for a trend, because it depends on when the process started. Module 1 turns "
+        "it into a rate. `sum` adds the series of each method and status into one number.",
+    mistakes={
+        "no_filter": Mistake("Only api.list_todos: put `{endpoint=\"api.list_todos\"}` in the "
+                             "selector.", pattern=r"^(?!.*api\.list_todos)"),
+        "no_sum": Mistake("One number: add the series (one per status) with `sum(...)`.",
+                          when=lambda got, expected, **_: len(got) > 1),
+    },
+))
+
+add(Exercise(
+    id="0.3", module="00-setup", kind="interpret", answer_type="choice",
+    question="A user reports that **one particular page load took 4 seconds** this morning. "
+             "Which signal can show *where inside that request* the time went?",
+    options={"a": "the metric `http_request_duration_seconds` (its p95 over the last minute)",
+             "b": "the request's access line in the log",
+             "c": "the request's trace",
+             "d": "Locust's report"},
+    hint="Which signal keeps the *parts* of one request, each with its own start and duration?",
+    why="A trace is one request broken into timed spans (the server span, each database "
+        "query, the task it queued), so it shows where the 4 seconds went. The access line "
+        "has only the total; the metric only aggregates; Locust only saw the outside.",
+    mistakes=_choice_advice({
+        "a": "The histogram adds requests together: it can show that slow requests exist, "
+             "never which one, nor where its time went.",
+        "b": "The access line has the request's total duration and its trace id, not its parts: "
+             "follow the trace id to the trace.",
+        "d": "Locust measures requests from the outside, and only its own synthetic users.",
+    }),
+))
+
+# --- 01-metrics (more) ----------------------------------------------------------------------
+
+add(Exercise(
+    id="1.3", module="01-metrics", kind="predict", answer_type="choice",
+    question="The next chart draws the faulty endpoint's error share with `rate(...[10s])`, "
+             "`[20s]`, `[1m]` and `[3m]`, scraped every 5 s. What will the **`[10s]`** line look "
+             "like?",
+    options={"a": "the same as [1m], only a little noisier",
+             "b": "jumpy, with points missing where fewer than two samples fell in the window",
+             "c": "zero everywhere: 10 s is too short to see any request",
+             "d": "smoother than the others, because it averages less"},
+    hint="How many scrapes fit into 10 seconds at a 5 s interval? What does `rate` need at "
+         "least, and what happens when one scrape is a moment late?",
+    why="`rate` needs two samples in its window. At 5 s, a 10 s window holds two, or one when "
+        "a scrape lands a moment late: then there is no point at all. With two samples, each "
+        "point is one scrape-to-scrape step, which jumps with every handful of requests. Four "
+        "scrapes per window is the minimum that survives a missed scrape.",
+    mistakes=_choice_advice({
+        "a": "A 10 s window holds only two samples at a 5 s scrape: the line is far noisier than "
+             "[1m], and has gaps.",
+        "c": "There are requests every second; the problem is the number of *samples* per "
+             "window, not requests.",
+        "d": "Averaging over less time makes a line jumpier, not smoother.",
+    }),
+))
+
+add(Exercise(
+    id="1.4", module="01-metrics", kind="interpret", answer_type="choice",
+    question="`sum(increase(...[Ns]))` over the run is **not a whole number**, and it differs "
+             "from the raw counter difference. Why?",
+    options={"a": "`increase` extrapolates the increase it saw between its first and last "
+                  "samples to the edges of the window",
+             "b": "some requests were counted half, when they were in flight during a scrape",
+             "c": "floating-point rounding in Prometheus",
+             "d": "the counter was reset during the run"},
+    hint="Where inside the window do the first and last samples fall, and what does "
+         "Prometheus assume about the time before the first and after the last?",
+    why="The samples are a few seconds inside the window's edges; `increase` (and `rate`) "
+        "assume the counter kept growing at the same pace to the edges and scale the "
+        "observed increase up. Right on average, almost never a whole number. For an exact "
+        "count, subtract the raw counter at two moments (`@`), as module 4 does.",
+    mistakes=_choice_advice({
+        "b": "A counter is an integer in the app; a request is counted once, when it ends.",
+        "c": "Rounding errors are around 1e-12, not fractions of a request.",
+        "d": "A reset is handled by `increase` (it adds the post-reset value); it would not "
+             "make the count fractional.",
+    }),
+))
+
+add(Exercise(
+    id="1.5", module="01-metrics", kind="interpret", answer_type="choice",
+    question="The chart shows the two lines. Which is **the share of requests that failed**, "
+             "and why does the other one differ?",
+    options={"a": "the average of per-endpoint ratios: each endpoint counts equally, which is "
+                  "fairer",
+             "b": "the ratio of sums: the other gives a quiet endpoint as much weight as a busy "
+                  "one, so one endpoint's failures count as if it had all the traffic",
+             "c": "both: they differ only by rate extrapolation",
+             "d": "neither: an error share needs `increase`, not `rate`"},
+    hint="Suppose one endpoint had 1000 requests and no errors, and another had 10 requests "
+         "of which 5 failed. What share of all requests failed? What is the average of the "
+         "two shares?",
+    why="5 of 1010 requests failed (0.5%), but the average of 0% and 50% is 25%. The share of "
+        "failed requests is failed / all, each summed over everything aggregated. Averaging "
+        "ratios answers 'how bad is a typical endpoint', a different question, dominated by "
+        "quiet ones.",
+    mistakes=_choice_advice({
+        "a": "Counting each endpoint equally answers 'how bad is a typical endpoint', not 'what "
+             "share of requests failed': 5 failures among 10 requests weigh as much as 0 among 1000.",
+        "c": "Extrapolation scales numerator and denominator alike; it cancels in a ratio.",
+        "d": "`rate` and `increase` differ by the window's length, which cancels in a ratio.",
+    }),
+))
+
+add(Exercise(
+    id="1.6", module="01-metrics", kind="predict", answer_type="choice",
+    question="What does Prometheus answer to "
+             "`histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket[1m])))`, "
+             "where `le` is summed away with everything else?",
+    options={"a": "the same p95 as with `sum by (le)`",
+             "b": "an error message about the missing label",
+             "c": "nothing: an empty result, without an error",
+             "d": "the mean duration instead of the p95"},
+    hint="`histogram_quantile` looks for series with an `le` label and groups them by their "
+         "other labels. What is left of `le` after `sum(...)` without `by`?",
+    why="`sum` without `by (le)` adds all buckets into one series with no `le` label; "
+        "`histogram_quantile` ignores series without `le`, so the result is empty. No error, "
+        "no warning: an empty panel. When a latency graph is empty and the request rate is "
+        "not, look for the missing `le` first.",
+    mistakes=_choice_advice({
+        "a": "The buckets are added together across all bounds: nothing is left to interpolate.",
+        "b": "PromQL does not complain: series without `le` are silently ignored.",
+        "d": "The mean would need `_sum / _count`; `histogram_quantile` never computes it.",
+    }),
+))
+
+add(Exercise(
+    id="1.7", module="01-metrics", kind="query", answer_type="promql",
+    question="The **share of requests answered within the 0.25 s objective** over the last "
+             "minute, all endpoints together (one number between 0 and 1).",
+    hint="The bucket `le=\"0.25\"` counts requests that took at most 0.25 s. Divide its summed "
+         "rate by the summed rate of `_count`.",
+    why="Because 0.25 s is a bucket boundary, this share is a plain ratio of two counters, "
+        "exact, with no interpolation. It is the SLI behind the lab's latency objective: "
+        "'95% of requests within 0.25 s' means this ratio stays at or above 0.95 (module 5).",
+    mistakes={
+        "quantile": Mistake("The question asks for a share of requests, not a duration: "
+                            "divide the `le=\"0.25\"` bucket's rate by the `_count` rate.",
+                            pattern=r"histogram_quantile"),
+        "wrong_bucket": Mistake("Use the bucket at the objective, `le=\"0.25\"`.",
+                                pattern=r"^(?!.*le\s*=~?\s*\"0?\.25\")"),
+    },
+))
+
+# --- 02-logs (more) -------------------------------------------------------------------------
+
+add(Exercise(
+    id="2.3", module="02-logs", kind="query", answer_type="number",
+    question="How many **seconds did the export wait in the queue**: from the web's access "
+             "line of your `POST /export` to the worker's first line of its task? Compute it "
+             "from `frame` and `export_request`.",
+    hint="Select `frame[frame.request_id == export_request]`; take the `timestamp` of the "
+         "line with `logger == \"app.access\"` and the earliest `timestamp` of the lines with "
+         "`service == \"todo-worker\"`; subtract and use `.total_seconds()`.",
+    why="The web answered 202 and logged its access line; the worker logged its first line "
+        "when it picked the task up. In between, the task was a message in the broker "
+        "waiting for a free worker process. No single process measures this queue time; two "
+        "logs joined by one `request_id` do.",
+    tolerance=Tolerance(abs=0.002, reason="timestamps are logged to the microsecond; allow "
+                                          "for rounding in your own arithmetic"),
+    mistakes={
+        "last_line": Mistake("From the access line to the worker's *first* line of the task "
+                             "(`.min()`), not its last: the last includes the task's own work.",
+                             when=lambda answer, expected, frame, request_id: _close_to(
+                                 answer, _worker_gap(frame, request_id, last=True))),
+        "milliseconds": Mistake("In seconds, not milliseconds: `.total_seconds()`.",
+                                when=lambda answer, expected, **_: _close_to(answer, expected * 1000)),
+    },
+))
+
+add(Exercise(
+    id="2.4", module="02-logs", kind="interpret", answer_type="choice",
+    question="Look at the ERROR lines of the run grouped by service and logger. What are "
+             "they, and where would you look next for the *cause*?",
+    options={"a": "access lines reporting 5xx answers; they say *which* requests failed, not "
+                  "why: look at the trace (its attributes) or the app's other lines for an "
+                  "exception",
+             "b": "exceptions with tracebacks: the cause is in the lines themselves",
+             "c": "worker failures: the exports broke",
+             "d": "Caddy's proxy errors: the app was unreachable"},
+    hint="Which `logger` wrote them, and what does each line's `message` look like? Does any "
+         "line carry a traceback?",
+    why="Every 5xx answer is logged at level ERROR by the access logger: a *report*. An "
+        "exception raised by the code would leave a line of its own with the traceback; an "
+        "injected fault leaves none, because the code did exactly what the switchboard told "
+        "it. The trace of a failed request carries `fault.injected` and the fault's name.",
+    mistakes=_choice_advice({
+        "b": "Read the `logger` column: these are `app.access` lines, one per failed request, "
+             "with no traceback.",
+        "c": "Look at the `service` column: the lines come from the web app.",
+        "d": "Caddy's errors would be in Caddy's log (`lab logs caddy`), not in the app's; "
+             "the app itself answered these requests.",
+    }),
+))
+
+# --- 03-traces (more) -----------------------------------------------------------------------
+
+add(Exercise(
+    id="3.2", module="03-traces", kind="interpret", answer_type="choice",
+    question="Where did the slowest request of the run spend most of its time? Compare the "
+             "root span with its children in the tree and the waterfall above.",
+    options={"a": "in the database: its query spans cover most of the root span",
+             "b": "in the app's own code (or something not instrumented): the root is long and "
+                  "its children short",
+             "c": "in the worker: the request waited for a Celery task",
+             "d": "in Caddy, before the request reached the app"},
+    hint="Add up the durations of the root's direct children and compare with the root's "
+         "duration. What is left is the root's *own* time.",
+    why="A span's own time is its duration minus its children's. Long database spans under "
+        "the root point at the database (a slow query, a `slow_db` fault); a long root with "
+        "short children points at the app's own code, a lock, or an injected delay "
+        "(`fault.delay_ms` on the root span). The trace answers it for one request; module 7 "
+        "asks it of many.",
+    mistakes=_choice_advice({
+        "a": "Add up the durations of the root's direct children: if they cover less than half "
+             "of the root, most of the time is the root's own (app code, or something not "
+             "instrumented).",
+        "b": "Add up the durations of the root's direct children: they cover most of the root, "
+             "so the time is in them (database and broker calls), not in the app's own code.",
+        "c": "The request's spans are all in todo-web; a web request never waits for the worker.",
+        "d": "The root span is the app's server span: it starts when the app got the request, "
+             "after Caddy.",
+    }),
+))
+
+add(Exercise(
+    id="3.3", module="03-traces", kind="query", answer_type="number",
+    question="From `export_spans`, how many **milliseconds did the export's message wait in the "
+             "queue**: from the end of the producer span (`apply_async/...`, in todo-web) to "
+             "the start of the consumer span (`run/...`, in todo-worker)?",
+    hint="Find the two spans by `kind` (`\"PRODUCER\"`, `\"CONSUMER\"`) or by name; each has "
+         "`start_ns` and `end_ns` (nanoseconds since the epoch). Divide the difference by 1e6.",
+    why="The producer span ends when the message is in the broker; the consumer span starts "
+        "when a worker process takes it. The gap is queue time, white space in the waterfall, "
+        "and invisible in the job duration metric, which times the task only. It agrees with "
+        "the gap between the two services' log lines in module 2.",
+    tolerance=Tolerance(abs=0.01, reason="the spans' times are nanoseconds; allow rounding"),
+    mistakes={
+        "from_start": Mistake("From the *end* of the producer span (the message was then in "
+                              "the broker), not its start.",
+                              when=lambda answer, expected, spans: _close_to(
+                                  answer, _queue_ms(spans, from_start=True))),
+        "seconds": Mistake("In milliseconds: divide nanoseconds by 1e6.",
+                           when=lambda answer, expected, **_: _close_to(answer, expected / 1000)),
+    },
+))
+
+add(Exercise(
+    id="3.4", module="03-traces", kind="interpret", answer_type="choice",
+    question="Why is the worker's `run/exports.export_todos` span **not** on the critical path "
+             "of `POST /export`?",
+    options={"a": "the request did not wait for it: the task started after the request had "
+                  "answered, so shortening it would not make the request faster",
+             "b": "because it ran in another service, and critical paths stop at service "
+                  "boundaries",
+             "c": "because it was faster than the database spans of the request",
+             "d": "because its span is not a child of the request's spans"},
+    hint="When did `POST /export` send its answer, and when did the task start? What would "
+         "speeding up the task change for the user who clicked Export?",
+    why="A critical path contains only what the request waited for. The web request queued the "
+        "task and answered 202; the task began later, in another process. Jaeger drops "
+        "children that start after their parent ended and cuts those that outlive it. A span "
+        "in another service *is* on the path when the caller waits for it (a synchronous "
+        "HTTP call), so it is about waiting, not about services.",
+    mistakes=_choice_advice({
+        "b": "A synchronous call to another service is on the caller's critical path: what "
+             "matters is whether the caller waited.",
+        "c": "Its duration does not matter: it started after the request had answered.",
+        "d": "It is in the same trace, a child of the producer span: the Celery headers carried "
+             "the context.",
+    }),
+))
+
+add(Exercise(
+    id="3.5", module="03-traces", kind="predict", answer_type="choice",
+    question="You call `GET /api/todos` with your own header "
+             "`traceparent: 00-<your trace id>-<a span id>-01`. Which trace id will the app's "
+             "response header (and its access line) carry?",
+    options={"a": "your trace id: the app's server span joins your trace",
+             "b": "a new trace id: the app always starts its own trace",
+             "c": "no trace id at all",
+             "d": "your trace id, but only if the request is sampled"},
+    hint="What is `traceparent` for? Which component of the app reads incoming headers?",
+    why="The OpenTelemetry middleware extracts the incoming context and makes the server span "
+        "a child of the caller's span: one trace across client and server. That is "
+        "propagation. A malformed header is ignored and a new trace begins: propagation "
+        "fails silently.",
+    mistakes=_choice_advice({
+        "b": "The middleware reads `traceparent` exactly so that the server's spans can join "
+             "the caller's trace.",
+        "c": "Every request handled by a traced app has a trace id, adopted or new.",
+        "d": "The trace id is adopted either way; sampling (the flags) only decides whether "
+             "spans are recorded.",
+    }),
+))
+
+# --- 04-verification ------------------------------------------------------------------------
+
+add(Exercise(
+    id="4.1", module="04-verification", kind="predict", answer_type="choice",
+    question="The request count from Prometheus (counter difference between the run's edges) "
+             "is compared with the number of access lines with **tolerance 0**. Which event "
+             "would make this check fail although the query is right?",
+    options={"a": "a request still in flight at the run's end, counted by one witness and not "
+                  "the other",
+             "b": "a slow request that took 2 seconds",
+             "c": "a 5xx answer",
+             "d": "Prometheus scraping every 5 s instead of every second"},
+    hint="What does 'quiet edge' promise, and which witness would see a request that ended "
+         "between the end moment and the next scrape?",
+    why="An exact comparison assumes both witnesses saw the same requests. A request that ends "
+        "after the last scrape before the edge but is logged before the edge (or the other way "
+        "round) is in one count and not the other. `lab load` makes the edges quiet for this "
+        "reason; a restart during the run (a counter reset) would break it too.",
+    mistakes=_choice_advice({
+        "b": "A slow request is counted once by both, when it ends.",
+        "c": "5xx answers are requests like any other, in both counts.",
+        "d": "The scrape interval does not matter for a raw counter difference between quiet "
+             "edges: the counter holds every request whenever it is read.",
+    }),
+))
+
+add(Exercise(
+    id="4.2", module="04-verification", kind="query", answer_type="number",
+    question="The p95 check compares `histogram_quantile`'s estimate with the log's exact p95 "
+             "(`exact_p95_s`, printed above). What **tolerance, in seconds**, does it allow?",
+    hint="Find the two consecutive bounds of `names.HTTP_BUCKETS` between which `exact_p95_s` "
+         "lies (the lower bound of the first bucket is 0). The tolerance is that bucket's width.",
+    why="`histogram_quantile` knows only how many requests fell in each bucket and assumes they "
+        "are spread evenly inside it, so its estimate can be anywhere in the bucket that holds "
+        "the true value. The bucket's width is the honest error bar; narrower buckets around "
+        "the latencies you care about buy precision with series.",
+    tolerance=Tolerance(abs=1e-6, reason="bucket bounds are exact"),
+    mistakes={
+        "upper_bound": Mistake("The width of the bucket (upper minus lower bound), not its "
+                               "upper bound.",
+                               when=lambda answer, expected, p95_s: _close_to(
+                                   answer, _bucket(p95_s)[1])),
+        "milliseconds": Mistake("In seconds, as the bounds are.",
+                                when=lambda answer, expected, **_: _close_to(answer, expected * 1000)),
+    },
+))
+
+add(Exercise(
+    id="4.3", module="04-verification", kind="interpret", answer_type="choice",
+    question="On a busy machine, Locust's **median** agrees with the log's within the "
+             "tolerance, but Locust's **p95** is far above the log's p95. The most likely "
+             "cause?",
+    options={"a": "the app under-reports its durations in the tail",
+             "b": "waiting outside the app (Caddy, the client's own event loop, the OS) grows in "
+                  "the tail on a loaded machine; the app's `duration_ms` does not include it",
+             "c": "Locust's rounding to 10 ms",
+             "d": "the histogram's bucket error"},
+    hint="What does Locust time that the app does not? Is that extra time the same for every "
+         "request when two cores are shared by everything?",
+    why="The client-side overhead is measured as a difference of averages, which holds near "
+        "the middle of the distribution. In the tail, requests that queued in Caddy or waited "
+        "for the client's own CPU add far more than the average. That is why the lab checks "
+        "Locust's median, and why a client-side p95 and a server-side p95 answer different "
+        "questions.",
+    mistakes=_choice_advice({
+        "a": "The app's duration and the histogram come from the same hook and agree (the "
+             "Prometheus checks pass): the extra time is outside the app.",
+        "c": "Rounding moves a value by at most one step (10 ms here), and applies to the median "
+             "as much as to the p95.",
+        "d": "Locust's and the log's percentiles use no histogram buckets.",
+    }),
+))
+
+add(Exercise(
+    id="4.4", module="04-verification", kind="query", answer_type="number",
+    question="An error rate `rate` was injected; `n` requests of the endpoint fell inside the "
+             "window (both printed above). What tolerance (a share) does a **4-standard-"
+             "deviation** binomial check allow around `rate`?",
+    hint="The observed share of n independent requests failing with probability p has "
+         "standard deviation `sqrt(p * (1 - p) / n)`; multiply by 4.",
+    why="Each request fails independently, so the observed share scatters around the injected "
+        "one with a binomial spread that shrinks as √n grows. Four standard deviations fail a "
+        "correct injector about once in 16,000 runs and still catch a wrong rate over a few "
+        "hundred requests. The tolerance is derived, not chosen to pass.",
+    tolerance=Tolerance(rel=0.01, reason="rounding of your arithmetic"),
+    mistakes={
+        "one_sigma": Mistake("Four standard deviations: multiply by 4.",
+                             when=lambda answer, expected, **_: _close_to(answer, expected / 4)),
+        "no_sqrt": Mistake("The standard deviation is the square root of p(1-p)/n.",
+                           when=lambda answer, expected, n, rate: _close_to(
+                               answer, 4 * rate * (1 - rate) / n)),
+    },
+))
+
+# --- 06-cardinality-sampling-cost -----------------------------------------------------------
+
+add(Exercise(
+    id="6.1", module="06-cardinality-sampling-cost", kind="query", answer_type="promql",
+    question="How many **series** does `http_request_duration_seconds_bucket` of the `web` job "
+             "have in Prometheus right now? Write the PromQL.",
+    hint="`count(...)` counts the series a selector returns.",
+    why="`count` counts series, whatever their values. Every combination of method, endpoint "
+        "and status that ever occurred, times 12 bucket bounds (11 and `+Inf`). It only grows "
+        "while the server runs: a combination seen once stays until the process restarts.",
+    mistakes={
+        "sum": Mistake("`sum` adds the values (requests); `count` counts the series.",
+                       pattern=r"^\s*sum\b"),
+        "rate": Mistake("Count the series themselves; no `rate` is needed to count them.",
+                        pattern=r"\brate\("),
+    },
+))
+
+add(Exercise(
+    id="6.2", module="06-cardinality-sampling-cost", kind="predict", answer_type="number",
+    question="Predict: labelled by **`http.path` alone**, how many series would the request "
+             "histogram expose for the run's access lines? (The distinct values are in the "
+             "table above; the histogram has 11 bucket bounds.)",
+    hint="Per label combination a histogram exposes one series per bucket bound, one for "
+         "`+Inf`, one `_count` and one `_sum`.",
+    why="11 bounds + `+Inf` + `_count` + `_sum` = 14 series per distinct path. Paths with ids "
+        "grow with the data (`/api/todos/17`, `/api/todos/18`, ...): the metric's series grow "
+        "with them, without bound. Label by the route or endpoint instead.",
+    tolerance=Tolerance(abs=0, reason="a count of series"),
+    mistakes={
+        "buckets_only": Mistake("Count `+Inf`, `_count` and `_sum` too: 14 series per path.",
+                                when=lambda answer, expected, **_: _close_to(answer, expected / 14 * 11)
+                                or _close_to(answer, expected / 14 * 12)),
+        "paths_only": Mistake("Each path is a whole histogram, not one series: multiply by 14.",
+                              when=lambda answer, expected, **_: _close_to(answer, expected / 14)),
+    },
+))
+
+add(Exercise(
+    id="6.3", module="06-cardinality-sampling-cost", kind="predict", answer_type="choice",
+    question="At 10% head sampling you take the `trace_id` of an access line and look it up in "
+             "the trace store. What do you usually find?",
+    options={"a": "its trace: every request has one",
+             "b": "nothing, about 9 times in 10: the id exists, but no span was recorded under it",
+             "c": "an error: unsampled requests have no trace id",
+             "d": "a trace with only the root span"},
+    hint="Is the trace id created before or after the sampling decision? What does the "
+         "sampler decide about?",
+    why="The trace id is created first (the sampler decides from it), so every request has "
+        "one, in its log line and its `traceparent` header. The sampler decides whether spans "
+        "are recorded: for an unsampled request nothing is exported, so the lookup finds "
+        "nothing. The id still ties the request's log lines together across services.",
+    mistakes=_choice_advice({
+        "a": "Only sampled requests have spans; the rest have an id that leads nowhere.",
+        "c": "Every request gets a trace id, sampled or not; only its spans are dropped.",
+        "d": "Parent-based sampling decides for the whole trace at its root: all or nothing.",
+    }),
+))
+
+add(Exercise(
+    id="6.4", module="06-cardinality-sampling-cost", kind="interpret", answer_type="choice",
+    question="With traces sampled at 10%, you need **the number of requests per endpoint and "
+             "their error share** over the last hour. What do you use?",
+    options={"a": "the spans, multiplied by 10",
+             "b": "the metrics (or the access log): they count every request, sampled or not",
+             "c": "the spans as they are: sampling keeps the proportions",
+             "d": "the sampled traces' root spans, by their `http.route` attribute"},
+    hint="Which signals are written for *every* request?",
+    why="Sampling is random per trace: multiplying by 10 gives an estimate with binomial noise, "
+        "and a parent-based or tail sampler keeps a biased share (more errors, more slow "
+        "requests). Counts come from metrics, which see every request at a fixed cost; traces "
+        "explain individual requests.",
+    mistakes=_choice_advice({
+        "a": "Multiplying gives an estimate with sampling noise (and bias under tail sampling); "
+             "the metric has the exact count.",
+        "c": "A sample's proportions are only estimates, and tail samplers keep errors "
+             "preferentially.",
+        "d": "Only sampled requests have root spans; count from metrics.",
+    }),
+))
+
+add(Exercise(
+    id="6.5", module="06-cardinality-sampling-cost", kind="interpret", answer_type="choice",
+    question="Which **process role** used the most CPU time during the run, according to "
+             "`process_cpu_seconds_total`?",
+    options={"a": "the gunicorn workers (`job=\"web\", role=\"worker\"`)",
+             "b": "the gunicorn master (`role=\"master\"`)",
+             "c": "the Celery worker's main process (`role=\"worker-main\"`)",
+             "d": "the Celery pool children (`role=\"pool-child\"`)"},
+    hint="Sum the CPU seconds per `job` and `role` over the run: "
+         "`sum by (job, role) (increase(process_cpu_seconds_total[...]))`, or read the chart.",
+    why="The web workers serve every request: parsing, templates, the database driver, the "
+        "JSON log line, the metrics and the spans. The master only supervises; the Celery "
+        "processes run the few exports. Compare their CPU rate with 1.0 (one core): a "
+        "Python worker cannot use much more, whatever the machine has.",
+    mistakes=_choice_advice({
+        "b": "The master forks and watches the workers; it serves no request.",
+        "c": "The Celery main process consumes messages and hands them to its pool; it does "
+             "little work per export, and exports are rare.",
+        "d": "The pool children run the exports, a small share of the traffic.",
+    }),
+))
+
+add(Exercise(
+    id="6.6", module="06-cardinality-sampling-cost", kind="interpret", answer_type="number",
+    question="From the benchmark table: how many **milliseconds of CPU per request** does "
+             "tracing every request (configuration c) add to `POST /api/todos` over logs and "
+             "metrics alone (configuration b)?",
+    hint="Read the `CPU ms/request` column for `POST /api/todos` in rows (b) and (c), and "
+         "subtract.",
+    why="Tracing adds span creation, context handling and export to every request, more than "
+        "the access log and the metrics together; sampling at 10% (row e) removes the export "
+        "of 9 spans in 10 but not the per-request instrumentation work before the decision. "
+        "Budget for it before copying the instrumentation into a busy service.",
+    tolerance=Tolerance(abs=0.002, reason="the table has three decimals"),
+    mistakes={
+        "vs_off": Mistake("Compare (c) with (b), logs and metrics, not with (a), everything off.",
+                          when=lambda answer, expected, **_: _close_to(answer, _bench_cost("a"))),
+        "ratio": Mistake("In milliseconds per request (a difference), not a ratio.",
+                         when=lambda answer, expected, **_: 1.0 < float(answer) < 3.0
+                         and not _close_to(answer, expected)),
+    },
+))
+
+# --- 07-incident ----------------------------------------------------------------------------
+
+add(Exercise(
+    id="7.1", module="07-incident", kind="query", answer_type="promql",
     question="Write the PromQL for the **share of `api.list_todos` requests answered 5xx** over "
              "the last minute.",
     hint="Divide the rate of the endpoint's 5xx `_count` (`status=~\"5..\"`) by the rate of all "
@@ -262,4 +855,75 @@ add(Exercise(
                                     when=lambda got, expected, **_: got.empty or bool(
                                         (got["value"] == 1).all())),
     },
+))
+
+add(Exercise(
+    id="7.2", module="07-incident", kind="interpret", answer_type="choice",
+    question="Half of the requests were made to fail (`rate` injected), the client saw a "
+             "somewhat different share, and Prometheus's 1-minute share is **lower than both**. "
+             "Why is Prometheus's number the lowest?",
+    options={"a": "the 1-minute window also holds requests from before the fault was switched "
+                  "on, which all succeeded: they dilute the share",
+             "b": "Prometheus missed some failed requests between scrapes",
+             "c": "`rate` extrapolates the 5xx series more than the total",
+             "d": "the client counted some failures twice"},
+    hint="Over which stretch of time does `rate(...[1m])` at the moment `after` count requests? "
+         "When was the fault switched on, and did the endpoint serve requests before that?",
+    why="The injected rate is a probability; the client's share is one binomial draw of it "
+        "(tens of requests, so a few points off). Prometheus's share covers the whole minute "
+        "before `after`, including the endpoint's requests before the fault, which all "
+        "succeeded. A window longer than the fault always dilutes it: detection and alerting "
+        "(module 5) live with that.",
+    mistakes=_choice_advice({
+        "b": "Counters miss nothing between scrapes: every request is counted in the app and "
+             "read at the next scrape (the verification checks show the counts are exact).",
+        "c": "Both sides of the ratio are extrapolated by the same factor; it cancels.",
+        "d": "The client counted each answer once; it matches the access log exactly.",
+    }),
+))
+
+add(Exercise(
+    id="7.3", module="07-incident", kind="interpret", answer_type="choice",
+    question="Your diagnosis of the blind incident, part 1: **what kind of fault** was it?",
+    options={"error_rate": "one endpoint answered some requests with 500",
+             "latency": "one endpoint became slow but kept answering",
+             "slow_db": "every endpoint that reads the database became slow at once"},
+    hint="Errors or latency? Look at the error share by endpoint and the p95 by endpoint over "
+         "the incident's minutes. One endpoint or all of them? In a slow request's trace, is "
+         "the database span long, or the server span itself?",
+    why="Each kind leaves its own fingerprint: 5xx answers on one endpoint (error_rate); one "
+        "endpoint slower with short child spans (latency, an injected delay in the app); "
+        "every database-reading endpoint slower at once with a long database span (slow_db). "
+        "Form a hypothesis from the metric, then confirm it in the logs and a trace.",
+    mistakes=_choice_advice({
+        "error_rate": "Were there really 5xx answers? Compare the error share with the minutes "
+                      "before the incident: a latency fault answers 200, only slowly.",
+        "latency": "Were the errors or the slowness on one endpoint only? If several endpoints "
+                   "slowed together, the cause is shared; if there were 5xx, it is errors.",
+        "slow_db": "Did every database-reading endpoint slow down, and is the database span "
+                   "the long one in their traces? If only one endpoint changed, the fault is "
+                   "local to it.",
+    }),
+))
+
+add(Exercise(
+    id="7.4", module="07-incident", kind="interpret", answer_type="choice",
+    question="Part 2: **which endpoint** did the fault hit? (`*` if it hit every endpoint that "
+             "reads the database.)",
+    options={"todos.index": "the HTML list page (`GET /`)",
+             "todos.add": "adding a todo from the page (`POST /add`)",
+             "api.list_todos": "the JSON list (`GET /api/todos`)",
+             "api.create_todo": "creating a todo through the API (`POST /api/todos`)",
+             "todos.toggle": "toggling a todo from the page",
+             "*": "every endpoint that reads the database"},
+    hint="Break the symptom down `by (endpoint)` and compare each endpoint with the minutes "
+         "before the incident. In the log, group the incident's access lines by endpoint.",
+    why="A symptom summed over all endpoints says *that* something broke; the same query "
+        "`by (endpoint)` says *where*. Compare each endpoint with its own normal, not with the "
+        "others: a page that is always slower than the API is not the culprit unless it changed.",
+    mistakes=_choice_advice({key: "Compare this endpoint's error share and p95 during the "
+                             "incident with its own minutes before: did it change? Then check "
+                             "the others `by (endpoint)`." for key in (
+                                 "todos.index", "todos.add", "api.list_todos", "api.create_todo",
+                                 "todos.toggle", "*")}),
 ))

@@ -14,20 +14,64 @@ span file), prometheus and at (the synthetic Prometheus and the end of its traff
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from analysis import exercises, logs, traces
+from analysis import benchmarks, exercises, logs, traces
 from analysis.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
-from tests.support.promdata import RecordedPrometheus, error_share
+from tests.support.promdata import (
+    TARGETS,
+    RecordedPrometheus,
+    busiest_role,
+    error_share,
+)
 
 DATA = Path(__file__).parent / "data" / "analysis"
 LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
+
+
+# The recorded run's exports (tests/data/analysis): a request id the worker's lines carry, and
+# a trace with its producer (web) and consumer (worker) spans.
+EXPORT_REQUEST = "0d473de8-5788-4a5d-9272-2193ea4496e2"
+EXPORT_TRACE = "76e8b78a592f41973ed7a34970497880"
+BUSIEST = {("web", "worker"): "a", ("web", "master"): "b", ("worker", "worker-main"): "c",
+           ("worker", "pool-child"): "d"}
+
+
+def _queue_seconds(frame: pd.DataFrame, request_id: str, last: bool = False) -> float:
+    mine = frame[frame["request_id"] == request_id]
+    sent = mine.loc[mine["logger"] == "app.access", "timestamp"].iloc[0]
+    worker = mine.loc[mine["service"] == "todo-worker", "timestamp"]
+    return float(((worker.max() if last else worker.min()) - sent).total_seconds())
+
+
+def _queue_ms(spans: list[traces.Span], from_start: bool = False) -> float:
+    producer = next(s for s in spans if s.kind == "PRODUCER")
+    consumer = next(s for s in spans if s.kind == "CONSUMER")
+    return (consumer.start_ns - (producer.start_ns if from_start else producer.end_ns)) / 1e6
+
+
+def _trace_of_slowest(access: pd.DataFrame, spans: list[traces.Span]) -> list[traces.Span]:
+    trace_id = access.nlargest(1, "duration_ms")["trace_id"].iloc[0]
+    return [s for s in spans if s.trace_id == trace_id]
+
+
+def _children_cover(spans: list[traces.Span]) -> float:
+    root = traces.root_of(spans).span
+    return sum(s.duration_ms for s in spans if s.parent_id == root.span_id) / root.duration_ms
+
+
+def _bench(configuration: str) -> float:
+    table = benchmarks.overhead()
+    rows = table[table["endpoint"] == "POST /api/todos"]
+    return float(rows[rows["configuration"].str.startswith(f"({configuration})")]["CPU ms/request"].iloc[0])
+
 
 
 @dataclass(frozen=True)
@@ -39,6 +83,8 @@ class Case:
     wrong: Any
     advice: str = ""  # a phrase the wrong answer's "how to fix" must contain
     context: tuple[str, ...] = ()  # data names the check takes (promql: prometheus and at)
+    # More data for the check: a value, or a function of the data (e.g. one trace's spans).
+    given: Mapping[str, Any] = field(default_factory=dict)
 
 
 CASES: dict[str, Case] = {
@@ -74,13 +120,86 @@ CASES: dict[str, Case] = {
         lambda d: str(d["access"].sort_values("duration_ms").iloc[-1].trace_id),
         lambda d: d["access"].nlargest(1, "duration_ms")["request_id"].iloc[0],
         advice="`trace_id`", context=("access",)),
-    "5.1": Case(
+    "7.1": Case(
         f'sum(rate({LIST},status=~"5.."}}[1m])) / sum(rate({LIST}}}[1m]))',
         # The issue's example: `sum by (endpoint)` on both sides (a constant label).
         f'sum by (endpoint) (rate({LIST},status=~"5.."}}[1m])) '
         f"/ sum by (endpoint) (rate({LIST}}}[1m]))",
         f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
         advice="Sum (or `sum by (endpoint)`) both sides"),
+    # --- the workshop's modules ---
+    "0.1": Case(len(TARGETS), float(len(TARGETS)), len(TARGETS) - 1,
+                advice="Prometheus scrapes its own", context=("prometheus", "at")),
+    "0.2": Case(
+        'sum(http_request_duration_seconds_count{endpoint="api.list_todos"})',
+        'sum by (endpoint) (http_request_duration_seconds_count{endpoint=~"api.list_todos"})',
+        "sum(http_request_duration_seconds_count)",
+        advice="Only api.list_todos"),
+    "0.3": Case("c", "C", "b", advice="follow the trace id"),
+    "1.3": Case("b", " (b) ", "a", advice="two samples"),
+    "1.4": Case("a", "A", "d", advice="A reset is handled"),
+    "1.5": Case("b", "B", "a", advice="5 failures among 10"),
+    "1.6": Case("c", "C", "b", advice="silently ignored"),
+    "1.7": Case(
+        'sum(rate(http_request_duration_seconds_bucket{le="0.25"}[1m])) '
+        "/ sum(rate(http_request_duration_seconds_count[1m]))",
+        # `job` is the same on every series: a constant label.
+        'sum by (job) (rate(http_request_duration_seconds_bucket{le="0.25",job="web"}[60s])) '
+        "/ sum by (job) (rate(http_request_duration_seconds_count[60s]))",
+        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
+        advice="a share of requests, not a duration"),
+    "2.3": Case(
+        lambda d: _queue_seconds(d["frame"], d["request_id"]),
+        lambda d: round(_queue_seconds(d["frame"], d["request_id"]), 3),
+        lambda d: _queue_seconds(d["frame"], d["request_id"], last=True),
+        advice="*first* line", context=("frame", "request_id"),
+        given={"frame": lambda d: d["log_frame"], "request_id": EXPORT_REQUEST}),
+    "2.4": Case("a", "A", "b", advice="`logger` column", context=("frame",),
+                given={"frame": lambda d: d["log_frame"][(d["log_frame"]["level"] == "ERROR")
+                                                         & (d["log_frame"]["logger"] == "app.access")]}),
+    "3.2": Case(
+        lambda d: "a" if _children_cover(d["spans"]) > 0.5 else "b",
+        lambda d: ("a" if _children_cover(d["spans"]) > 0.5 else "b").upper(),
+        lambda d: "b" if _children_cover(d["spans"]) > 0.5 else "a",
+        advice="direct children", context=("spans",),
+        given={"spans": lambda d: _trace_of_slowest(d["access"], d["spans"])}),
+    "3.3": Case(
+        lambda d: _queue_ms(d["spans"]),
+        lambda d: round(_queue_ms(d["spans"]), 2),
+        lambda d: _queue_ms(d["spans"], from_start=True),
+        advice="*end* of the producer", context=("spans",),
+        given={"spans": lambda d: [s for s in d["spans"] if s.trace_id == EXPORT_TRACE]}),
+    "3.4": Case("a", "a ", "b", advice="synchronous call"),
+    "3.5": Case("a", "A", "b", advice="join the caller's trace"),
+    "4.1": Case("a", "A", "b", advice="counted once"),
+    # 68 ms lies in the bucket (50 ms, 100 ms].
+    "4.2": Case(0.05, 0.1 - 0.05, 0.1, advice="not its upper bound", context=("p95_s",),
+                given={"p95_s": 0.068}),
+    "4.3": Case("b", "B", "c", advice="at most one step"),
+    "4.4": Case(4 * (0.2 * 0.8 / 55) ** 0.5, round(4 * (0.2 * 0.8 / 55) ** 0.5, 4), (0.2 * 0.8 / 55) ** 0.5,
+                advice="multiply by 4", context=("n", "rate"), given={"n": 55, "rate": 0.2}),
+    "6.1": Case(
+        'count(http_request_duration_seconds_bucket{job="web"})',
+        'sum(count by (endpoint) (http_request_duration_seconds_bucket{job="web"}))',
+        'sum(http_request_duration_seconds_bucket{job="web"})',
+        advice="`count` counts the series"),
+    "6.2": Case(lambda d: 14 * d["access"]["http.path"].nunique(),
+                lambda d: float(14 * d["access"]["http.path"].nunique()),
+                lambda d: d["access"]["http.path"].nunique(),
+                advice="multiply by 14", context=("access",)),
+    "6.3": Case("b", "B", "a", advice="Only sampled requests"),
+    "6.4": Case("b", "b", "a", advice="the metric has the exact count"),
+    "6.5": Case(lambda d: BUSIEST[busiest_role()], lambda d: BUSIEST[busiest_role()].upper(), "b",
+                advice="serves no request", context=("prometheus", "start", "end")),
+    # docs/benchmarks.md: POST /api/todos, (c) 5.224 - (b) 3.330 ms of CPU per request.
+    "6.6": Case(lambda d: _bench("c") - _bench("b"), lambda d: round(_bench("c") - _bench("b"), 3),
+                lambda d: _bench("c") - _bench("a"), advice="Compare (c) with (b)"),
+    "7.2": Case("a", "A", "b", advice="Counters miss nothing"),
+    # Seed 7 draws a slow_db fault (analysis.blind_incident.plan): every endpoint, `*`.
+    "7.3": Case("slow_db", "SLOW_DB", "latency", advice="the cause is shared",
+                context=("seed", "duration"), given={"seed": 7, "duration": 300}),
+    "7.4": Case("*", " * ", "api.list_todos", advice="by (endpoint)",
+                context=("seed", "duration"), given={"seed": 7, "duration": 300}),
 }
 
 
@@ -104,7 +223,10 @@ def _data(item: Exercise, case: Case, request: pytest.FixtureRequest,
     data = dict(recorded)
     if item.answer_type == "promql" or {"prometheus", "at"} & set(case.context):
         synthetic: RecordedPrometheus = request.getfixturevalue("synthetic")
-        data |= {"prometheus": synthetic.client, "at": synthetic.end}
+        data |= {"prometheus": synthetic.client, "at": synthetic.end,
+                 "start": synthetic.end - timedelta(minutes=5), "end": synthetic.end}
+    for name, value in case.given.items():
+        data[name] = value(data) if callable(value) else value
     names = case.context or (("prometheus", "at") if item.answer_type == "promql" else ())
     return data, {name: data[name] for name in names}
 
@@ -156,9 +278,9 @@ def test_headless_runs_fill_unanswered_exercises_and_fail_on_a_wrong_one(
 @pytest.mark.stack
 def test_the_first_versions_entry_points_still_work(synthetic: RecordedPrometheus,
                                                    recorded: dict[str, Any]) -> None:
-    verdict = exercises.check_promql(synthetic.client, CASES["5.1"].equivalent, "5.1", at=synthetic.end)
+    verdict = exercises.check_promql(synthetic.client, CASES["7.1"].equivalent, "7.1", at=synthetic.end)
     assert verdict.right
-    share = synthetic.client.scalar(str(exercises.reference("5.1")), synthetic.end)
+    share = synthetic.client.scalar(str(exercises.reference("7.1")), synthetic.end)
     assert share == pytest.approx(error_share("api.list_todos"))  # 0.5 / 2.5: the known truth
     access = recorded["access"]
     assert exercises.check_value(access.nlargest(1, "duration_ms")["trace_id"].iloc[0], "3.1",

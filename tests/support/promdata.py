@@ -69,6 +69,26 @@ def requests_between(low: int, high: int, endpoint: str | None = None, status: s
                if endpoint in (None, t.endpoint) and t.status.startswith(status))
 
 
+# The process_* CPU counters (job, role, pid, CPU seconds per second) and the scrape targets
+# that are up: the workshop's saturation and setup exercises query them.
+PROCESSES = (
+    ("web", "master", "100", 0.01),
+    ("web", "worker", "101", 0.40),
+    ("web", "worker", "102", 0.35),
+    ("worker", "worker-main", "200", 0.05),
+    ("worker", "pool-child", "201", 0.02),
+)
+TARGETS = ("web", "worker", "caddy", "prometheus")
+
+
+def busiest_role() -> tuple[str, str]:
+    """The (job, role) with the most CPU seconds in PROCESSES (the truth for the checks)."""
+    totals: dict[tuple[str, str], float] = {}
+    for job, role, _, per_second in PROCESSES:
+        totals[(job, role)] = totals.get((job, role), 0.0) + per_second
+    return max(totals, key=lambda key: totals[key])
+
+
 def error_share(endpoint: str) -> float:
     """The share of endpoint's requests answered 5xx in TRAFFIC (the truth for the checks)."""
     mine = [t for t in TRAFFIC if t.endpoint == endpoint]
@@ -93,6 +113,17 @@ def openmetrics(end: int) -> str:
             lines.append(f'{metric}_bucket{{{labels},le="+Inf"}} {count:.6f} {t}')
             lines.append(f"{metric}_count{{{labels}}} {count:.6f} {t}")
             lines.append(f"{metric}_sum{{{labels}}} {count * traffic.mean_s:.6f} {t}")
+    lines += ["# HELP process_cpu_seconds Total user and system CPU time spent in seconds.",
+              "# TYPE process_cpu_seconds counter"]
+    for job, role, pid, per_second in PROCESSES:
+        labels = f'job="{job}",instance="127.0.0.1:1",pid="{pid}",role="{role}"'
+        for t in range(end - DURATION_S, end + 1, SCRAPE_INTERVAL_S):
+            seconds = per_second * (t - end + DURATION_S)
+            lines.append(f"process_cpu_seconds_total{{{labels}}} {seconds:.6f} {t}")
+    lines += ["# HELP up Whether the last scrape of the target succeeded.", "# TYPE up gauge"]
+    for job in TARGETS:
+        for t in range(end - DURATION_S, end + 1, SCRAPE_INTERVAL_S):
+            lines.append(f'up{{job="{job}",instance="127.0.0.1:1"}} 1 {t}')
     return "\n".join(lines) + "\n# EOF\n"
 
 
