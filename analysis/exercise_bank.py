@@ -927,3 +927,133 @@ add(Exercise(
                                  "todos.index", "todos.add", "api.list_todos", "api.create_todo",
                                  "todos.toggle", "*")}),
 ))
+
+# --- 05-alerting ----------------------------------------------------------------------------
+
+add(Exercise(
+    id="5.1", module="05-alerting", kind="query", answer_type="number",
+    question="Over the load run, `total` requests were answered and `bad` of them were 5xx "
+             "(both printed above); the availability objective is `objective`. What **share of "
+             "the error budget** did the run use? (1 = all of it.)",
+    hint="The budget is the number of bad requests the objective allows: `(1 - objective) * "
+         "total`. Divide the bad requests by it.",
+    why="An SLO of 99% allows 1% of requests to fail: that 1% is the error budget. A run with "
+        "a 5xx share above 1% uses more than its budget (a value above 1), which over a whole "
+        "SLO period would breach the objective. Budgets make 'how bad was it' a number you "
+        "can compare across incidents.",
+    tolerance=Tolerance(rel=0.01, reason="rounding of your arithmetic"),
+    mistakes={
+        "bad_share": Mistake("That is the share of requests that failed; divide it by the "
+                             "budget share `1 - objective` to get the share of the budget.",
+                             when=lambda answer, expected, total, bad, objective: _close_to(
+                                 answer, bad / total)),
+        "remaining": Mistake("That is what is left of the budget; the question asks what was "
+                             "used: `bad / ((1 - objective) * total)`.",
+                             when=lambda answer, expected, **_: _close_to(answer, 1 - expected)),
+    },
+))
+
+add(Exercise(
+    id="5.2", module="05-alerting", kind="query", answer_type="number",
+    question="A fault makes **half of all requests fail**. What is its **burn rate** against "
+             "the 99% availability objective?",
+    hint="The burn rate is the bad share divided by the budget share: `0.5 / (1 - 0.99)`.",
+    why="A burn rate of 1 spends the budget in exactly the SLO period; 50 spends a 30-day "
+        "budget in 14.4 hours. The SRE Workbook pages at 14.4 (2% of the budget in an hour) "
+        "and 6 (5% in six hours), each over a long and a short window.",
+    tolerance=Tolerance(rel=0.01, reason="rounding"),
+    mistakes={
+        "share": Mistake("0.5 is the bad share; the burn rate divides it by the budget share 0.01.",
+                         when=lambda answer, expected, **_: _close_to(answer, 0.5)),
+        "percent": Mistake("The budget share of a 99% objective is 0.01 (1%), not 1: "
+                           "`0.5 / 0.01`.", when=lambda answer, expected, **_: _close_to(answer, 0.5 / 0.99)),
+    },
+))
+
+add(Exercise(
+    id="5.3", module="05-alerting", kind="predict", answer_type="choice",
+    question="`HighErrorRate` fires when the 5xx share over 1 minute is above 5% `for: 1m`. A "
+             "fault makes half of all requests fail. Which part of the delay from the fault's "
+             "start to the notification is **the largest**?",
+    options={"a": "the 1-minute window filling with failures until the share crosses 5%",
+             "b": "`for: 1m`: the condition must hold for a whole minute",
+             "c": "the scrape and evaluation intervals (5 s each)",
+             "d": "Alertmanager's `group_wait` before the first notification"},
+    hint="At a 50% bad share, how much of the 1-minute window must the fault fill before the "
+         "share passes 5%?",
+    why="The share passes 5% once the fault fills a tenth of the window (6 s at 50%); a scrape "
+        "and an evaluation add up to 10 s each; `group_wait` is 10 s. `for: 1m` adds a full "
+        "minute: it buys precision (no page for a blip) with detection time. Strong faults are "
+        "detected in about `for` plus tens of seconds; weak ones mostly wait for the window.",
+    mistakes=_choice_advice({
+        "a": "At 50% failures the 5% threshold is reached after a tenth of the window: about 6 s.",
+        "c": "A scrape and an evaluation add at most 5 s each (10 s with a new series): less "
+             "than `for`.",
+        "d": "The lab's `group_wait` is 10 s (stack/alertmanager/alertmanager.yml).",
+    }),
+))
+
+add(Exercise(
+    id="5.4", module="05-alerting", kind="predict", answer_type="choice",
+    question="A fault makes half of all requests fail for **30 seconds**, then stops. Does "
+             "`HighErrorRate` (1-minute window, above 5%, `for: 1m`) fire?",
+    options={"a": "no: the fault is shorter than `for: 1m`",
+             "b": "yes: the 1-minute window keeps counting the failures for almost a minute "
+                  "after the fault ended, so the condition holds for over a minute",
+             "c": "only if the fault lasts more than two minutes",
+             "d": "no: 30 s of failures in a 1-minute window is diluted below 5%"},
+    hint="The condition starts once the failures fill a tenth of the window. When does the "
+         "share fall back under 5% after the fault stops, with the window still holding them?",
+    why="The condition holds from about 6 s after the fault starts until the window no longer "
+        "holds enough failures: about 54 s after it ends (the window minus a tenth). 24 + 54 s "
+        "is more than `for: 1m`, so it fires, after the fault is already over. The window, "
+        "not the fault, decides how long a condition lasts: an alert's reset time follows "
+        "its window too.",
+    mistakes=_choice_advice({
+        "a": "`for:` counts how long the *condition* holds, and the 1-minute window keeps it "
+             "true well after the fault ends.",
+        "c": "Two minutes is more than needed: the condition outlives the fault by almost a minute.",
+        "d": "30 s of 50% failures in a 60 s window is a 25% share: far above 5%.",
+    }),
+))
+
+
+def _rule_advice(scenario: str, outcome: str) -> Callable[..., bool]:
+    """A `when` test: the graded rule's outcome for a scenario starting with `scenario`."""
+    def matches(answer: Any, expected: Any, **_: Any) -> bool:
+        if not isinstance(answer, Mapping):
+            return False
+        return any(name.startswith(scenario) and value == outcome for name, value in answer.items())
+    return matches
+
+
+add(Exercise(
+    id="5.5", module="05-alerting", kind="query", answer_type="value",
+    question="Write an **alert expression** that pages when **more than 10% of `api.list_todos` "
+             "requests fail over the last 2 minutes** (the rule adds `for: 1m`). "
+             "`promtool test rules` runs it on six scenarios; it is right when it fires exactly "
+             "where it should.",
+    hint="The 5xx rate of the endpoint over `[2m]`, divided by the rate of all its requests over "
+         "`[2m]`, compared with `> 0.1`. Sum both sides so their labels match.",
+    why="An alert is a PromQL condition plus time: the window decides what 'recently' means "
+        "(a longer one still fires after traffic stopped), the filter decides what is "
+        "watched, the threshold how bad is bad, and `for:` how long it must last. Testing it "
+        "on scenarios with `promtool test rules` (as `stack/prometheus/tests/` does for every "
+        "lab rule) catches all four mistakes before a real page does.",
+    mistakes={
+        "endpoint": Mistake("Filter on `endpoint=\"api.list_todos\"` on both sides: your rule "
+                            "fired for another endpoint's failures.",
+                            when=_rule_advice("30% of todos.index", "fired, but should not")),
+        "threshold": Mistake("The threshold is 10%: `> 0.1` (your rule fired at 5%).",
+                             when=_rule_advice("5% of api.list_todos", "fired, but should not")),
+        "window": Mistake("Use a 2-minute window, `[2m]`: a longer one keeps firing after the "
+                          "traffic has stopped.",
+                          when=_rule_advice("30% failed, but", "fired, but should not")),
+        "silent": Mistake("It did not fire at 30% failures: divide the 5xx rate by the rate of "
+                          "all requests (a share between 0 and 1) and compare with `> 0.1`.",
+                          when=_rule_advice("30% of api.list_todos", "did not fire, but should")),
+        "load": Mistake("promtool could not load the rule: run `rule_grader.grade(ANSWER)` to "
+                        "read its message (often a parenthesis or a quote).",
+                        when=_rule_advice("", "rule did not load")),
+    },
+))

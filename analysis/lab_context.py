@@ -219,6 +219,17 @@ class LabContext:
         faults = [f for f in (recorded.faults if recorded else []) if f.on < stop and f.off > start]
         return Window(start, stop, "live", counted, faults)
 
+    def study(self, minutes: float | None = None, end: datetime | None = None) -> Window:
+        """What a notebook looks at: the last recorded run (minutes None, as headless runs do),
+        or the last `minutes` before end (now) of whatever traffic there was (falling back to
+        the run when they were idle)."""
+        if minutes:
+            return self.window(minutes, end, fallback="run")
+        recorded = self.last_run()
+        return Window(recorded.start, recorded.end, "run",
+                      requests_between(self.prometheus(), recorded.start, recorded.end),
+                      list(recorded.faults))
+
     def _recorded_run(self) -> RunRecord | None:
         """The last recorded run, or None when there is none."""
         try:

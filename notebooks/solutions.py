@@ -220,3 +220,31 @@ def blind_window(run: Any) -> tuple[str, str]:
 
 
 SOLUTIONS["blind-window"] = blind_window
+
+
+# 5.1 Share of the availability error budget the run used.
+def budget_used(total: float, bad: float, objective: float) -> float:
+    """bad / ((1 - objective) * total)."""
+    return bad / ((1 - objective) * total)
+
+
+SOLUTIONS["5.1"] = budget_used
+SOLUTIONS["5.2"] = 0.5 / (1 - 0.99)
+SOLUTIONS["5.3"] = "b"
+SOLUTIONS["5.4"] = "b"
+# 5.5 The alert, graded by promtool: the reference fires exactly where it should, so its
+#     outcomes are "as it should" in every scenario.
+LIST_ERRORS_ALERT = (
+    'sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[2m])) '
+    '/ sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[2m])) > 0.1'
+)
+
+
+def rule_outcomes() -> dict[str, str]:
+    """What every scenario of analysis.rule_grader says about a right rule."""
+    from analysis import rule_grader
+
+    return {scenario.name: "as it should" for scenario in rule_grader.SCENARIOS}
+
+
+SOLUTIONS["5.5"] = rule_outcomes

@@ -23,7 +23,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import benchmarks, exercises, logs, traces
+from analysis import benchmarks, exercises, logs, rule_grader, traces
 from analysis.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
 from tests.support.promdata import (
     TARGETS,
@@ -40,6 +40,8 @@ LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
 # a trace with its producer (web) and consumer (worker) spans.
 EXPORT_REQUEST = "0d473de8-5788-4a5d-9272-2193ea4496e2"
 EXPORT_TRACE = "76e8b78a592f41973ed7a34970497880"
+LIST_ALERT = ('sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[2m])) '
+              '/ sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[2m])) > 0.1')
 BUSIEST = {("web", "worker"): "a", ("web", "master"): "b", ("worker", "worker-main"): "c",
            ("worker", "pool-child"): "d"}
 
@@ -128,6 +130,19 @@ CASES: dict[str, Case] = {
         f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
         advice="Sum (or `sum by (endpoint)`) both sides"),
     # --- the workshop's modules ---
+    "5.1": Case(lambda d: 12 / (0.01 * 600), 2.0, 12 / 600, advice="divide it by the budget share",
+                context=("total", "bad", "objective"), given={"total": 600, "bad": 12, "objective": 0.99}),
+    "5.2": Case(50, 50.0, 0.5, advice="divides it by the budget share"),
+    "5.3": Case("b", "B", "a", advice="a tenth of the window"),
+    "5.4": Case("b", "B", "a", advice="keeps it true"),
+    "5.5": Case(
+        lambda d: rule_grader.grade(LIST_ALERT).outcomes(),
+        # increase() instead of rate(), a grouping, another spelling of the window.
+        lambda d: rule_grader.grade(LIST_ALERT.replace("sum(rate(", "sum by (endpoint) (increase(")
+                                    .replace("[2m]", "[120s]")).outcomes(),
+        lambda d: rule_grader.grade(LIST_ALERT.replace('endpoint="api.list_todos",', "")
+                                    .replace('{endpoint="api.list_todos"}', "")).outcomes(),
+        advice='Filter on `endpoint="api.list_todos"`'),
     "0.1": Case(len(TARGETS), float(len(TARGETS)), len(TARGETS) - 1,
                 advice="Prometheus scrapes its own", context=("prometheus", "at")),
     "0.2": Case(

@@ -47,3 +47,18 @@ def test_idle_minutes_fall_back_to_the_recorded_run_only_when_asked(
     # A live window that overlaps the recorded fault carries it (for shading charts).
     assert context.window(minutes=3, end=synthetic.end).faults == [fault]
     assert context.window(minutes=0.5, end=synthetic.end).faults == []
+
+
+def test_a_notebook_studies_the_recorded_run_unless_given_minutes(
+        synthetic: RecordedPrometheus, tmp_path: Path) -> None:
+    context = _context(synthetic, tmp_path)
+    start, end = synthetic.end - timedelta(minutes=4), synthetic.end - timedelta(minutes=1)
+    fault = FaultWindow("latency.todos.index", 0.4, start + timedelta(minutes=1), start + timedelta(minutes=2))
+    write_run(tmp_path, RunRecord(start, end, "http://x", "steady", 4, 180.0, Path("s.csv"),
+                                  Path("s.json"), Path("r.html"), [fault]))
+    studied = context.study()
+    assert (studied.source, studied.start, studied.end, studied.faults) == ("run", start, end, [fault])
+    assert studied.requests == pytest.approx(requests_between(-240, -60), rel=0.01)
+    live = context.study(minutes=10, end=synthetic.end)
+    assert live.source == "live" and live.seconds == 600
+    assert context.study(minutes=10, end=synthetic.end + timedelta(hours=2)).source == "run"  # idle

@@ -4,12 +4,13 @@ registry, head sampling replayed in a sandbox app, and the benchmark page read a
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analysis import benchmarks, cardinality, counters, logs, sampling
+from analysis import benchmarks, cardinality, counters, logs, rule_grader, sampling
 from app.observability import names
 
 DATA = Path(__file__).parent / "data" / "analysis"
@@ -100,3 +101,31 @@ def test_at_ten_percent_every_request_has_a_trace_id_and_only_sampled_ones_lead_
     # Binomial(200, 0.1): 20 expected, 4.2 standard deviations; 4 sigmas either side.
     assert abs(sampled - 20) <= 4 * math.sqrt(requests * 0.1 * 0.9)
     assert sampled > 0 and {s.service for s in run.spans} == {"todo-web-sandbox"}
+
+
+LIST_ALERT = ('sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[2m])) '
+              '/ sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[2m])) > 0.1')
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian package prometheus) is needed")
+def test_promtool_grades_an_alert_rule_by_where_it_fires_not_by_how_it_is_written() -> None:
+    assert rule_grader.grade(LIST_ALERT).right
+    # The same rule written with increase(), a grouping and seconds: right too.
+    rewritten = (LIST_ALERT.replace("sum(rate(", "sum by (job) (increase(").replace("[2m]", "[120s]"))
+    assert rule_grader.grade(rewritten).right
+
+    unfiltered = rule_grader.grade(LIST_ALERT.replace('endpoint="api.list_todos",', "")
+                                   .replace('{endpoint="api.list_todos"}', ""))
+    assert not unfiltered.right
+    assert unfiltered.outcomes()["30% of todos.index fail (another endpoint)"] == "fired, but should not"
+    assert unfiltered.outcomes()["30% of api.list_todos fail for ten minutes"] == "as it should"
+
+    too_long = rule_grader.grade(LIST_ALERT.replace("[2m]", "[10m]"))
+    assert [k for k, v in too_long.outcomes().items() if v != "as it should"] == [
+        "30% failed, but the last five minutes had no traffic at all"]
+    low = rule_grader.grade(LIST_ALERT.replace("> 0.1", "> 0.01"))
+    assert low.outcomes()["5% of api.list_todos fail (under the threshold)"] == "fired, but should not"
+
+    broken = rule_grader.grade("sum(rate(x[2m]) >")
+    assert not broken.right and "parse error" in broken.error
+    assert set(broken.outcomes().values()) == {"rule did not load"}
