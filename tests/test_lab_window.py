@@ -53,7 +53,8 @@ def test_a_notebook_studies_the_recorded_run_unless_given_minutes(
         synthetic: RecordedPrometheus, tmp_path: Path) -> None:
     context = _context(synthetic, tmp_path)
     start, end = synthetic.end - timedelta(minutes=4), synthetic.end - timedelta(minutes=1)
-    fault = FaultWindow("latency.todos.index", 0.4, start + timedelta(minutes=1), start + timedelta(minutes=2))
+    fault = FaultWindow("latency.todos.index", 0.4, start + timedelta(minutes=1),
+                        start + timedelta(minutes=2))
     write_run(tmp_path, RunRecord(start, end, "http://x", "steady", 4, 180.0, Path("s.csv"),
                                   Path("s.json"), Path("r.html"), [fault]))
     studied = context.study()
