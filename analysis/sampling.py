@@ -1,7 +1,7 @@
 """Head sampling, replayed in a sandbox: the lab's app at a sampling ratio, and what it leaves.
 
 `run_sampled(ratio, requests, directory)` starts a separate Python process that builds the
-real app (create_app) with OpenTelemetry's standard head sampler
+real app (app.wsgi, gunicorn's entry point) with OpenTelemetry's standard head sampler
 (``OTEL_TRACES_SAMPLER=parentbased_traceidratio``, ``OTEL_TRACES_SAMPLER_ARG=ratio``), its
 own SQLite database, JSON log file and span file under `directory`, sends `requests`
 requests through Flask's test client and flushes the spans. The running lab is not touched
@@ -97,12 +97,13 @@ def run_sampled(ratio: float, requests: int, directory: Path, timeout_s: float =
 
 def _serve(requests: int, answers: Path) -> None:
     """The sandbox process: migrate, build the app, send the requests, flush the spans."""
-    from app import create_app
     from app.migrate import upgrade
     from app.observability.tracing import flush_tracing
 
     upgrade()
-    app = create_app()
+    # The web process's own entry point: its logging (LOG_FILE), settings and tracing.
+    from app.wsgi import app
+
     client = app.test_client()
     with answers.open("w", encoding="utf-8") as out:
         for index in range(requests):
