@@ -1,11 +1,14 @@
 """Run a headless Locust scenario in a subprocess and summarise its reports.
 
 `python -m loadtests.run --host http://127.0.0.1:8080 --shape ramp --users 10 --duration 30`
-(`lab load` calls `run_headless`). Locust runs as a child process so that its gevent
-monkeypatching never touches the caller. Locust is started with `--exit-code-on-error 0`:
-failed requests are results to report, not errors, so `run_headless` never raises because
-requests failed; it raises `LoadRunError` only when Locust itself could not run (bad
-arguments, crash, timeout), with the tail of Locust's log.
+(`lab load` calls `run_headless`). `--workers N` runs Locust's distributed mode on this machine:
+one master and N worker processes (Locust's `--processes N`); the master gathers the workers'
+statistics and writes the same reports as a single process does.
+
+Locust runs as a child process so that its gevent monkeypatching never touches the caller.
+Locust is started with `--exit-code-on-error 0`: failed requests are results to report, not
+errors, so `run_headless` never raises because requests failed; it raises `LoadRunError` only
+when Locust itself could not run (bad arguments, crash, timeout), with the tail of Locust's log.
 """
 
 from __future__ import annotations
@@ -73,6 +76,7 @@ class LoadRunResult:
     rps: float
     percentiles_ms: dict[str, float | None]
     endpoints: list[EndpointStats] = field(default_factory=list)
+    workers: int = 0
 
     @property
     def failure_ratio(self) -> float:
@@ -97,7 +101,7 @@ class LoadRunResult:
         """A few human lines: figures and where the reports are."""
         return "\n".join([
             f"load run: shape={self.shape} users={self.users} duration={self.duration:g}s"
-            f" host={self.host}",
+            f" host={self.host}" + (f" workers={self.workers}" if self.workers else ""),
             f"requests={self.requests} failures={self.failures}"
             f" ({self.failure_ratio:.2%}) rps={self.rps:.1f}"
             f" p50={self.p50_ms}ms p95={self.p95_ms}ms p99={self.percentiles_ms.get('99%')}ms",
@@ -162,8 +166,14 @@ def run_headless(
     reports_dir: Path = Path("reports"),
     extra_env: Mapping[str, str] | None = None,
     spawn_rate: float | None = None,
+    workers: int = 0,
 ) -> LoadRunResult:
-    """Run the lab's locustfile headless against host and return its reports and figures."""
+    """Run the lab's locustfile headless against host and return its reports and figures.
+
+    workers: 0 runs one Locust process; N > 0 a master and N worker processes.
+    """
+    if workers < 0:
+        raise ValueError(f"workers must be 0 (one process) or more, not {workers}")
     profile = make_profile(shape, users, spawn_rate, duration)
     reports_dir = Path(reports_dir).resolve()
     reports_dir.mkdir(parents=True, exist_ok=True)
@@ -185,6 +195,9 @@ def run_headless(
         "--exit-code-on-error", "0",
         "--only-summary",
     ]
+    if workers:
+        # The master runs the shape and writes every report from the workers' statistics.
+        command += ["--processes", str(workers)]
     env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with open(log, "wb") as out:
@@ -228,6 +241,7 @@ def run_headless(
         rps=total.rps if total else 0.0,
         percentiles_ms=total.percentiles_ms if total else {},
         endpoints=[e for e in endpoints if e.name != "Aggregated"],
+        workers=workers,
     )
 
 
@@ -243,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="users started per second (LOAD_SPAWN_RATE)")
     parser.add_argument("--duration", type=int, default=None, help="seconds (LOAD_DURATION)")
     parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports")
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Locust worker processes under one master (default 0: one process)")
     args = parser.parse_args(argv)
     users = args.users if args.users is not None else os.environ.get("LOAD_USERS") or None
     spawn = args.spawn_rate if args.spawn_rate is not None else os.environ.get("LOAD_SPAWN_RATE")
@@ -251,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
         profile = make_profile(args.shape, users, spawn or None, duration or None)
         result = run_headless(
             args.host, profile.name, profile.users, int(profile.duration), args.reports_dir,
-            spawn_rate=profile.spawn_rate,
+            spawn_rate=profile.spawn_rate, workers=args.workers,
         )
     except (ValueError, LoadRunError) as exc:
         print(f"load: {exc}", file=sys.stderr)

@@ -145,6 +145,42 @@ def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Stac
     assert "todo-lab-loadtest/1.0 (api; +locust)" in log
 
 
+@pytest.fixture(scope="module")
+def distributed_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
+    """The same steady scenario from a Locust master and two worker processes."""
+    result = run_headless(
+        stack.base_url, "steady", users=8, duration=20,
+        reports_dir=tmp_path_factory.mktemp("distributed-reports"), extra_env=FAST_USERS, workers=2,
+    )
+    print(result.summary())
+    return result
+
+
+@pytest.mark.stack
+def test_a_master_and_two_workers_report_as_one_process_does(
+    distributed_run: LoadRunResult, steady_run: LoadRunResult
+) -> None:
+    """`--workers 2`: two worker processes ran users, and the master wrote the same reports."""
+    log = distributed_run.log.read_text(encoding="utf-8", errors="replace")
+    assert "--processes" in distributed_run.command and distributed_run.workers == 2
+    assert "2 workers connected" in log and "to 2 ready workers" in log, log[-2000:]
+    assert distributed_run.requests > 100
+    assert distributed_run.failures == 0, failures_text(distributed_run)
+    for path in (distributed_run.stats_csv, distributed_run.history_csv, distributed_run.html,
+                 distributed_run.stats_json):
+        assert path.is_file() and path.stat().st_size > 0, path
+    # Same request names as one process (every user type did its part), same report columns.
+    assert {(e.method, e.name) for e in distributed_run.endpoints} >= {
+        (e.method, e.name) for e in steady_run.endpoints if e.requests >= 5}
+    assert distributed_run.stats_csv.read_text().splitlines()[0] == \
+        steady_run.stats_csv.read_text().splitlines()[0]
+    # The master's JSON holds every worker's requests: the same total as its CSV.
+    per_endpoint = json.loads(distributed_run.stats_json.read_text(encoding="utf-8"))
+    assert sum(e["num_requests"] for e in per_endpoint) == distributed_run.requests
+    counts = [c for _, c in read_user_counts(distributed_run.history_csv)]
+    assert max(counts) == 8
+
+
 def plateaus(counts: list[int]) -> list[int]:
     """Consecutive distinct user counts, in order (a history without its repeats)."""
     out: list[int] = []
