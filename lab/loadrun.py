@@ -96,7 +96,7 @@ def _switch(config: LabConfig, planned: PlannedFault, began: float, done: thread
 
 def recorded_load(config: LabConfig, shape: str, users: int | None, duration: int | None,
                   fault: PlannedFault | None = None,
-                  extra_env: dict[str, str] | None = None) -> RunRecord:
+                  extra_env: dict[str, str] | None = None, workers: int = 0) -> RunRecord:
     """Run Locust between two quiet edges, with the fault switched during it; record the run."""
     require_running(config)
     client = prometheus_client(config)
@@ -112,7 +112,7 @@ def recorded_load(config: LabConfig, shape: str, users: int | None, duration: in
                                     daemon=True)
         switcher.start()
     try:
-        result = run_headless(app_url(config), shape, users, duration, out, extra_env)
+        result = run_headless(app_url(config), shape, users, duration, out, extra_env, workers=workers)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     finally:

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from analysis.lab_context import RunRecord
 from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support.launcher import (
     SERVICES,
@@ -173,6 +174,26 @@ def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: 
     # The add happened in the previous test; wait for a scrape that saw it (5 s interval).
     wait_until(lambda: bool(_query(lab, promql)), 30, "Prometheus to scrape the add request")
     assert float(_query(lab, promql)[0]["value"][1]) == 1.0
+
+
+def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: Lab, tmp_path: Path) -> None:
+    """`lab load --workers 2`: a Locust master and two workers load the lab through Caddy; the
+    run record and the reports are those of a one-process run."""
+    reports = tmp_path / "reports"
+    env = {**lab.env, "LAB_REPORTS_DIR": str(reports), "LOAD_WAIT": "0.2,1.0"}
+    done = run_lab(env, "load", "--workers", "2", "--users", "4", "--duration", "10", timeout=300)
+    assert done.code == 0, done.stdout + done.stderr
+    assert "workers=2" in done.stdout and "failures=0 " in done.stdout, done.stdout
+    record = RunRecord.from_json((reports / "last-run.json").read_text(encoding="utf-8"))
+    assert record.users == 4 and record.host == lab.app
+    assert record.end > record.start
+    for path in (record.stats_csv, record.stats_json, record.html):
+        assert path.is_file() and path.parent == reports, path
+    with open(record.stats_csv, newline="", encoding="utf-8") as fh:
+        total = next(row for row in csv.DictReader(fh) if row["Name"] == "Aggregated")
+    assert int(total["Request Count"]) > 10 and total["Failure Count"] == "0"
+    log = next(reports.glob("load-*.log")).read_text(encoding="utf-8")
+    assert "2 workers connected" in log
 
 
 def test_a_second_up_reports_what_runs_and_starts_nothing(lab: Lab) -> None:

@@ -84,7 +84,7 @@ def test_compose_runs_the_whole_topology(compose: dict[str, Any]) -> None:
     """Every service of the lab is there."""
     assert set(compose["services"]) == {
         "caddy", "web", "worker", "db", "redis", "prometheus", "alertmanager", "alert-receiver",
-        "jaeger", "locust", "jupyter"
+        "jaeger", "locust-master", "locust-worker", "jupyter"
     }
 
 
@@ -108,7 +108,7 @@ def test_compose_publishes_exactly_the_six_user_ports_on_loopback(rendered: dict
             published[host_port] = name
     # The launcher's ports: one .env, the same URLs on both paths (Caddy on 8080, not 80).
     assert published == {8080: "caddy", 9090: "prometheus", 9093: "alertmanager", 16686: "jaeger",
-                         8089: "locust", 8888: "jupyter"}
+                         8089: "locust-master", 8888: "jupyter"}
 
 
 def test_compose_host_ports_come_from_the_launchers_variables(compose: dict[str, Any]) -> None:
@@ -253,7 +253,8 @@ def test_compose_images_are_pinned(compose: dict[str, Any]) -> None:
     assert compose["services"]["web"]["build"]["target"] == "runtime"
     assert compose["services"]["worker"]["image"] == compose["services"]["web"]["image"]
     assert compose["services"]["jupyter"]["build"]["target"] == "lab"
-    assert compose["services"]["locust"]["image"] == compose["services"]["jupyter"]["image"]
+    for locust in ("locust-master", "locust-worker"):
+        assert compose["services"][locust]["image"] == compose["services"]["jupyter"]["image"]
 
 
 def test_compose_web_migrates_then_serves_and_worker_runs_celery(compose: dict[str, Any]) -> None:
@@ -284,8 +285,9 @@ def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -
     assert jupyter["PROMETHEUS_URL"] == "http://prometheus:9090"
     assert jupyter["JAEGER_URL"] == "http://jaeger:16686"
     assert "./notebooks:/app/notebooks" in services["jupyter"]["volumes"]
-    locust = " ".join(services["locust"]["command"])
-    assert "-f loadtests/locustfile.py" in locust and "--host=http://caddy:80" in locust
+    master = " ".join(services["locust-master"]["command"])
+    assert "-f loadtests/locustfile.py" in master and "--host=http://caddy:80" in master
+    assert "--master --master-bind-port=5557" in master
     assert "./stack/prometheus:/etc/prometheus:ro" in services["prometheus"]["volumes"]
     assert "./stack/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
     # The receiver writes $VAR_DIR/log/alerts.jsonl into the logs volume JupyterLab reads.
@@ -295,6 +297,20 @@ def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -
     assert "logs:/var/lib/todo/log" in receiver["volumes"]
     assert "logs:/var/lib/todo/log:ro" in services["jupyter"]["volumes"]
     assert "./stack/caddy/Caddyfile:/etc/caddy/Caddyfile:ro" in services["caddy"]["volumes"]
+
+
+def test_compose_locust_workers_scale_out_under_one_master(rendered: dict[str, Any]) -> None:
+    """`--scale locust-worker=4`: workers publish nothing, share the master's locustfile and
+    find it by its service name on front-net."""
+    services = rendered["services"]
+    worker = services["locust-worker"]
+    assert not worker.get("ports") and "container_name" not in worker  # so it can be scaled
+    command = worker["command"]
+    assert command[:3] == ["locust", "-f", "loadtests/locustfile.py"] and "--worker" in command
+    assert "--master-host=locust-master" in command and "--master-port=5557" in command
+    assert worker["volumes"] == services["locust-master"]["volumes"]
+    assert set(worker["networks"]) == set(services["locust-master"]["networks"]) == {"front-net"}
+    assert "'locust-master', 5557" in " ".join(worker["healthcheck"]["test"])
 
 
 def test_compose_keeps_data_in_named_volumes(compose: dict[str, Any]) -> None:

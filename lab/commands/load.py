@@ -1,9 +1,11 @@
-"""`lab load [--shape NAME] [--users N] [--duration S] [--fault NAME=VALUE [--fault-window A-B]]`.
+"""`lab load [--shape NAME] [--users N] [--duration S] [--workers N] [--fault NAME=VALUE ...]`.
 
 Runs the lab's Locust scenario headless against the running stack through Caddy, between two
 quiet edges (a Prometheus scrape on each side of a moment without traffic), optionally with
 a fault switched on and off during the run, and records the run in
-$LAB_REPORTS_DIR/last-run.json for the notebooks.
+$LAB_REPORTS_DIR/last-run.json for the notebooks. `--workers N` drives the load from a Locust
+master and N worker processes (one Python process is one core's worth of load); the record
+and the reports are the same.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--shape", choices=SHAPE_NAMES, default=os.environ.get("LOAD_SHAPE", "steady"))
     parser.add_argument("--users", type=int, default=None, help="peak users (default: the shape's)")
     parser.add_argument("--duration", type=int, default=None, help="seconds (default: the shape's)")
+    parser.add_argument("--workers", type=int, default=0, metavar="N",
+                        help="Locust worker processes under one master (default 0: a single process)")
     parser.add_argument("--fault", metavar="NAME=VALUE", default=None,
                         help="inject this fault during the run, e.g. error_rate.api.list_todos=0.2")
     parser.add_argument("--fault-window", metavar="A-B", default=None,
@@ -37,6 +41,9 @@ def run(args: argparse.Namespace) -> int:
         profile = make_profile(args.shape, args.users, None, args.duration)
     except ValueError as exc:
         raise LabError(str(exc), 2) from None
+    if args.workers < 0:
+        raise LabError("--workers: 0 (one process) or more", 2)
     fault = parse_fault(args.fault, args.fault_window, profile.duration) if args.fault else None
-    recorded_load(config, profile.name, profile.users, int(profile.duration), fault)
+    recorded_load(config, profile.name, profile.users, int(profile.duration), fault,
+                  workers=args.workers)
     return 0
