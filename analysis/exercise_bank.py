@@ -13,19 +13,12 @@ Answer types:
 | choice | an option key, e.g. "b" | the reference key (offline) |
 | number | a number | the reference number, or a function of the context, within `tolerance` |
 | jq | a jq filter (`-s ` first to slurp) | the reference's output on the same JSON-lines file (log) |
-| alert | an alert's expr, or {"expr": ..., "for": "1m"} | `promtool test rules` with `rule_test` (offline) |
+| alert | an alert's expr, or {"expr": ..., "for": "1m"} | promtool, on the `rule_test` scenarios (offline) |
 
-An alert exercise's `rule_test` is a promtool test file without `rule_files` (the engine adds
-the learner's rule, named LabExercise, and the lab's own rules, so recording rules can be
-used): `evaluation_interval` and `tests` with input series and the times LabExercise must and
-must not fire. Any rule that fires exactly then is right; the reference must pass it too.
-
-`mistakes` turn a wrong answer into advice on how to fix it: for a choice, the wrong key ->
-why that option is tempting and wrong; otherwise a named `Mistake` recognised by a regular
-expression on the answer's text (`pattern`) or by a test on (answer, expected) (`when`).
-Engine-wide PromQL mistakes (sum before rate, `le` dropped, a window shorter than four
-scrapes, a counter without rate) are in analysis.exercises.COMMON_PROMQL_MISTAKES and need not
-be repeated here.
+An alert exercise's `rule_test` is YAML: a list of scenarios, each `name`, `series` (selector ->
+values in promtool's notation, 5 s apart), `eval_time` and `fires` (true/false). The learner's
+rule is right when it fires in exactly the scenarios that say so, whatever labels it gives
+the alert (analysis.rule_grader.RuleRun asks promtool); the reference must pass them too.
 """
 
 from __future__ import annotations
@@ -33,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import yaml
 
 Kind = Literal["predict", "query", "interpret"]
 AnswerType = Literal["promql", "value", "choice", "number", "jq", "alert"]
@@ -101,6 +96,13 @@ class Exercise:
             raise ValueError(f"exercise {self.id}: kind {self.kind!r} / answer_type {self.answer_type!r}")
         if (self.answer_type == "alert") != bool(self.rule_test):
             raise ValueError(f"exercise {self.id}: an alert exercise (and only one) has a rule_test")
+        if self.rule_test:
+            scenarios = yaml.safe_load(self.rule_test)
+            keys = {"name", "series", "eval_time", "fires"}
+            if not isinstance(scenarios, list) or not scenarios or \
+                    any(not isinstance(x, dict) or set(x) != keys for x in scenarios):
+                raise ValueError(f"exercise {self.id}: rule_test is a list of scenarios with "
+                                 f"{sorted(keys)}")
         if self.answer_type == "choice":
             if len(self.options) < 2:
                 raise ValueError(f"exercise {self.id}: a choice needs at least two options")

@@ -533,42 +533,34 @@ def _check_jq(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
                     f"{len(expected)}", answer, _wrong_advice(item, found), log=str(log))
 
 
-RULES_DIR = Path(__file__).resolve().parents[1] / "stack" / "prometheus" / "rules"
-ALERT_NAME = "LabExercise"
-
-
-def rule_of(answer: Any) -> dict[str, Any]:
-    """An alert answer as a rule: a bare expr, or a mapping with expr and optionally for."""
+def rule_of(answer: Any) -> tuple[str, str]:
+    """An alert answer as (expr, for): a bare expr, or a mapping with expr and optionally for."""
     if isinstance(answer, str):
-        return {"alert": ALERT_NAME, "expr": answer}
+        return answer, ""
     if isinstance(answer, Mapping) and isinstance(answer.get("expr"), str):
-        rule: dict[str, Any] = {"alert": ALERT_NAME, "expr": answer["expr"]}
-        if answer.get("for"):
-            rule["for"] = str(answer["for"])
-        return rule
+        return answer["expr"], str(answer.get("for") or "")
     raise TypeError("an alert answer is a PromQL expression string, or {'expr': ..., 'for': '1m'}")
 
 
 def run_rule_test(item: Exercise, answer: Any) -> str | None:
-    """None when the rule passes the exercise's promtool test; else promtool's complaint."""
-    binary = shutil.which("promtool")
-    if binary is None:
-        raise FileNotFoundError("promtool is not installed (Debian's prometheus package brings it)")
-    test = yaml.safe_load(item.rule_test)
+    """None when the rule fires in exactly the exercise's scenarios that call for it; else which not."""
+    from analysis.rule_grader import RuleError, RuleRun
+
+    expr, for_ = rule_of(answer)
     with tempfile.TemporaryDirectory(prefix="lab-exercise-") as tmp:
-        rules = Path(tmp) / "exercise.yml"
-        rules.write_text(yaml.safe_dump({"groups": [{"name": "exercise", "rules": [rule_of(answer)]}]}),
-                         encoding="utf-8")
-        test["rule_files"] = [str(rules), *map(str, sorted(RULES_DIR.glob("*.yml")))]
-        path = Path(tmp) / "test.yml"
-        path.write_text(yaml.safe_dump(test), encoding="utf-8")
-        done = subprocess.run([binary, "test", "rules", str(path)], capture_output=True, text=True,
-                              timeout=120, check=False)
-    if done.returncode == 0:
-        return None
-    lines = [line.strip() for line in (done.stdout + done.stderr).splitlines()
-             if line.strip() and not line.startswith(("Unit Testing", "  SUCCESS", "  FAILED:"))]
-    return " ".join(lines)[:600] or "promtool test rules failed"
+        run = RuleRun(Path(tmp), expr, for_, alert="LabExercise")
+        problem = run.problem()
+        if problem:
+            return f"promtool refused the rule: {' '.join(problem.split())[:400]}"
+        missed = []
+        try:
+            for scenario in yaml.safe_load(item.rule_test):
+                fired = run.fires(dict(scenario["series"]), str(scenario["eval_time"]))
+                if fired != bool(scenario["fires"]):
+                    missed.append(f"{'fired' if fired else 'did not fire'} on: {scenario['name']}")
+        except RuleError as exc:
+            return f"promtool: {' '.join(str(exc).split())[:400]}"
+    return "; ".join(missed) or None
 
 
 def _check_alert(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
@@ -586,12 +578,12 @@ def _check_alert(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdic
     if broken:
         raise ExerciseFailed(f"exercise {item.id}: the reference rule fails its own test: {broken}")
     problem = run_rule_test(item, answer)
-    text = _collapse(rule_of(answer)["expr"])
+    text = _collapse(rule_of(answer)[0])
     if problem:
         found = diagnose(item, text, None, None, context)
-        return _verdict(item, "wrong", f"promtool test rules: {problem}", answer,
-                        _wrong_advice(item, found))
-    return _verdict(item, "right", "your rule fires exactly when the test expects it", answer)
+        return _verdict(item, "wrong", problem, answer, _wrong_advice(item, found))
+    return _verdict(item, "right", "your rule fires in exactly the scenarios that call for it",
+                    answer)
 
 
 # --- the first version's entry points (the notebooks call them) ------------------------------

@@ -95,6 +95,10 @@ class RuleGrade:
                          for k, v in self.outcomes().items())
 
 
+class RuleError(RuntimeError):
+    """promtool failed for another reason than the alert firing (its own words)."""
+
+
 def _promtool() -> str:
     found = shutil.which("promtool")
     if not found:
@@ -103,30 +107,59 @@ def _promtool() -> str:
     return found
 
 
+class RuleRun:
+    """One alerting rule written to a rules file, asked whether it fires on scenario after scenario.
+
+    The one place the workshop runs promtool on a learner's rule: `grade` below and the
+    exercise engine's answer_type "alert" (analysis.exercises) both ask through it.
+    """
+
+    def __init__(self, workdir: Path, expr: str, for_: str = FOR, alert: str = ALERT) -> None:
+        """Write the rule (alert name, expr, for) into workdir/rules.yml."""
+        self.workdir, self.alert, self.promtool = workdir, alert, _promtool()
+        rule: dict[str, str] = {"alert": alert, "expr": expr}
+        if for_:
+            rule["for"] = for_
+        rules = {"groups": [{"name": "workshop", "interval": EVALUATION_INTERVAL, "rules": [rule]}]}
+        (workdir / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
+        self.runs = 0
+
+    def problem(self) -> str:
+        """promtool check rules' complaint about the rule, or "" when it loads."""
+        checked = subprocess.run([self.promtool, "check", "rules", "rules.yml"], cwd=self.workdir,
+                                 capture_output=True, text=True, timeout=60, check=False)
+        return "" if checked.returncode == 0 else (checked.stdout + checked.stderr).strip()
+
+    def fires(self, series: dict[str, str], eval_time: str) -> bool:
+        """True when the alert is firing at eval_time on series (promtool notation, 5 s apart).
+
+        promtool is told to expect no alert: a failure that shows what it got means the alert
+        fired, whatever labels the expression gave it.
+        """
+        self.runs += 1
+        test = {"rule_files": ["rules.yml"], "evaluation_interval": EVALUATION_INTERVAL,
+                "tests": [{"interval": "5s",
+                           "input_series": [{"series": k, "values": v} for k, v in series.items()],
+                           "alert_rule_test": [{"eval_time": eval_time, "alertname": self.alert,
+                                                "exp_alerts": []}]}]}
+        path = self.workdir / f"test-{self.runs}.yml"
+        path.write_text(yaml.safe_dump(test), encoding="utf-8")
+        done = subprocess.run([self.promtool, "test", "rules", path.name], cwd=self.workdir,
+                              capture_output=True, text=True, timeout=60, check=False)
+        output = done.stdout + done.stderr
+        if done.returncode != 0 and "exp:" not in output:
+            raise RuleError(output.strip())
+        return done.returncode != 0
+
+
 def grade(expr: str, for_: str = FOR) -> RuleGrade:
     """Run the alert `expr` (with `for_`) through promtool on every scenario."""
-    promtool = _promtool()
     with tempfile.TemporaryDirectory(prefix="rule-grader-") as tmp:
-        workdir = Path(tmp)
-        rules = {"groups": [{"name": "workshop", "interval": EVALUATION_INTERVAL,
-                             "rules": [{"alert": ALERT, "expr": expr, "for": for_}]}]}
-        (workdir / "rules.yml").write_text(yaml.safe_dump(rules), encoding="utf-8")
-        checked = subprocess.run([promtool, "check", "rules", "rules.yml"], cwd=workdir,
-                                 capture_output=True, text=True, timeout=60, check=False)
-        if checked.returncode != 0:
-            return RuleGrade({}, (checked.stdout + checked.stderr).strip())
-        fired = {}
-        for index, scenario in enumerate(SCENARIOS):
-            series = [{"series": k, "values": v} for k, v in scenario.series.items()]
-            expect = [{"eval_time": scenario.eval_time, "alertname": ALERT, "exp_alerts": []}]
-            test = {"rule_files": ["rules.yml"], "evaluation_interval": EVALUATION_INTERVAL,
-                    "tests": [{"interval": "5s", "input_series": series, "alert_rule_test": expect}]}
-            path = workdir / f"test-{index}.yml"
-            path.write_text(yaml.safe_dump(test), encoding="utf-8")
-            done = subprocess.run([promtool, "test", "rules", path.name], cwd=workdir,
-                                  capture_output=True, text=True, timeout=60, check=False)
-            output = done.stdout + done.stderr
-            if done.returncode != 0 and "exp:" not in output:
-                return RuleGrade({}, output.strip())  # a failure that is not "it fired"
-            fired[scenario.name] = done.returncode != 0
-    return RuleGrade(fired)
+        run = RuleRun(Path(tmp), expr, for_)
+        error = run.problem()
+        if error:
+            return RuleGrade({}, error)
+        try:
+            return RuleGrade({s.name: run.fires(s.series, s.eval_time) for s in SCENARIOS})
+        except RuleError as exc:
+            return RuleGrade({}, str(exc))

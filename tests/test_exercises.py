@@ -436,27 +436,24 @@ def test_a_table_answer_may_order_its_columns_differently() -> None:
 
 
 ALERT_TEST = """
-evaluation_interval: 5s
-tests:
-  - interval: 5s
-    input_series:
-      - series: 'http_request_duration_seconds_count{job="web", status="200", environment="t"}'
-        values: '0+9x60'
-      - series: 'http_request_duration_seconds_count{job="web", status="500", environment="t"}'
-        values: '0+1x60'
-    alert_rule_test:
-      - {alertname: LabExercise, eval_time: 30s, exp_alerts: []}
-      - alertname: LabExercise
-        eval_time: 3m
-        exp_alerts: [{exp_labels: {job: web, environment: t}}]
-  - interval: 5s
-    input_series:
-      - series: 'http_request_duration_seconds_count{job="web", status="200", environment="t"}'
-        values: '0+99x60'
-      - series: 'http_request_duration_seconds_count{job="web", status="500", environment="t"}'
-        values: '0+1x60'
-    alert_rule_test:
-      - {alertname: LabExercise, eval_time: 3m, exp_alerts: []}
+- name: 10% errors for three minutes
+  series:
+    'http_request_duration_seconds_count{job="web", status="200", environment="t"}': '0+9x60'
+    'http_request_duration_seconds_count{job="web", status="500", environment="t"}': '0+1x60'
+  eval_time: 3m
+  fires: true
+- name: the first 30 s of it (for 1m not yet over)
+  series:
+    'http_request_duration_seconds_count{job="web", status="200", environment="t"}': '0+9x60'
+    'http_request_duration_seconds_count{job="web", status="500", environment="t"}': '0+1x60'
+  eval_time: 30s
+  fires: false
+- name: 1% errors
+  series:
+    'http_request_duration_seconds_count{job="web", status="200", environment="t"}': '0+99x60'
+    'http_request_duration_seconds_count{job="web", status="500", environment="t"}': '0+1x60'
+  eval_time: 3m
+  fires: false
 """
 
 
@@ -467,17 +464,28 @@ def test_an_alert_rule_is_graded_by_promtool_test_rules(monkeypatch: pytest.Monk
                     why="w", rule_test=ALERT_TEST)
     monkeypatch.setitem(EXERCISES, "5.9", item)
     real = exercises.reference
+    reference = ('sum(rate(http_request_duration_seconds_count{status=~"5.."}[1m]))'
+                 " / sum(rate(http_request_duration_seconds_count[1m])) > 0.05")
     monkeypatch.setattr(exercises, "reference", lambda i: (
-        {"expr": "job:http_requests_errors:ratio_rate1m > 0.05", "for": "1m"} if i == "5.9" else real(i)))
-    # The recording rule, or the ratio written out: the same alert at the same times.
-    assert exercises.check("5.9", {"expr": "job:http_requests_errors:ratio_rate1m > 0.05",
-                                   "for": "1m"}).right
+        {"expr": reference, "for": "1m"} if i == "5.9" else real(i)))
+    assert exercises.check("5.9", {"expr": reference, "for": "1m"}).right
+    # Grouped, another label set on the alert: it fires at the same times, so it is right.
     written_out = ('sum by (job, environment) (rate(http_request_duration_seconds_count{status=~"5.."}[1m]))'
                    " / sum by (job, environment) (rate(http_request_duration_seconds_count[1m])) > 0.05")
     assert exercises.check("5.9", {"expr": written_out, "for": "1m"}).right
-    too_soon = exercises.check("5.9", "job:http_requests_errors:ratio_rate1m > 0.05")  # no for:
-    assert too_soon.status == "wrong" and "LabExercise" in too_soon.message
-    summed_first = exercises.check("5.9", "rate(sum(http_request_duration_seconds_count)[1m:]) > 0")
-    assert summed_first.status == "wrong" and any("Rate first" in a for a in summed_first.advice)
+    too_soon = exercises.check("5.9", reference)  # no for: fires in the first 30 s
+    assert too_soon.status == "wrong" and "fired on: the first 30 s of it" in too_soon.message
+    summed_first = exercises.check("5.9", {"expr": "rate(sum(http_request_duration_seconds_count)[1m:]) > 0",
+                                           "for": "1m"})
+    assert summed_first.status == "wrong" and "fired on: 1% errors" in summed_first.message
+    assert any("Rate first" in a for a in summed_first.advice)
+    broken = exercises.check("5.9", "sum(rate(x[1m]) >")
+    assert broken.status == "wrong" and "promtool refused the rule" in broken.message
     assert exercises.grade_offline(item, {"expr": written_out, "for": "1m"}) == "right"
     assert exercises.check("5.9", None).status == "unanswered"
+
+
+def test_an_alert_exercise_needs_well_formed_scenarios() -> None:
+    with pytest.raises(ValueError, match="list of scenarios"):
+        Exercise(id="5.8", module="05-alerting", kind="query", answer_type="alert", question="q",
+                 hint="h", why="w", rule_test="- {name: x, eval_time: 1m}")
