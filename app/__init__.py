@@ -11,7 +11,7 @@ from werkzeug.exceptions import Forbidden
 
 from app.settings import Settings, SettingsError
 
-__all__ = ["Settings", "SettingsError", "create_app"]
+__all__ = ["Settings", "SettingsError", "close_app", "create_app"]
 
 def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
     """Build the app from settings (the environment's by default), then test_config on top.
@@ -91,3 +91,14 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settin
         with app.app_context():
             instrument_engine(db.db.engine)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Close the connections the app holds open (its database pool); it serves no more after."""
+    # For a process that is done with the app: a gunicorn worker exiting, a Celery worker
+    # shutting down, a test's teardown. The pool would otherwise keep them until the
+    # collector (or the exit) drops them. The broker's connections are kombu's, shared by
+    # the process (app.jobs.close_broker_connections); the embedded one holds none.
+    from app import db
+
+    db.close(app)

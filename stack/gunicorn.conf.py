@@ -107,10 +107,18 @@ def post_worker_init(worker: Any) -> None:
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    """Worker exit: flush buffered spans."""
+    """Worker exit: flush buffered spans, close the app's database and broker connections."""
+    from flask import Flask
+
+    from app import close_app
+    from app.jobs import close_broker_connections
     from app.observability.tracing import flush_tracing
 
     flush_tracing(2000)
+    app = getattr(worker, "wsgi", None)  # unset when the app failed to load
+    if isinstance(app, Flask):
+        close_app(app)
+    close_broker_connections()
 
 
 def child_exit(server: Any, worker: Any) -> None:

