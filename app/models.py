@@ -96,3 +96,24 @@ class Export(db.Model):  # type: ignore[name-defined]
             "finished_at": self.finished_at.isoformat() if self.finished_at else None,
             "download_url": f"/download/{self.id}" if self.status == "succeeded" else None,
         }
+
+
+class IdempotencyKey(db.Model):  # type: ignore[name-defined]
+    """The answer a write gave under an Idempotency-Key, kept to replay it to a retry.
+
+    Written in the same transaction as the write itself, so that a write is stored if and
+    only if its answer is: a retry after a lost answer finds it. Rows expire (expires_at)
+    and are deleted by app.idempotency's cleanup.
+    """
+
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)  # the route (endpoint)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), nullable=False)  # SHA-256 of the request
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    content_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    location: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)

@@ -167,6 +167,7 @@ class Settings:
     broker_timeout_s: float = 3.0
     visibility_timeout_s: int = 3600
     stale_export_s: int = 300
+    idempotency_retention_s: int = 24 * 3600
     log_file: str = ""
     # Off only to measure what the access log and request metrics cost (bench/).
     observability_enabled: bool = True
@@ -231,6 +232,8 @@ class Settings:
             broker_timeout_s=_float(env, "BROKER_TIMEOUT", d.broker_timeout_s, 0.1, 60.0),
             visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", d.visibility_timeout_s, 5, WEEK_S),
             stale_export_s=_int(env, "STALE_EXPORT_AFTER", d.stale_export_s, 1, WEEK_S),
+            idempotency_retention_s=_int(env, "IDEMPOTENCY_RETENTION", d.idempotency_retention_s, 60,
+                                         30 * 24 * 3600),
             log_file=env.get("LOG_FILE", "").strip(),
             observability_enabled=_bool(env, "OBSERVABILITY", d.observability_enabled),
             tracing_enabled=_bool(env, "TRACING_ENABLED", d.tracing_enabled),

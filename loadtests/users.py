@@ -87,6 +87,11 @@ def unique_text(role: str) -> str:
     return f"load {role} {uuid.uuid4().hex[:12]}"
 
 
+def keyed() -> dict[str, str]:
+    """Headers with a fresh Idempotency-Key: every create of ours may be retried safely."""
+    return {"Idempotency-Key": uuid.uuid4().hex}
+
+
 def think_time() -> Any:
     """Locust wait_time from LOAD_WAIT (seconds between two tasks of one user)."""
     return between(*CONFIG.wait)
@@ -159,10 +164,29 @@ class WriterUser(HttpUser):
     def add_json(self) -> None:
         """Add a todo as the page's JavaScript does (JSON, 201 with the todo)."""
         with self.client.post(
-            "/add", json={"task": unique_text(self.role)}, name="/add [json]", catch_response=True
+            "/add", json={"task": unique_text(self.role)}, name="/add [json]", headers=keyed(),
+            catch_response=True,
         ) as response:
             if expect(response, 201) and (data := json_of(response, "id")):
                 self.remember(int(data["id"]))
+
+    @tag("writer")
+    @task(1)
+    def add_retried(self) -> None:
+        """Add a todo, then send the very same request again, as a client whose answer was
+        lost would: the second answer is the first one replayed, and no second todo."""
+        body, headers = {"task": unique_text(self.role)}, keyed()
+        with self.client.post("/add", json=body, name="/add [json, keyed]", headers=headers,
+                              catch_response=True) as response:
+            if not expect(response, 201) or not (first := json_of(response, "id")):
+                return
+        self.remember(int(first["id"]))
+        with self.client.post("/add", json=body, name="/add [json, retry]", headers=headers,
+                              catch_response=True) as response:
+            if not expect(response, 201) or not (again := json_of(response, "id")):
+                return
+            if again != first or response.headers.get("Idempotent-Replayed") != "true":
+                response.failure(f"retry was not a replay of todo {first['id']}: {again}")
 
     @tag("writer")
     @task(1)
@@ -170,7 +194,8 @@ class WriterUser(HttpUser):
         """Add a todo with the plain HTML form (303 to the list), then find it in the list."""
         text = unique_text(self.role)
         with self.client.post(
-            "/add", data={"task": text}, name="/add [form]", allow_redirects=False,
+            "/add", data={"task": text, "idempotency_key": uuid.uuid4().hex}, name="/add [form]",
+            allow_redirects=False,
             catch_response=True,
         ) as response:
             if not expect(response, 303):
@@ -267,7 +292,8 @@ class ExporterUser(HttpUser):
     @task
     def export(self) -> None:
         """One export, start to finish, with a bounded number of polls."""
-        with self.client.post("/export", name="/export", catch_response=True) as response:
+        with self.client.post("/export", name="/export", headers=keyed(),
+                              catch_response=True) as response:
             if not expect(response, 202) or not (data := json_of(response, "task_id")):
                 return
         task_id = str(data["task_id"])
@@ -339,7 +365,7 @@ class ApiUser(FastHttpUser):
         """Create a todo; 201 with its id."""
         with self.client.post(
             "/api/todos", json={"text": unique_text(self.role)}, name="/api/todos",
-            catch_response=True,
+            headers=keyed(), catch_response=True,
         ) as response:
             if expect(response, 201) and (data := json_of(response, "id")):
                 self.own.append(int(data["id"]))

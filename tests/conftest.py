@@ -95,10 +95,11 @@ class Backend:
         engine = create_engine(self.database_url)
         with engine.begin() as conn:
             if engine.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE todos, exports RESTART IDENTITY"))
+                conn.execute(text("TRUNCATE todos, exports, idempotency_keys RESTART IDENTITY"))
             else:
                 conn.execute(text("DELETE FROM todos"))
                 conn.execute(text("DELETE FROM exports"))
+                conn.execute(text("DELETE FROM idempotency_keys"))
         engine.dispose()
 
 

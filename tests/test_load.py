@@ -93,6 +93,8 @@ def test_steady_run_without_faults_has_no_failures(steady_run: LoadRunResult) ->
         ("reader", "GET", "/?page=[n]"),
         ("writer", "POST", "/add [json]"),
         ("writer", "POST", "/add [form]"),
+        ("writer", "POST", "/add [json, keyed]"),
+        ("writer", "POST", "/add [json, retry]"),
         ("writer", "POST", "/toggle/[id]"),
         ("writer", "POST", "/edit/[id]"),
         ("writer", "POST", "/reorder"),

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, make_response, request, url_for
 
+from app import idempotency
 from app.api.openapi import openapi_document
 from app.errors import ApiError
 from app.todos import service
@@ -33,14 +34,17 @@ def list_todos() -> tuple[Response, int]:
 
 
 @bp.post("/todos")
-def create_todo() -> tuple[Response, int, dict[str, str]]:
-    """Create a todo from {"text": ...}."""
+@idempotency.idempotent
+def create_todo() -> Response:
+    """Create a todo from {"text": ...}; an Idempotency-Key makes a retry safe."""
     body = json_body()
     unknown = set(body) - {"text"}
     if unknown:
         raise ApiError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
-    todo = service.create_todo(body.get("text"))
-    return jsonify(todo.to_dict()), 201, {"Location": url_for("api.get_todo", todo_id=todo.id)}
+    todo = service.add_todo(body.get("text"))
+    response = make_response(jsonify(todo.to_dict()), 201,
+                             {"Location": url_for("api.get_todo", todo_id=todo.id)})
+    return idempotency.commit(response)
 
 
 @bp.get("/todos/<todo_id>")

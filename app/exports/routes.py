@@ -6,11 +6,22 @@ import logging
 import uuid
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, request, send_file, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    request,
+    send_file,
+    url_for,
+)
 from kombu.exceptions import OperationalError as BrokerError
 from redis.exceptions import RedisError
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from app import idempotency
 from app.db import db
 from app.errors import ApiError
 from app.exports.tasks import export_path, export_todos
@@ -35,25 +46,33 @@ def get_export(task_id: str) -> Export:
 
 
 @bp.post("/export")
-def start_export() -> BaseResponse | tuple[Response, int, dict[str, str]]:
-    """Record an export and queue it; 202 with its task id (a form post: back to the page)."""
+@idempotency.idempotent
+def start_export() -> BaseResponse:
+    """Record an export and queue it; 202 with its task id (a form post: back to the page).
+    An Idempotency-Key makes a retry safe: the first export's answer, no second export."""
     export = Export(id=str(uuid.uuid4()), status="queued", request_id=current_request_id())
     db.session.add(export)
-    db.session.commit()
+    answer: BaseResponse
+    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        # A browser without JavaScript: the page shows the export's progress, refreshing itself.
+        answer = redirect(url_for("todos.index", export=export.id, watch=1, _anchor="export"), code=303)
+    else:
+        status_url = f"/tasks/{export.id}"
+        answer = make_response(jsonify({"task_id": export.id, "status_url": status_url}), 202,
+                               {"Location": status_url})
+    # Committed before it is queued: the worker must find the row.
+    idempotency.commit(answer)
     try:
         enqueue(export_todos, export.id, task_id=export.id, environment=current_app.config["APP_ENV"])
     except (BrokerError, RedisError, OSError) as exc:
         export.status = "failed"
         export.error = "broker unavailable"
         export.finished_at = utcnow()
+        idempotency.forget()  # nothing was queued: a retry with the key must try again
         db.session.commit()
         log.error("export not queued: broker unavailable (%s)", type(exc).__name__)
         raise ApiError(503, "background jobs unavailable: broker unreachable") from None
-    if request.mimetype in ("application/x-www-form-urlencoded", "multipart/form-data"):
-        # A browser without JavaScript: the page shows the export's progress, refreshing itself.
-        return redirect(url_for("todos.index", export=export.id, watch=1, _anchor="export"), code=303)
-    status_url = f"/tasks/{export.id}"
-    return jsonify({"task_id": export.id, "status_url": status_url}), 202, {"Location": status_url}
+    return answer
 
 
 @bp.get("/tasks/<task_id>")

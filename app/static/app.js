@@ -16,14 +16,35 @@
     this.status = status;
   }
 
-  /** Call a JSON route; resolves with the parsed body, rejects with an ApiFailure. */
-  function api(method, url, body) {
+  /** A fresh Idempotency-Key (crypto.randomUUID needs a secure context; plain HTTP on a
+   * workshop host is not one, so fall back to random bytes). */
+  function newKey() {
+    if (window.crypto && window.crypto.randomUUID) return window.crypto.randomUUID();
+    var bytes = new Uint8Array(16);
+    window.crypto.getRandomValues(bytes);
+    return Array.prototype.map.call(bytes, function (b) { return (b + 256).toString(16).slice(1); }).join("");
+  }
+
+  /** Call a JSON route; resolves with the parsed body, rejects with an ApiFailure.
+   * With an Idempotency-Key, a request that got no answer at all is sent once more with the
+   * same key: if the first one was written, the server replays its answer instead of
+   * writing twice. */
+  function api(method, url, body, key) {
     var init = { method: method, headers: { Accept: "application/json" }, credentials: "same-origin" };
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
     }
-    return fetch(url, init).then(
+    if (key) init.headers["Idempotency-Key"] = key;
+    var sent = fetch(url, init);
+    if (key) {
+      sent = sent.catch(function () {
+        return new Promise(function (resolve) { window.setTimeout(resolve, 500); }).then(function () {
+          return fetch(url, init);
+        });
+      });
+    }
+    return sent.then(
       function (response) {
         var requestId = response.headers.get("X-Request-ID");
         return response.json().then(
@@ -422,6 +443,15 @@
     );
   }
 
+  // A page restored by Back holds the keys of forms already sent: give it new ones, or
+  // the next add would be refused (422) as a reuse of a key with another text.
+  window.addEventListener("pageshow", function (event) {
+    if (!event.persisted) return;
+    document.querySelectorAll("[data-idempotency-key]").forEach(function (input) {
+      input.value = newKey();
+    });
+  });
+
   if (exportForm) {
     exportForm.addEventListener("submit", function (event) {
       event.preventDefault();
@@ -429,7 +459,7 @@
       var button = exportForm.querySelector("button");
       button.disabled = true;
       exportStatus.dataset.state = "";
-      api("POST", exportForm.action).then(
+      api("POST", exportForm.action, undefined, newKey()).then(
         function (started) {
           // Remember the export in the address, so a reload still shows its status.
           var url = new URL(window.location.href);

@@ -3,11 +3,23 @@ JSON requests get JSON answers."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.wrappers.response import Response as BaseResponse
 
+from app import idempotency
 from app.errors import ApiError
 from app.exports.routes import get_export
 from app.models import TEXT_MAX, Export
@@ -103,7 +115,9 @@ def render_list(
         request_id=current_request_id(),
         trace_id=current_trace_id(), edit_id=edit_id, edit_error=edit_error, edit_text=edit_text,
         export=find_export(request.args.get("export")), watch=request.args.get("watch") == "1",
-        text_max=TEXT_MAX,
+        text_max=TEXT_MAX, idempotency_field=idempotency.FORM_FIELD,
+        # A fresh key per page: a form resubmitted after a lost answer is not added twice.
+        idempotency_key=str(uuid.uuid4()),
     )
     return html, status
 
@@ -115,20 +129,22 @@ def index() -> tuple[str, int]:
 
 
 @bp.post("/add")
+@idempotency.idempotent
 def add() -> BaseResponse | tuple[str | Response, int]:
-    """Add a todo from the form field `task` (or JSON {"task": ...})."""
+    """Add a todo from the form field `task` (or JSON {"task": ...}); an Idempotency-Key
+    (header, or the page's hidden field) makes a retry safe."""
     if request.is_json:
-        todo = service.create_todo(json_body().get("task"))
-        return jsonify(todo.to_dict()), 201
+        todo = service.add_todo(json_body().get("task"))
+        return idempotency.commit(make_response(jsonify(todo.to_dict()), 201))
     raw = ""
     try:
         raw = request.form.get("task", "")
-        service.create_todo(raw)
+        service.add_todo(raw)
     except ApiError as exc:
         if exc.status == 400:
             return render_list(error=exc.message, text=shown(raw[:600]), status=400)
         raise
-    return redirect(url_for("todos.index"), code=303)
+    return idempotency.commit(redirect(url_for("todos.index"), code=303))
 
 
 @bp.post("/delete/<todo_id>")

@@ -152,12 +152,19 @@ def list_after(cursor: str, per_page: int) -> Page:
                 make_cursor(items[-1]) if more else None)
 
 
-def create_todo(raw_text: Any) -> Todo:
-    """Add a todo at the end of the list."""
+def add_todo(raw_text: Any) -> Todo:
+    """Stage a todo at the end of the list, flushed (its id is known); the caller commits."""
     text = clean_text(raw_text)
     last = db.session.scalar(select(func.max(Todo.position))) or 0
     todo = Todo(text=text, done=False, position=last + 1)
     db.session.add(todo)
+    db.session.flush()
+    return todo
+
+
+def create_todo(raw_text: Any) -> Todo:
+    """Add a todo at the end of the list."""
+    todo = add_todo(raw_text)
     commit_and_keep()
     return todo
 
