@@ -304,8 +304,8 @@ def report(args: argparse.Namespace, o: Outcome, started_at: datetime) -> tuple[
         f"{result.p50_ms} ms, p95 {result.p95_ms} ms, p99 {result.percentiles_ms.get('99%')} ms",
         f"- exports by final state: {o.states}",
         f"- ledger writer (POST /api/todos with Idempotency-Key, a failed create retried with its "
-        f"key): {len(o.ledger.acknowledged)} acknowledged, of which after a retry "
-        f"{o.ledger.retries} retries, {o.ledger.replays} answered as replays; "
+        f"key): {len(o.ledger.acknowledged)} acknowledged; {o.ledger.retries} retries sent with "
+        f"the same key, {o.ledger.replays} of them answered as replays; "
         f"{len(o.ledger.unacknowledged)} never acknowledged ({unacked_rows} of them stored); "
         f"injected 500s {o.ledger.injected}; "
         f"acknowledged but missing **{missing}**, duplicated **{duplicated}**; unexpected answers "

@@ -118,9 +118,8 @@ def test_an_export_retried_with_its_key_is_one_export(client: FlaskClient, backe
 
 
 def test_an_export_refused_for_a_dead_broker_is_not_remembered(backend: Backend) -> None:
-    dead = create_app({"SETTINGS": backend.settings(CELERY_BROKER_URL="redis://127.0.0.1:9/0",
-                                                    BROKER_TIMEOUT="1"),
-                       "TESTING": True, "KEEP_LOGGING": True})
+    dead = create_app({"TESTING": True}, settings=backend.settings(
+        CELERY_BROKER_URL="redis://127.0.0.1:9/0", BROKER_TIMEOUT="1"))
     backend.clean()
     client = dead.test_client()
     first = client.post("/export", headers={HEADER: "export-2"})
@@ -276,8 +275,7 @@ def test_a_commit_cut_by_a_dropped_connection_then_a_retry_with_the_key_is_one_r
         postgres_backend: Backend, cutter: tuple[CommitCutter, str]) -> None:
     proxy, through = cutter
     postgres_backend.clean()
-    app = create_app({"SETTINGS": postgres_backend.settings(DATABASE_URL=through), "TESTING": True,
-                      "KEEP_LOGGING": True})
+    app = create_app({"TESTING": True}, settings=postgres_backend.settings(DATABASE_URL=through))
     client = app.test_client()
     assert client.get("/api/todos").status_code == 200  # the pool's connection, through the proxy
     proxy.armed.set()
