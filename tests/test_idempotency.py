@@ -13,7 +13,7 @@ import contextlib
 import re
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -23,7 +23,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, make_url, text, update
 
-from app import create_app
 from app.db import db
 from app.idempotency import HEADER, REPLAY_HEADER, delete_expired
 from app.models import IdempotencyKey, utcnow
@@ -117,9 +116,10 @@ def test_an_export_retried_with_its_key_is_one_export(client: FlaskClient, backe
     assert count(backend.database_url, "exports") == 1
 
 
-def test_an_export_refused_for_a_dead_broker_is_not_remembered(backend: Backend) -> None:
-    dead = create_app({"TESTING": True}, settings=backend.settings(
-        CELERY_BROKER_URL="redis://127.0.0.1:9/0", BROKER_TIMEOUT="1"))
+def test_an_export_refused_for_a_dead_broker_is_not_remembered(
+        backend: Backend, make_app: Callable[..., Flask]) -> None:
+    dead = make_app(backend.settings(CELERY_BROKER_URL="redis://127.0.0.1:9/0", BROKER_TIMEOUT="1"),
+                    TESTING=True)
     backend.clean()
     client = dead.test_client()
     first = client.post("/export", headers={HEADER: "export-2"})
@@ -127,8 +127,6 @@ def test_an_export_refused_for_a_dead_broker_is_not_remembered(backend: Backend)
     assert first.status_code == again.status_code == 503
     assert REPLAY_HEADER not in again.headers  # tried again, not replayed
     assert count(backend.database_url, "idempotency_keys") == 0
-    with dead.app_context():
-        db.engine.dispose()
 
 
 def test_an_expired_key_is_a_new_key_and_expired_keys_are_deleted(
@@ -272,10 +270,11 @@ def cutter(postgres_backend: Backend) -> Iterator[tuple[CommitCutter, str]]:
 
 
 def test_a_commit_cut_by_a_dropped_connection_then_a_retry_with_the_key_is_one_row(
-        postgres_backend: Backend, cutter: tuple[CommitCutter, str]) -> None:
+        postgres_backend: Backend, cutter: tuple[CommitCutter, str],
+        make_app: Callable[..., Flask]) -> None:
     proxy, through = cutter
     postgres_backend.clean()
-    app = create_app({"TESTING": True}, settings=postgres_backend.settings(DATABASE_URL=through))
+    app = make_app(postgres_backend.settings(DATABASE_URL=through), TESTING=True)
     client = app.test_client()
     assert client.get("/api/todos").status_code == 200  # the pool's connection, through the proxy
     proxy.armed.set()
@@ -294,5 +293,3 @@ def test_a_commit_cut_by_a_dropped_connection_then_a_retry_with_the_key_is_one_r
     assert client.post("/api/todos", json={"text": "no key"}).status_code == 503
     assert client.post("/api/todos", json={"text": "no key"}).status_code == 201
     assert count(postgres_backend.database_url) == 3
-    with app.app_context():
-        db.engine.dispose()
