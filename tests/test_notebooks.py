@@ -21,7 +21,7 @@ from tests.support.launcher import lab_env, lab_stack, run_lab
 
 FAULT, RATE = "error_rate.api.list_todos", 0.3
 LIST_NAME = "/api/todos?page=[n]"
-NOTEBOOKS = ["00-setup", "01-metrics", "02-logs", "03-traces", "04-verification",
+NOTEBOOKS = ["00-setup", "01-metrics", "02-logs", "03-traces", "04-verification", "05-alerting",
              "06-cardinality-sampling-cost", "07-incident"]
 
 needs_stack = pytest.mark.skipif(
