@@ -314,9 +314,11 @@ def predict(alert: AlertRule, timers: Timers, bad_share: float | None = None,
         fill_lo, fill_hi, drain_lo, drain_hi = 0.0, 0.0, math.inf, math.inf
         for condition in alert.conditions:
             share_lo, share_hi = _share_bounds(bad_share, condition, request_rate)
-            if share_lo <= condition.threshold:
+            if share_hi <= condition.threshold:
                 return Prediction(alert.name, bad_share, None, None)
-            f_lo, f_hi = condition.threshold / share_hi, condition.threshold / share_lo
+            # Within the noise of the threshold it may fire, late, or never (f_hi = 1).
+            f_lo = condition.threshold / share_hi
+            f_hi = condition.threshold / share_lo if share_lo > condition.threshold else 1.0
             window = condition.window_s
             # rate() spans whole samples: a window holds between W - scrape and W of traffic.
             fill_lo = max(fill_lo, _fill_time(f_lo, max(window - scrape, 0.0),
@@ -518,6 +520,81 @@ def error_budget(prometheus: prom.Prometheus, slo: str, start: datetime, end: da
     return ErrorBudget(objective, total, 0.0 if math.isnan(bad) else bad)
 
 
+# --- a recorded load run --------------------------------------------------------------------
+
+
+def fault_signal(fault: FaultWindow) -> str:
+    """ERRORS for an error_rate fault; LATENCY for latency and slow_db (slower answers)."""
+    return ERRORS if fault.name.startswith("error_rate") else LATENCY
+
+
+def measured_bad_share(prometheus: prom.Prometheus, fault: FaultWindow) -> tuple[float, float]:
+    """(share of all web requests the fault made bad, requests per second) over its window,
+    from exact counter differences (an endpoint fault dilutes over the other endpoints)."""
+    metric, objective = names.HTTP_REQUEST_DURATION, f"{names.LATENCY_OBJECTIVE_SECONDS:g}"
+    total = prom.counter_increase(prometheus, f'{metric}_count{{job="web"}}', fault.on, fault.off)
+    if fault_signal(fault) == ERRORS:
+        bad = prom.counter_increase(prometheus, f'{metric}_count{{job="web",status=~"5.."}}',
+                                    fault.on, fault.off)
+    else:
+        bad = total - prom.counter_increase(prometheus, f'{metric}_bucket{{job="web",le="{objective}"}}',
+                                            fault.on, fault.off)
+    seconds = (fault.off - fault.on).total_seconds()
+    share = (0.0 if math.isnan(bad) else bad) / total if total else math.nan
+    return share, total / seconds if seconds > 0 else math.nan
+
+
+def _span(delay: Delay) -> str:
+    if math.isinf(delay.latest_s):
+        return f"{delay.earliest_s:.0f}- (near its threshold: may never fire)"
+    return f"{delay.earliest_s:.0f}-{delay.latest_s:.0f}"
+
+
+def config_timers(var_dir: Path | None = None) -> Timers:
+    """The timers of the running lab: the configs `lab up` rendered into var_dir when they are
+    there, else the shared ones (compose mounts those)."""
+    if var_dir is not None:
+        rendered = (var_dir / "prometheus" / "prometheus.yml", var_dir / "alertmanager" / "alertmanager.yml")
+        if all(path.is_file() for path in rendered):
+            return Timers.from_config(*rendered)
+    return Timers.from_config()
+
+
+def run_detection(prometheus: prom.Prometheus, alerts: pd.DataFrame, faults: Sequence[FaultWindow],
+                  run_start: datetime, timers: Timers, processing_s: float = 0.0,
+                  ) -> tuple[pd.DataFrame, dict[str, tuple[FaultWindow, Prediction]]]:
+    """Per fault of a load run and per alert on its signal: the measured bad share, the
+    predicted firing and resolved delays, and the measured ones (seconds; NaN: none came).
+    Also the predictions to draw (the first fault that should fire each alert)."""
+    rows: list[dict[str, Any]] = []
+    drawn: dict[str, tuple[FaultWindow, Prediction]] = {}
+    rules = load_rules()
+    for fault in faults:
+        share, rate = measured_bad_share(prometheus, fault)
+        lead = (fault.on - run_start).total_seconds()
+        for alert in rules:
+            if alert.signal != fault_signal(fault) or math.isnan(share):
+                continue
+            predicted = predict(alert, timers, share, lead_s=lead, request_rate=rate or None,
+                                processing_s=processing_s)
+            fired, resolved = measured_delays(alerts, fault, alert.name)
+            firing, clearing = predicted.firing, predicted.resolved
+            if firing is not None:
+                drawn.setdefault(alert.name, (fault, predicted))
+            rows.append({
+                "fault": f"{fault.name}={fault.value:g}", "alert": alert.name,
+                "bad share": round(share, 3),
+                "predicted firing (s)": _span(firing) if firing else "should not fire",
+                "fired after (s)": round(fired, 1),
+                "predicted resolved (s)": _span(clearing) if clearing else "",
+                "resolved after (s)": round(resolved, 1),
+                "as predicted": (firing is None and math.isnan(fired)) or bool(
+                    firing and clearing and firing.contains(fired)
+                    and (math.isnan(resolved) or clearing.contains(resolved))),
+            })
+    return pd.DataFrame(rows), drawn
+
+
 # --- the timeline plot ---------------------------------------------------------------------
 
 
@@ -554,9 +631,10 @@ def plot_alert_timeline(prometheus: prom.Prometheus, alerts: pd.DataFrame, start
             share_ax.plot(frame["timestamp"], frame["value"], color=color, label=label)
     share_ax.set_ylim(0, 1.05)
     share_ax.set_ylabel(f"share (rate[{window}])")
-    for fault in faults:
+    for index, fault in enumerate(faults):
+        color = ("tab:orange", "tab:green", "tab:olive", "tab:cyan")[index % 4]
         for ax in (load_ax, alert_ax):
-            ax.axvspan(pd.Timestamp(fault.on), pd.Timestamp(fault.off), color="tab:orange", alpha=0.15,
+            ax.axvspan(pd.Timestamp(fault.on), pd.Timestamp(fault.off), color=color, alpha=0.15,
                        label=f"fault {fault.name}={fault.value:g}" if ax is load_ax else None)
     recent = alerts[alerts[names.A_RECEIVED] >= pd.Timestamp(lo)] if len(alerts) else alerts
     episodes = alert_intervals(recent)
@@ -584,3 +662,37 @@ def plot_alert_timeline(prometheus: prom.Prometheus, alerts: pd.DataFrame, start
     load_ax.set_title("Load, bad shares and alerts against the fault windows")
     fig.tight_layout()
     return fig
+
+
+def report_section(prometheus: prom.Prometheus, alerts: pd.DataFrame, faults: Sequence[FaultWindow],
+                   start: datetime, end: datetime, timers: Timers, processing_s: float = 0.0) -> str:
+    """An HTML section for a run's report: the alert timeline plot (embedded PNG) and the
+    predicted-against-measured table, with how the bounds were built."""
+    import base64
+    import html
+    import io
+
+    import matplotlib.pyplot as plt
+
+    table, drawn = run_detection(prometheus, alerts, faults, start, timers, processing_s)
+    fig = plot_alert_timeline(prometheus, alerts, start, end, faults, drawn)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    image = base64.b64encode(buffer.getvalue()).decode()
+    sent = alert_intervals(alerts[(alerts[names.A_RECEIVED] >= pd.Timestamp(start))]) if len(alerts) \
+        else alert_intervals(alerts)
+    fired = ", ".join(sorted(set(sent["alert"]))) or "none"
+    note = (
+        f"Detection delay = seconds from the fault switched on to the firing notification the lab's "
+        f"receiver recorded (and from off to resolved). Predicted bounds (analysis.alerting.predict) "
+        f"from the running configuration: scrape every {timers.scrape_interval_s:g} s, rules every "
+        f"{timers.evaluation_interval_s:g} s, each rule's windows and for:, group_wait "
+        f"{timers.group_wait_s:g} s, group_interval {timers.group_interval_s:g} s, the fault's "
+        f"measured share of bad requests with its binomial noise, plus {processing_s:.2f} s of "
+        f"processing measured by Prometheus during the run. Alerts notified during the run: {fired}."
+    )
+    rows = table.to_html(index=False, na_rep="-", border=0) if len(table) else "<p>no fault injected</p>"
+    return (f'<section class="alerts"><h2>Alerts against the faults</h2><p>{html.escape(note)}</p>'
+            f'<img alt="alert timeline against the fault windows and the load" '
+            f'src="data:image/png;base64,{image}">{rows}</section>')

@@ -114,8 +114,10 @@ img { max-width: 100%; } .jp-InputPrompt, .jp-OutputPrompt { display: none; }
 """
 
 
-def write_report(outcomes: Sequence[NotebookOutcome], path: Path, summary: Mapping[str, str]) -> Path:
-    """One self-contained HTML page: the run's summary, then every executed notebook."""
+def write_report(outcomes: Sequence[NotebookOutcome], path: Path, summary: Mapping[str, str],
+                 sections_html: str = "") -> Path:
+    """One self-contained HTML page: the run's summary, sections_html (e.g. the alert
+    timeline, already escaped), then every executed notebook."""
     stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
     items = "".join(f"<li><b>{html.escape(k)}</b>: {html.escape(v)}</li>" for k, v in summary.items())
     nav = "".join(f'<a href="#{o.source.stem}">{html.escape(o.source.stem)}</a>' for o in outcomes)
@@ -129,7 +131,7 @@ def write_report(outcomes: Sequence[NotebookOutcome], path: Path, summary: Mappi
         f"{notebook_body(o.executed)}</section>" for o in outcomes)
     page = (f"<!doctype html><html lang=en><head><meta charset=utf-8>"
             f"<title>Todo Observability Lab report {stamp}</title><style>{STYLE}</style></head>"
-            f"<body><h1>Todo Observability Lab: report</h1><p>{stamp}</p><ul>{items}</ul>"
+            f"<body><h1>Todo Observability Lab: report</h1><p>{stamp}</p><ul>{items}</ul>{sections_html}"
             f"<h2>Notebooks</h2><ul>{status}</ul><nav>{nav}</nav>{sections}</body></html>")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")

@@ -26,7 +26,7 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_VAR_DIR = PROJECT_ROOT / "var"
 
 # Services whose output is plain text rather than our JSON lines.
-PLAIN_TEXT_LOGS = frozenset({"caddy", "prometheus", "jupyter"})
+PLAIN_TEXT_LOGS = frozenset({"caddy", "prometheus", "jupyter", "alertmanager", "alert-receiver"})
 
 
 @dataclass(frozen=True)

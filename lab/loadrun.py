@@ -1,4 +1,4 @@
-"""A recorded load run: Locust between two quiet edges, with a fault switched on and off
+"""A recorded load run: Locust between two quiet edges, with faults switched on and off
 during it; shared by `lab load` and `lab demo`."""
 
 
@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -74,6 +75,10 @@ def parse_fault(assignment: str, window: str | None, duration: float) -> Planned
     return PlannedFault(name, value, on_s, off_s)
 
 
+# Several planned faults switch from their own threads: one read-modify-write at a time.
+_SWITCHING = threading.Lock()
+
+
 def _switch(config: LabConfig, planned: PlannedFault, began: float, done: threading.Event,
             record: list[FaultWindow]) -> None:
     """Switch the fault on and off at its times (off early if the run ends first)."""
@@ -81,23 +86,25 @@ def _switch(config: LabConfig, planned: PlannedFault, began: float, done: thread
     if done.wait(max(0.0, began + planned.on_s - time.monotonic())):
         return
     switchboard_file = switchboard.path
-    write_faults(switchboard_file, {**switchboard.current(), planned.name: planned.value})
+    with _SWITCHING:
+        write_faults(switchboard_file, {**switchboard.current(), planned.name: planned.value})
     on = datetime.now(UTC)
     print(f"fault on:  {planned.name}={planned.value:g}", flush=True)
     try:
         done.wait(max(0.0, began + planned.off_s - time.monotonic()))
     finally:
-        current = {k: v for k, v in switchboard.current().items() if k != planned.name}
-        write_faults(switchboard_file, current)
+        with _SWITCHING:
+            current = {k: v for k, v in switchboard.current().items() if k != planned.name}
+            write_faults(switchboard_file, current)
         off = datetime.now(UTC)
         print(f"fault off: {planned.name}", flush=True)
         record.append(FaultWindow(planned.name, planned.value, on, off))
 
 
 def recorded_load(config: LabConfig, shape: str, users: int | None, duration: int | None,
-                  fault: PlannedFault | None = None,
+                  fault: PlannedFault | Sequence[PlannedFault] | None = None,
                   extra_env: dict[str, str] | None = None, workers: int = 0) -> RunRecord:
-    """Run Locust between two quiet edges, with the fault switched during it; record the run."""
+    """Run Locust between two quiet edges, with the fault(s) switched during it; record the run."""
     require_running(config)
     client = prometheus_client(config)
     out = reports_dir(config)
@@ -105,11 +112,11 @@ def recorded_load(config: LabConfig, shape: str, users: int | None, duration: in
     start = quiet_edge(client)
     done = threading.Event()
     windows: list[FaultWindow] = []
-    switcher = None
+    planned = [] if fault is None else [fault] if isinstance(fault, PlannedFault) else list(fault)
     began = time.monotonic()
-    if fault is not None:
-        switcher = threading.Thread(target=_switch, args=(config, fault, began, done, windows),
-                                    daemon=True)
+    switchers = [threading.Thread(target=_switch, args=(config, one, began, done, windows),
+                                  daemon=True) for one in planned]
+    for switcher in switchers:
         switcher.start()
     try:
         result = run_headless(app_url(config), shape, users, duration, out, extra_env, workers=workers)
@@ -117,11 +124,12 @@ def recorded_load(config: LabConfig, shape: str, users: int | None, duration: in
         raise LabError(f"load run failed: {exc}") from None
     finally:
         done.set()
-        if switcher is not None:
+        for switcher in switchers:
             switcher.join(10)
     end = quiet_edge(client)
     record = RunRecord(start, end, result.host, result.shape, result.users, result.duration,
-                       result.stats_csv, result.stats_json, result.html, windows)
+                       result.stats_csv, result.stats_json, result.html,
+                       sorted(windows, key=lambda w: w.on))
     print(result.summary())
     print(f"run recorded: {write_run(out, record)}")
     return record

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from stack import processes, prometheus_config, topology
+from stack import alertmanager_config, processes, prometheus_config, topology
 from stack.config import LabConfig
 from stack.errors import CONFIG_ERROR_EXIT, StackError
 from stack.logfiles import tail
@@ -132,7 +132,10 @@ def _prepare(config: LabConfig, wanted: list[Service], missing: list[Service],
         migrate(config)
     if any(s.name == "prometheus" for s in wanted):
         prometheus_config.write_config(config, {**topology.scrape_jobs(wanted),
-                                                "prometheus": "PROMETHEUS_PORT"})
+                                                "prometheus": "PROMETHEUS_PORT"},
+                                       topology.alertmanager_port_vars(wanted))
+    if any(s.name == "alertmanager" for s in wanted):
+        alertmanager_config.write_config(config)
     return argvs
 
 

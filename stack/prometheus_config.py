@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import requests
@@ -19,8 +19,9 @@ def rules_glob(config: LabConfig) -> str:
     return str(config.root / "stack" / "prometheus" / "rules" / "*.yml")
 
 
-def render(config: LabConfig, jobs: Mapping[str, str]) -> str:
-    """The prometheus.yml of this lab, scraping jobs (job name -> port variable, /metrics).
+def render(config: LabConfig, jobs: Mapping[str, str], alertmanagers: Sequence[str] = ()) -> str:
+    """The prometheus.yml of this lab, scraping jobs (job name -> port variable, /metrics)
+    and sending alerts to the Alertmanagers on the ports named by alertmanagers.
 
     Strings are JSON-quoted, which YAML reads as is.
     """
@@ -30,6 +31,11 @@ def render(config: LabConfig, jobs: Mapping[str, str]) -> str:
         f"  scrape_interval: {SCRAPE_INTERVAL}",
         f"  evaluation_interval: {SCRAPE_INTERVAL}",
         f"  scrape_timeout: {SCRAPE_TIMEOUT}",
+    ]
+    if alertmanagers:
+        targets = ", ".join(json.dumps(f"{LOCAL}:{config.port(var)}") for var in alertmanagers)
+        lines += ["alerting:", "  alertmanagers:", "    - static_configs:", f"        - targets: [{targets}]"]
+    lines += [
         "rule_files:",
         f"  - {json.dumps(rules_glob(config))}",
         "scrape_configs:",
@@ -44,11 +50,11 @@ def render(config: LabConfig, jobs: Mapping[str, str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_config(config: LabConfig, jobs: Mapping[str, str]) -> Path:
+def write_config(config: LabConfig, jobs: Mapping[str, str], alertmanagers: Sequence[str] = ()) -> Path:
     """Render the config into VAR_DIR and return its path."""
     path = config.layout.prometheus_config
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render(config, jobs), encoding="utf-8")
+    path.write_text(render(config, jobs, alertmanagers), encoding="utf-8")
     return path
 
 
@@ -67,4 +73,13 @@ def targets_problem(session: requests.Session, base: str, jobs: Mapping[str, str
         error = first.get("lastError") or first.get("health")
         job = first["labels"].get("job")
         return f"target {job} ({first.get('scrapeUrl')}) is {first.get('health')}: {error}"
+    return None
+
+
+def alertmanager_problem(session: requests.Session, base: str) -> str | None:
+    """None when Prometheus lists an active Alertmanager (it delivers alerts); else why not."""
+    response = session.get(f"{base}/api/v1/alertmanagers", timeout=2)
+    response.raise_for_status()
+    if not response.json()["data"]["activeAlertmanagers"]:
+        return "no active Alertmanager yet"
     return None

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import requests
 
-from stack import prometheus_config
+from app.observability import names
+from stack import alertmanager_config, prometheus_config
 from stack.config import LOCAL, LabConfig
 from stack.errors import StackError
 
@@ -99,13 +100,20 @@ def caddyfile(config: LabConfig) -> Path:
     return Path(override) if override else config.root / "stack" / "caddy" / "Caddyfile"
 
 
+def alertmanager_port_vars(services: list[Service]) -> list[str]:
+    """The port variables of the Alertmanagers among services (Prometheus alerts them)."""
+    return [s.port_var for s in services if s.name == "alertmanager"]
+
+
 def scrape_jobs(services: list[Service]) -> dict[str, str]:
     """Prometheus's jobs for these services: job name -> port variable of its /metrics."""
     return {s.name: s.scrape_port_var for s in services if s.scrape_port_var}
 
 
 def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
-    """The services in start and check order (all of them, or those named in only)."""
+    """The services in start and check order (all of them, or those named in only): web,
+    worker, caddy, alert-receiver, alertmanager, prometheus (last: healthy once it sees every
+    target up and, when started with it, Alertmanager active)."""
     env = child_env(config)
     bin_dir = config.bin_dir
     layout = config.layout
@@ -160,13 +168,49 @@ def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
             package="caddy",
         ),
     ]
+    receiver_port = config.port("ALERT_RECEIVER_PORT")
+    services += [
+        # Alertmanager's webhook target: every notification, one JSON line per alert.
+        Service(
+            name="alert-receiver",
+            port_var="ALERT_RECEIVER_PORT",
+            argv=[str(bin_dir / "python"), "-m", "stack.alert_receiver", "--bind", LOCAL,
+                  "--port", str(receiver_port), "--file", str(layout.log_dir / names.ALERTS_LOG)],
+            env=env,
+            check=_expect_200(config.url("ALERT_RECEIVER_PORT", "/healthz")),
+            label="alert receiver",
+            url=config.url("ALERT_RECEIVER_PORT", "/healthz"),
+        ),
+        Service(
+            name="alertmanager",
+            port_var="ALERTMANAGER_PORT",
+            argv=[
+                alertmanager_config.binary(config),
+                f"--config.file={alertmanager_config.config_path(config)}",
+                f"--storage.path={alertmanager_config.data_dir(config)}",
+                f"--web.listen-address={LOCAL}:{config.port('ALERTMANAGER_PORT')}",
+                # One Alertmanager, no cluster: no gossip port to collide with another lab.
+                "--cluster.listen-address=",
+            ],
+            env=env,
+            check=_expect_200(config.url("ALERTMANAGER_PORT", "/-/ready")),
+            label="Alertmanager",
+            url=config.url("ALERTMANAGER_PORT", "/"),
+            package="prometheus-alertmanager",
+        ),
+    ]
     services = [s for s in services if not only or s.name in only]
-    # Prometheus scrapes the services started with it, itself included.
+    # Prometheus scrapes the services started with it, itself included, and sends alerts to
+    # the Alertmanager started with it.
     jobs = {**scrape_jobs(services), "prometheus": "PROMETHEUS_PORT"}
+    with_alertmanager = any(s.name == "alertmanager" for s in services)
 
     def prometheus_check(session: requests.Session) -> str | None:
         problem = _expect_200(f"{prom_base}/-/ready")(session)
-        return problem or prometheus_config.targets_problem(session, prom_base, jobs)
+        problem = problem or prometheus_config.targets_problem(session, prom_base, jobs)
+        if with_alertmanager:
+            problem = problem or prometheus_config.alertmanager_problem(session, prom_base)
+        return problem
 
     prometheus = Service(
         name="prometheus",

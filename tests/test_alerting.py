@@ -18,7 +18,7 @@ import requests
 from analysis import alerting
 from analysis.lab_context import FaultWindow
 from app.observability import names
-from lab import alert_receiver
+from stack import alert_receiver
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -124,8 +124,9 @@ def test_a_fault_too_weak_for_the_threshold_is_predicted_not_to_fire(
 ) -> None:
     """10% errors never cross the fast burn's 14.4%; near the threshold, noise decides."""
     assert alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.10).firing is None
-    assert alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.16,
-                            request_rate=2).firing is None
+    # 16% against 14.4% at 2 requests/s: within the noise, it may fire late or never.
+    near = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.16, request_rate=2)
+    assert near.firing is not None and math.isinf(near.firing.latest_s)
     noisy = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5, request_rate=5)
     exact = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5)
     assert noisy.firing is not None and exact.firing is not None

@@ -7,6 +7,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -89,15 +90,17 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 
 def test_up_prints_the_urls_and_status_shows_every_service_healthy(lab: Lab) -> None:
     """The user sees where everything is and that it all runs."""
-    assert "all 4 services healthy in" in lab.up.stdout
+    assert "all 6 services healthy in" in lab.up.stdout
     for url in (lab.app, lab.prometheus, lab.url("WORKER_METRICS_PORT", "/metrics"),
-                lab.url("WEB_PORT")):
+                lab.url("WEB_PORT"), lab.url("ALERTMANAGER_PORT")):
         assert url in lab.up.stdout
     status = run_lab(lab.env, "status")
     assert status.code == 0, status.stdout + status.stderr
     pids = recorded_pids(lab.var_dir)
     port_of = {"web": lab.env["WEB_PORT"], "worker": lab.env["WORKER_METRICS_PORT"],
-               "caddy": lab.env["CADDY_PORT"], "prometheus": lab.env["PROMETHEUS_PORT"]}
+               "caddy": lab.env["CADDY_PORT"], "prometheus": lab.env["PROMETHEUS_PORT"],
+               "alertmanager": lab.env["ALERTMANAGER_PORT"],
+               "alert-receiver": lab.env["ALERT_RECEIVER_PORT"]}
     for service in SERVICES:
         line = next(ln for ln in status.stdout.splitlines() if ln.startswith(service + " "))
         assert line.split()[1:] == ["running", str(pids[service]), port_of[service], "ok"], line
@@ -169,6 +172,10 @@ def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: 
 
     rules = requests.get(f"{lab.prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
     assert rules, "the rule files of stack/prometheus/rules are loaded"
+    # Alerts go to the lab's own Alertmanager.
+    managers = requests.get(f"{lab.prometheus}/api/v1/alertmanagers", timeout=5).json()["data"]
+    assert [m["url"] for m in managers["activeAlertmanagers"]] == [
+        lab.url("ALERTMANAGER_PORT", "/api/v2/alerts")]
 
     promql = 'sum(http_request_duration_seconds_count{endpoint="todos.add"})'
     # The add happened in the previous test; wait for a scrape that saw it (5 s interval).
@@ -194,6 +201,28 @@ def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: Lab, tm
     assert int(total["Request Count"]) > 10 and total["Failure Count"] == "0"
     log = next(reports.glob("load-*.log")).read_text(encoding="utf-8")
     assert "2 workers connected" in log
+
+
+@pytest.mark.skipif(not shutil.which("amtool"), reason="amtool comes with prometheus-alertmanager")
+def test_lab_alerts_lists_silences_and_expires_them_through_amtool(lab: Lab) -> None:
+    """A silence added with `lab alerts silence` is listed by `lab alerts`, then expired."""
+    listed = run_lab(lab.env, "alerts")
+    assert listed.code == 0, listed.stderr
+    assert "firing, not silenced or inhibited" in listed.stdout and "silences:" in listed.stdout
+    added = run_lab(lab.env, "alerts", "silence", "alertname=WorkerDown", "--duration", "10m",
+                    "--comment", "planned worker restart")
+    assert added.code == 0, added.stderr
+    silence_id = re.search(r"silence ([0-9a-f-]{36}) added for 10m", added.stdout)
+    assert silence_id, added.stdout
+    shown = run_lab(lab.env, "alerts").stdout
+    assert silence_id[1] in shown and 'alertname="WorkerDown"' in shown and "planned worker restart" in shown
+    silences = requests.get(lab.url("ALERTMANAGER_PORT", "/api/v2/silences"), timeout=5).json()
+    assert {s["id"]: s["status"]["state"] for s in silences}[silence_id[1]] == "active"
+    assert run_lab(lab.env, "alerts", "expire", silence_id[1]).code == 0
+    silences = requests.get(lab.url("ALERTMANAGER_PORT", "/api/v2/silences"), timeout=5).json()
+    assert {s["id"]: s["status"]["state"] for s in silences}[silence_id[1]] == "expired"
+    bad = run_lab(lab.env, "alerts", "silence", "alertname=WorkerDown", "--duration", "soon")
+    assert bad.code == 1 and "amtool silence add" in bad.stderr
 
 
 def test_a_second_up_reports_what_runs_and_starts_nothing(lab: Lab) -> None:
@@ -227,9 +256,9 @@ def test_up_after_a_service_died_starts_only_that_service(lab: Lab) -> None:
 def test_down_stops_every_process_it_started(lab: Lab) -> None:
     """After `lab down` no process of any service's session (workers, pool children) is left."""
     sessions = set(recorded_pids(lab.var_dir).values())
-    assert len(sessions) == 4
+    assert len(sessions) == len(SERVICES)
     # gunicorn's workers and Celery's pool children are there to be stopped too.
-    assert len(session_processes(sessions)) >= 4 + 2 + 2
+    assert len(session_processes(sessions)) >= len(SERVICES) + 2 + 2
 
     down = run_lab(lab.env, "down")
 
@@ -313,7 +342,7 @@ def test_a_service_that_fails_to_start_is_named_and_the_rest_is_stopped(tmp_path
         assert result.code == 1
         assert "caddy exited with code" in result.stderr
         assert "no_such_directive" in result.stderr  # the tail of caddy.log
-        assert len(started) == 4
+        assert len(started) == 6
         assert session_processes(started) == []
         assert recorded_pids(var_dir) == {}
     finally:

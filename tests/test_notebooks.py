@@ -81,7 +81,9 @@ def test_lab_demo_runs_every_notebook_and_its_verdicts_match_the_injected_fault(
     assert report.parent == reports and report.is_file()
     page = report.read_text(encoding="utf-8")
     assert "FAILED" not in page
-    assert page.count("data:image/png") >= 6  # request rate, latency, error rate, jobs, waterfalls
+    assert page.count("data:image/png") >= 7  # request rate, latency, error rate, jobs, waterfalls, alerts
+    # The alert timeline against the fault, with predicted and measured detection delays.
+    assert "Alerts against the faults" in page and "predicted firing (s)" in page
     for url_part in (f"127.0.0.1:{env['CADDY_PORT']}", f"127.0.0.1:{env['PROMETHEUS_PORT']}",
                      f"--web-port {env['LOCUST_PORT']}", f"127.0.0.1:{env['JUPYTER_PORT']}/lab"):
         assert url_part in demo.stdout

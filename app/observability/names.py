@@ -60,7 +60,7 @@ TASK_REQUEST_ID_HEADER: Final = "lab_request_id"
 # The logger of the export task: the name its lines have always carried in the worker's log.
 TASK_LOGGER: Final = "worker.tasks"
 
-# Alert notifications, recorded by the lab's webhook receiver (lab/alert_receiver.py) in
+# Alert notifications, recorded by the lab's webhook receiver (stack/alert_receiver.py) in
 # $VAR_DIR/log/ALERTS_LOG: one JSON object per alert per notification, firing or resolved.
 ALERTS_LOG: Final = "alerts.jsonl"
 A_RECEIVED: Final = "received"      # when the receiver got the notification (UTC, ISO 8601)

@@ -28,11 +28,14 @@ class Entry:
 
 # In `lab --help` order. Module paths are relative to this package.
 COMMANDS: dict[str, Entry] = {
-    "up": Entry("up", "migrate, start web, worker, Caddy and Prometheus, wait until healthy"),
+    "up": Entry("up", "migrate, start web, worker, Caddy, Alertmanager with its receiver and "
+                      "Prometheus, wait until healthy"),
     "status": Entry("status", "show each service's pid, port and health"),
     "logs": Entry("logs", "print the services' log lines"),
     "down": Entry("down", "stop everything `lab up` started"),
     "migrate": Entry("migrate", "upgrade the database schema to the newest revision"),
+    "alerts": Entry("alerts", "active alerts and silences (Alertmanager, via amtool); "
+                              "`alerts silence` adds one"),
     "bench": Entry("bench", "measure instrumentation overhead, footprint and turnaround "
                             "(writes docs/benchmarks.md)"),
     "doctor": Entry("doctor", "pre-flight check: Python, disk, programs, ports, Docker, "

@@ -13,7 +13,7 @@ def run(args: argparse.Namespace) -> int:
     config = LabConfig.from_env()
     session = processes.http_session()
     all_well = True
-    print(f"{'service':<11} {'state':<9} {'pid':>7}  {'port':>5}  health")
+    print(f"{'service':<15} {'state':<9} {'pid':>7}  {'port':>5}  health")
     for service in topology.build(config):
         current = launch.inspect(config, service)
         port = config.port(service.port_var)
@@ -27,5 +27,5 @@ def run(args: argparse.Namespace) -> int:
             problem, health, pid = "stopped", "-", "-"
             label = "stale" if current.stale else "stopped"
         all_well = all_well and problem is None
-        print(f"{service.name:<11} {label:<9} {pid:>7}  {port:>5}  {health}")
+        print(f"{service.name:<15} {label:<9} {pid:>7}  {port:>5}  {health}")
     return 0 if all_well else 3

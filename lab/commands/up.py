@@ -26,7 +26,7 @@ def _say(line: str) -> None:
 def print_urls(config: LabConfig) -> None:
     """The URLs a user opens, the app through Caddy first, then the rest."""
     services = topology.build(config)
-    first = ("caddy", "prometheus", "worker", "web")
+    first = ("caddy", "prometheus", "alertmanager", "worker", "web")
     for service in sorted(services, key=lambda s: first.index(s.name) if s.name in first else len(first)):
         print(f"  {service.label:<17} {service.url}")
     print(f"  {'logs':<17} {config.log_dir}")

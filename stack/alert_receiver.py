@@ -2,10 +2,10 @@
 
 Alertmanager keeps only the alerts active now; to see *when* an alert fired and resolved
 the lab records each notification as it arrives, in $VAR_DIR/log/alerts.jsonl (fields in
-app/observability/names.py). `lab up` runs it next to Alertmanager; compose runs it as the
-`alert-receiver` service.
+app/observability/names.py). `lab up` runs it next to Alertmanager (stack/topology.py);
+compose runs it as the `alert-receiver` service.
 
-    python -m lab.alert_receiver [--bind 127.0.0.1] [--port 9095] [--file PATH]
+    python -m stack.alert_receiver [--bind 127.0.0.1] [--port 9095] [--file PATH]
 
 POST /alerts takes Alertmanager's webhook payload (version 4); GET /healthz answers 200.
 """
@@ -26,20 +26,20 @@ from pathlib import Path
 from typing import Any
 
 from app.observability import names
+from app.settings import PORT_DEFAULTS
 
-DEFAULT_PORT = 9095
+DEFAULT_PORT = PORT_DEFAULTS["ALERT_RECEIVER_PORT"]
 WEBHOOK_PATH = "/alerts"
 MAX_BODY = 1024 * 1024  # Alertmanager's payloads are a few kB per alert
 
-log = logging.getLogger("lab.alert_receiver")
+log = logging.getLogger("stack.alert_receiver")
 
 
 def default_file(env: Mapping[str, str]) -> Path:
     """$VAR_DIR/log/alerts.jsonl (VAR_DIR defaults to ./var of the checkout)."""
-    from app.settings import PROJECT_ROOT
+    from app.layout import Layout
 
-    var_dir = env.get("VAR_DIR", "").strip() or str(PROJECT_ROOT / "var")
-    return Path(var_dir).expanduser() / "log" / names.ALERTS_LOG
+    return Layout.from_env(env).log_dir / names.ALERTS_LOG
 
 
 def records(payload: Any, received: datetime) -> list[dict[str, Any]]:
@@ -139,7 +139,8 @@ def serve(bind: str, port: int, path: Path) -> ThreadingHTTPServer:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse the options and serve until terminated."""
-    parser = argparse.ArgumentParser(prog="python -m lab.alert_receiver", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m stack.alert_receiver",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (compose: 0.0.0.0)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     parser.add_argument("--file", type=Path, default=None,
