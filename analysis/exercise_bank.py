@@ -516,6 +516,25 @@ add(Exercise(
     }),
 ))
 
+add(Exercise(
+    id="2.5", module="02-logs", kind="query", answer_type="jq",
+    question="With **jq** on the web log: print the `request_id` of every **access line answered "
+             "5xx** (one id per line). ANSWER is the jq filter, as you would type it between the "
+             "quotes of `jq -c '...' var/log/web.jsonl`.",
+    hint="`select(...)` keeps the lines for which its condition is true: test `.logger == "
+         "\"app.access\"` and `.status_code >= 500` with `and`, then pipe into `.request_id`.",
+    why="jq reads one JSON object per line and filters line by line, with no need to load the "
+        "file first: the shell's way to ask a log a question, and the same question as "
+        "`access[access.status_code >= 500].request_id` in pandas.",
+    mistakes={
+        "client_errors": Mistake("5xx means `.status_code >= 500`: 4xx answers are the client's "
+                                 "mistakes, not failures of the app.",
+                                 pattern=r"status_code\s*(>=?\s*4\d\d|>\s*399)"),
+        "whole_line": Mistake("Print only the id: end the filter with `| .request_id`.",
+                              pattern=r"^(?!.*\.request_id).*$"),
+    },
+))
+
 # --- 03-traces (more) -----------------------------------------------------------------------
 
 add(Exercise(
@@ -833,6 +852,30 @@ add(Exercise(
                          when=lambda answer, expected, **_: 1.0 < float(answer) < 3.0
                          and not _close_to(answer, expected)),
     },
+))
+
+add(Exercise(
+    id="6.7", module="06-cardinality-sampling-cost", kind="interpret", answer_type="choice",
+    question="After a deploy, Prometheus's memory grows all day, and `count by (__name__)` shows "
+             "`http_request_duration_seconds_bucket` went from a few hundred series to 50,000 and "
+             "climbing, while traffic is unchanged. The most likely cause?",
+    options={"a": "a label with unbounded values was added to the histogram (a raw path, a user "
+                  "id, a request id)",
+             "b": "more traffic: each request adds series",
+             "c": "the scrape interval was shortened",
+             "d": "the histogram got two more buckets"},
+    hint="What multiplies series, and which of these grows *without bound* while the traffic "
+         "stays the same?",
+    why="Series are label combinations, not requests: a new label multiplies them by its "
+        "distinct values. Two more buckets add a fixed 2 per combination; a shorter scrape adds "
+        "samples, not series. Only a label whose values keep appearing (ids, raw paths) grows "
+        "all day. Find it with `count by (label) (...)` per label, remove it, and put the id in "
+        "the logs.",
+    mistakes=_choice_advice({
+        "b": "Requests add to existing counters; only new label combinations add series.",
+        "c": "A shorter scrape interval stores more samples per series, not more series.",
+        "d": "Two more buckets add two series per label combination: a fixed, small growth.",
+    }),
 ))
 
 # --- 07-incident ----------------------------------------------------------------------------

@@ -248,3 +248,7 @@ def rule_outcomes() -> dict[str, str]:
 
 
 SOLUTIONS["5.5"] = rule_outcomes
+
+# 2.5 jq: the request ids of the access lines answered 5xx.
+SOLUTIONS["2.5"] = 'select(.logger == "app.access" and .status_code >= 500) | .request_id'
+SOLUTIONS["6.7"] = "a"

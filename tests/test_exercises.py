@@ -130,6 +130,11 @@ CASES: dict[str, Case] = {
         f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
         advice="Sum (or `sum by (endpoint)`) both sides"),
     # --- the workshop's modules ---
+    "2.5": Case('select(.logger == "app.access" and .status_code >= 500) | .request_id',
+                '-s .[] | select(.status_code >= 500 and .logger == "app.access") | .request_id',
+                'select(.logger == "app.access" and .status_code >= 400) | .request_id',
+                advice="`.status_code >= 500`", context=("log",), given={"log": DATA / "web.jsonl"}),
+    "6.7": Case("a", "A", "b", advice="only new label combinations"),
     "5.1": Case(lambda d: 12 / (0.01 * 600), 2.0, 12 / 600, advice="divide it by the budget share",
                 context=("total", "bad", "objective"), given={"total": 600, "bad": 12, "objective": 0.99}),
     "5.2": Case(50, 50.0, 0.5, advice="divides it by the budget share"),
