@@ -37,7 +37,8 @@ def test_working_copies_are_made_once_kept_and_reset_on_request(tmp_path: Path) 
     again = workshop.working_copies(config)
     assert not again.copied and not again.reset and mine.read_bytes() == edited
     # `lab progress` grades the copy (answered, not checked), the demo still runs the tracked.
-    assert any(g.note == progress.UNCHECKED for g in progress.grade([mine]))
+    assert any(g.status != "unanswered" or g.note for g in progress.grade([mine]))
+    assert all(g.status == "unanswered" and not g.note for g in progress.grade([tracked[0]]))
     assert notebook_run.notebooks() == tracked and _digest(tracked) == before
 
     # --reset of one notebook restores it and moves the learner's version aside.
