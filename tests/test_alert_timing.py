@@ -176,3 +176,36 @@ def test_error_rate_fault_notifies_within_the_predicted_delays(lab: dict[str, st
     sent = {str(line[names.A_ALERTNAME]) for line in notifications(alerts_file)}
     assert sent <= {*ALERTS, "AvailabilitySlowBurn"}, sent
     assert not math.isnan(rate) and rate > 1
+
+
+def test_worker_down_inhibits_no_export_succeeding_in_the_notifications(lab: dict[str, str]) -> None:
+    """Alertmanager's inhibition rule, live: with WorkerDown firing, NoExportSucceeding is held
+    back (suppressed, inhibited by it) and never reaches the receiver; WorkerDown does.
+
+    The two alerts are posted to the real Alertmanager's API by the test (Prometheus would
+    need five minutes of failed exports to raise NoExportSucceeding).
+    """
+    var_dir = Path(lab["VAR_DIR"])
+    alerts_file = var_dir / "log" / names.ALERTS_LOG
+    am_url = f"http://127.0.0.1:{lab['ALERTMANAGER_PORT']}"
+    session = requests.Session()
+    session.trust_env = False
+    now = datetime.now(UTC).isoformat()
+    posted = [
+        {"labels": {"alertname": "WorkerDown", "job": "worker", "severity": "page"}, "startsAt": now},
+        {"labels": {"alertname": "NoExportSucceeding", "environment": "test", "severity": "ticket"},
+         "startsAt": now},
+    ]
+    sent_at = time.time()
+    assert session.post(f"{am_url}/api/v2/alerts", json=posted, timeout=5).status_code == 200
+    timers = alerting.Timers.from_config(var_dir / "prometheus" / "prometheus.yml",
+                                         var_dir / "alertmanager" / "alertmanager.yml")
+    wait_until(lambda: first(alerts_file, "WorkerDown", "firing", sent_at) is not None,
+               timers.group_wait_s * 3 + 30, "WorkerDown's notification", interval=0.5)
+    # NoExportSucceeding's own group would have notified after the same group_wait.
+    time.sleep(timers.group_wait_s)
+    assert first(alerts_file, "NoExportSucceeding", "firing", sent_at) is None
+    held = session.get(f"{am_url}/api/v2/alerts", params={"filter": 'alertname="NoExportSucceeding"'},
+                       timeout=5).json()
+    assert [a["status"]["state"] for a in held] == ["suppressed"]
+    assert held[0]["status"]["inhibitedBy"], held
