@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from analysis import notebook_run, progress
@@ -31,8 +32,10 @@ def test_working_copies_are_made_once_kept_and_reset_on_request(tmp_path: Path) 
 
     # The learner answers in a copy and saves; a second `lab notebook` keeps it.
     mine = config.workshop_dir / tracked[0].name
-    mine.write_text(mine.read_text(encoding="utf-8").replace("ANSWER = None", "ANSWER = 'mine'", 1),
-                    encoding="utf-8")
+    book = nbformat.read(mine, as_version=4)
+    answer = next(c for c in book.cells if "exercise-answer" in c.metadata.get("tags", []))
+    answer.source = answer.source.replace("ANSWER = None", "ANSWER = 'mine'", 1)
+    nbformat.write(book, mine)
     edited = mine.read_bytes()
     again = workshop.working_copies(config)
     assert not again.copied and not again.reset and mine.read_bytes() == edited
