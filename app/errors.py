@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import logging
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, make_response, render_template, request
 from sqlalchemy.exc import DBAPIError, OperationalError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app.observability.web import current_request_id
 
@@ -57,7 +57,11 @@ def register(app: Flask) -> None:
             405: f"method {request.method} not allowed",
             413: f"request body too large (limit {app.config['MAX_CONTENT_LENGTH']} bytes)",
         }
-        return error_response(status, messages.get(status, exc.description or exc.name))
+        body, code = error_response(status, messages.get(status, exc.description or exc.name))
+        if isinstance(exc, MethodNotAllowed) and exc.valid_methods:
+            # RFC 9110: a 405 names the methods the resource does allow.
+            return make_response(body, code, {"Allow": ", ".join(exc.valid_methods)}), code
+        return body, code
 
     def _db_unavailable(exc: DBAPIError) -> tuple[Response | str, int]:
         cause = str(exc.orig or exc).strip().splitlines()

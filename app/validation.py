@@ -23,9 +23,11 @@ nesting (400) before the parser sees it.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -41,7 +43,8 @@ KEPT_FORMAT_CHARACTERS = frozenset("\u200c\u200d")
 REPLACEMENT = "\ufffd"
 # Tabs and line breaks (what str.splitlines splits on, less the old record separators):
 # pasted multi-line text becomes one line.
-_BREAKS = re.compile("[\t\n\v\f\r\x85\u2028\u2029]+")
+BREAK_CHARACTERS = "\t\n\v\f\r\x85\u2028\u2029"
+_BREAKS = re.compile(f"[{BREAK_CHARACTERS}]+")
 # Tokens that matter for nesting: an escape (two characters), a quote, a bracket. Matching
 # an escape as one token keeps the scan linear whatever the body holds.
 _JSON_TOKENS = re.compile(r'\\.|["\[\]{}]', re.DOTALL)
@@ -66,17 +69,51 @@ def clean_text(raw: Any) -> str:
     """A todo's text by the rule above: trimmed, 1..TEXT_MAX characters, else a 400."""
     if not isinstance(raw, str):
         raise ApiError(400, "text must be a string")
-    text = _BREAKS.sub(" ", raw.strip())
-    if not text:
-        raise ApiError(400, "task text must not be empty")
-    if len(text) > TEXT_MAX:
-        raise ApiError(400, f"task text must be at most {TEXT_MAX} characters (got {len(text)})")
-    for index, ch in enumerate(text):
-        why = refused_character(ch)
+    # Judged as sent (before trimming), so that the OpenAPI document can state the rule
+    # exactly: a pattern and a length over the string the client sends.
+    for index, ch in enumerate(raw):
+        why = ch not in BREAK_CHARACTERS and refused_character(ch)
         if why:
             raise ApiError(400, f"task text must not contain {why}: U+{ord(ch):04X} at "
                                 f"position {index + 1}")
+    if len(raw) > TEXT_MAX:
+        raise ApiError(400, f"task text must be at most {TEXT_MAX} characters (got {len(raw)})")
+    text = _BREAKS.sub(" ", raw.strip())
+    if not text:
+        raise ApiError(400, "task text must not be empty")
     return text
+
+
+@functools.cache
+def text_pattern() -> str:
+    """The text rule as a regular expression (for the OpenAPI document): no refused
+    character, and at least one that is not whitespace.
+
+    Lone surrogates are left out of it: they cannot be in a UTF-8 string, and validators
+    that work on UTF-8 (schemathesis's, in Rust) refuse a pattern that names them. The
+    document's description says they are refused."""
+    codes = (*range(0xD800), *range(0xE000, 0x110000))
+    refused = _char_class(c for c in codes if chr(c) not in BREAK_CHARACTERS and refused_character(chr(c)))
+    # Spelled out rather than \s, whose meaning differs between regex engines; these are what
+    # str.strip() removes.
+    blank = _char_class(c for c in codes if chr(c).isspace())
+    return f"^[^{refused}]*[^{refused}{blank}][^{refused}]*$"
+
+
+def _char_class(codes: Iterable[int]) -> str:
+    """The inside of a regex character class holding these code points (ascending)."""
+    ranges: list[tuple[int, int]] = []
+    for code in codes:
+        if ranges and ranges[-1][1] == code - 1:
+            ranges[-1] = (ranges[-1][0], code)
+        else:
+            ranges.append((code, code))
+    # BMP code points as \uXXXX escapes (ECMA-262, Python and Rust read them alike); astral
+    # ones as themselves.
+    return "".join(
+        (f"\\u{a:04x}" if a < 0x10000 else chr(a))
+        + ("" if a == b else "-" + (f"\\u{b:04x}" if b < 0x10000 else chr(b)))
+        for a, b in ranges)
 
 
 def shown(raw: str) -> str:

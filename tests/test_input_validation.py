@@ -10,11 +10,16 @@ JSON bodies beyond the size or depth limits are refused before they are parsed.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from flask.testing import FlaskClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.validation import JSON_MAX_BYTES, JSON_MAX_DEPTH
+from app.errors import ApiError
+from app.models import TEXT_MAX
+from app.validation import JSON_MAX_BYTES, JSON_MAX_DEPTH, clean_text, text_pattern
 from tests.test_routes import error_of, texts
 
 # One representative of every refused class, as JSON escapes (what a client can send).
@@ -159,3 +164,18 @@ def test_a_json_body_over_the_size_limit_is_a_413(client: FlaskClient) -> None:
     assert response.status_code == 413
     assert error_of(response) == f"JSON body too large (limit {JSON_MAX_BYTES} bytes)"
     assert texts(client) == []
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(text=st.text(st.characters(codec="utf-8"), max_size=12)
+       | st.text(st.sampled_from(" \t\n\x85\u00a0\u2028\u3000\x1f\x00\u200b\u200d\u202e\ufeffa\U0001F600"),
+                 max_size=6))
+def test_the_openapi_pattern_states_the_text_rule_exactly(text: str) -> None:
+    """What /api/openapi.json says about a todo's text is what the app does (for every
+    string UTF-8 can carry): schemathesis's positive and negative checks rely on it."""
+    try:
+        clean_text(text)
+        accepted = True
+    except ApiError:
+        accepted = False
+    assert accepted == (re.search(text_pattern(), text) is not None and len(text) <= TEXT_MAX)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -90,17 +91,19 @@ def make_cursor(todo: Any) -> str:
     return f"{todo.position}.{todo.id}"
 
 
+# What make_cursor writes: ASCII digits only (int() would also take "+1", " 1", "1_0" and
+# other scripts' digits), at most 9 of them, so that every match is within the integer
+# columns' range and the OpenAPI document can state the format exactly (lab positions and
+# ids stay far below 10**9).
+CURSOR_PATTERN = r"^-?[0-9]{1,9}\.[0-9]{1,9}$"
+
+
 def parse_cursor(raw: str) -> tuple[int, int]:
     """(position, id) from a cursor made by make_cursor, or a 400."""
-    parts = raw.split(".")
-    try:
-        position, todo_id = (int(part) for part in parts) if len(parts) == 2 else (None, None)
-    except ValueError:
-        position = todo_id = None
-    if position is None or todo_id is None or not (
-            -(2**31) <= position < 2**31 and 0 <= todo_id < 2**31):
+    if not re.fullmatch(CURSOR_PATTERN.strip("^$"), raw):
         raise ApiError(400, "cursor is not valid: pass the `next` value of the previous page")
-    return position, todo_id
+    position, todo_id = raw.split(".")
+    return int(position), int(todo_id)
 
 
 def _rows_and_total(query: Select[*tuple[Any, ...]], brief: bool) -> tuple[list[Any], int | None]:
