@@ -528,6 +528,23 @@ def fault_signal(fault: FaultWindow) -> str:
     return ERRORS if fault.name.startswith("error_rate") else LATENCY
 
 
+def fault_episodes(faults: Sequence[FaultWindow], tolerance_s: float = 2.0) -> list[FaultWindow]:
+    """Faults of one signal switched on and off together (within tolerance_s) as one episode
+    (their names joined by " + "): alerts see the sum of them, not each one."""
+    episodes: list[FaultWindow] = []
+    for fault in sorted(faults, key=lambda f: f.on):
+        for index, episode in enumerate(episodes):
+            together = abs((fault.on - episode.on).total_seconds()) <= tolerance_s and \
+                abs((fault.off - episode.off).total_seconds()) <= tolerance_s
+            if together and fault_signal(fault) == fault_signal(episode) and fault.value == episode.value:
+                episodes[index] = FaultWindow(f"{episode.name} + {fault.name}", episode.value,
+                                              min(episode.on, fault.on), max(episode.off, fault.off))
+                break
+        else:
+            episodes.append(fault)
+    return episodes
+
+
 def measured_bad_share(prometheus: prom.Prometheus, fault: FaultWindow) -> tuple[float, float]:
     """(share of all web requests the fault made bad, requests per second) over its window,
     from exact counter differences (an endpoint fault dilutes over the other endpoints)."""
@@ -569,7 +586,7 @@ def run_detection(prometheus: prom.Prometheus, alerts: pd.DataFrame, faults: Seq
     rows: list[dict[str, Any]] = []
     drawn: dict[str, tuple[FaultWindow, Prediction]] = {}
     rules = load_rules()
-    for fault in faults:
+    for fault in fault_episodes(faults):
         share, rate = measured_bad_share(prometheus, fault)
         lead = (fault.on - run_start).total_seconds()
         for alert in rules:
@@ -675,7 +692,7 @@ def report_section(prometheus: prom.Prometheus, alerts: pd.DataFrame, faults: Se
     import matplotlib.pyplot as plt
 
     table, drawn = run_detection(prometheus, alerts, faults, start, timers, processing_s)
-    fig = plot_alert_timeline(prometheus, alerts, start, end, faults, drawn)
+    fig = plot_alert_timeline(prometheus, alerts, start, end, fault_episodes(faults), drawn)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=90)
     plt.close(fig)

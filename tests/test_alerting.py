@@ -257,3 +257,16 @@ def test_alertmanager_notification_latency_is_read_from_its_histogram() -> None:
         'alertmanager_notification_latency_seconds_sum{integration="webhook"} 0.4',
         'alertmanager_notification_latency_seconds_count{integration="webhook"} 4', ""])
     assert alerting.alertmanager_notification_latency(text) == 1.0
+
+
+def test_faults_switched_together_are_one_episode() -> None:
+    """Two error faults on and off together are one episode; a latency fault stays apart."""
+    on, off = T0, T0 + timedelta(seconds=100)
+    faults = [FaultWindow("error_rate.todos.index", 0.5, on, off),
+              FaultWindow("error_rate.api.list_todos", 0.5, on + timedelta(seconds=0.01), off),
+              FaultWindow("latency.todos.index", 0.4, off + timedelta(seconds=20),
+                          off + timedelta(seconds=120))]
+    episodes = alerting.fault_episodes(faults)
+    assert [e.name for e in episodes] == ["error_rate.todos.index + error_rate.api.list_todos",
+                                          "latency.todos.index"]
+    assert alerting.fault_signal(episodes[0]) == "errors" and alerting.fault_signal(episodes[1]) == "latency"
