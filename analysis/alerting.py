@@ -665,8 +665,10 @@ def plot_alert_timeline(prometheus: prom.Prometheus, alerts: pd.DataFrame, start
             fault, prediction = predictions[name]
             for moment, delay in ((fault.on, prediction.firing), (fault.off, prediction.resolved)):
                 if delay is not None:
-                    alert_ax.barh(row, timedelta(seconds=delay.latest_s - delay.earliest_s),
-                                  left=pd.Timestamp(moment) + timedelta(seconds=delay.earliest_s),
+                    left = pd.Timestamp(moment) + timedelta(seconds=delay.earliest_s)
+                    # A share near its threshold may never fire (latest_s inf): to the plot's edge.
+                    right = min(delay.latest_s, (pd.Timestamp(hi) - pd.Timestamp(moment)).total_seconds())
+                    alert_ax.barh(row, timedelta(seconds=max(right - delay.earliest_s, 0.0)), left=left,
                                   height=0.8, fill=False, hatch="//", edgecolor="black")
     alert_ax.set_yticks(range(len(shown)), shown)
     alert_ax.set_ylim(-0.7, max(len(shown), 1) - 0.3)

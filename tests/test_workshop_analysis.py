@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import math
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from analysis import benchmarks, cardinality, counters, logs, rule_grader, sampling
+from analysis import alerting, benchmarks, cardinality, counters, logs, rule_grader, sampling
+from analysis.lab_context import FaultWindow
 from app.observability import names
+from tests.support.promdata import RecordedPrometheus
 
 DATA = Path(__file__).parent / "data" / "analysis"
 
@@ -129,3 +132,17 @@ def test_promtool_grades_an_alert_rule_by_where_it_fires_not_by_how_it_is_writte
     broken = rule_grader.grade("sum(rate(x[2m]) >")
     assert not broken.right and "parse error" in broken.error
     assert set(broken.outcomes().values()) == {"rule did not load"}
+
+
+@pytest.mark.stack
+def test_an_alert_that_may_never_fire_is_drawn_to_the_plots_edge(synthetic: RecordedPrometheus,
+                                                                  tmp_path: Path) -> None:
+    """A bad share near its threshold is predicted as 'may never fire' (latest_s = inf): the
+    timeline still draws (lab demo's report and notebook 05 call it on every run)."""
+    start, end = synthetic.end - timedelta(minutes=5), synthetic.end
+    fault = FaultWindow("error_rate.api.list_todos", 0.3, start + timedelta(minutes=1),
+                        start + timedelta(minutes=3))
+    never = alerting.Prediction("HighErrorRate", 0.05, alerting.Delay(70.0, math.inf, {}), None)
+    figure = alerting.plot_alert_timeline(synthetic.client, alerting.load_alerts(tmp_path / "none.jsonl"),
+                                          start, end, [fault], {"HighErrorRate": (fault, never)})
+    assert [ax.get_yticklabels()[0].get_text() for ax in figure.axes[1:2]] == ["HighErrorRate"]
