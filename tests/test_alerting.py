@@ -19,6 +19,7 @@ from analysis import alerting
 from analysis.lab_context import FaultWindow
 from app.observability import names
 from stack import alert_receiver
+from tests.support.promdata import FAULT, RecordedPrometheus, requests_between
 
 T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
@@ -270,3 +271,35 @@ def test_faults_switched_together_are_one_episode() -> None:
     assert [e.name for e in episodes] == ["error_rate.todos.index + error_rate.api.list_todos",
                                           "latency.todos.index"]
     assert alerting.fault_signal(episodes[0]) == "errors" and alerting.fault_signal(episodes[1]) == "latency"
+
+
+def test_the_report_section_measures_the_fault_and_draws_its_alerts(synthetic: RecordedPrometheus) -> None:
+    """On a real Prometheus with known traffic: the fault's bad share is the truth, every
+    errors alert gets a row, and a prediction that may never fire is drawn too."""
+    on, off = synthetic.end + timedelta(seconds=FAULT[0]), synthetic.end + timedelta(seconds=FAULT[1])
+    fault = FaultWindow("error_rate.todos.toggle", 1.0, on, off)
+    share, rate = alerting.measured_bad_share(synthetic.client, fault)
+    truth = requests_between(*FAULT, status="5") / requests_between(*FAULT)
+    assert share == pytest.approx(truth, abs=0.01)
+    assert rate == pytest.approx(requests_between(*FAULT) / (FAULT[1] - FAULT[0]), rel=0.05)
+    timers = alerting.Timers.from_config()
+    no_alerts = alerting.load_alerts(Path("/nonexistent/alerts.jsonl"))
+    table, drawn = alerting.run_detection(synthetic.client, no_alerts, [fault],
+                                          synthetic.end - timedelta(minutes=10), timers)
+    errors_alerts = {a.name for a in alerting.load_rules() if a.signal == "errors"}
+    assert set(table["alert"]) == errors_alerts
+    assert (table["bad share"] == round(share, 3)).all()
+    # Nothing was notified: an alert predicted to fire is not "as predicted".
+    assert not table.set_index("alert").loc[list(drawn), "as predicted"].any()
+    near = alerting.Prediction("Near", 0.16, alerting.Delay(10.0, math.inf, {}), None)
+    html = alerting.report_section(synthetic.client, no_alerts, [fault], on - timedelta(minutes=1),
+                                   off + timedelta(seconds=5), timers, 0.5)
+    assert "data:image/png;base64," in html and "predicted firing (s)" in html
+    import matplotlib.pyplot as plt
+
+    figure = alerting.plot_alert_timeline(synthetic.client, no_alerts, on, off, [fault],
+                                          {"Near": (fault, near)})
+    alert_axes = figure.axes[1]
+    assert [label.get_text() for label in alert_axes.get_yticklabels()] == ["Near"]
+    assert any(patch.get_hatch() == "//" for patch in alert_axes.patches)  # open-ended, drawn
+    plt.close(figure)
