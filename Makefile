@@ -7,13 +7,14 @@ LOCKSUM := $(shell cat pyproject.toml requirements-lab.lock | cksum | cut -d' ' 
 LAB_STAMP  := $(VENV)/.lab-$(LOCKSUM)
 TEST_STAMP := $(VENV)/.test-$(LOCKSUM)
 
-.PHONY: lab test test-fast install system-deps system-deps-test services lint lock down clean help
+.PHONY: lab test test-fast test-docker install system-deps system-deps-test services lint lock down clean help
 
 help:
 	@echo "make lab    - install, bring the lab up, run a load and the notebooks, write a report"
 	@echo "make test   - install what the tests need, then run the whole test suite"
 	@echo "make test-fast - in-process and unit tests only (SQLite and PostgreSQL; no browser, no stack)"
 	@echo "make down   - stop everything the lab started"
+	@echo "make test-docker - the compose stack on a real Docker engine (builds every image)"
 	@echo "make lint   - ruff and mypy only"
 	@echo "make lock   - refresh requirements*.lock from pyproject.toml"
 
@@ -68,6 +69,11 @@ test: $(TEST_STAMP) system-deps-test services
 FAST := not slow and not stack and not browser
 test-fast: $(TEST_STAMP) services
 	$(BIN)/python -m pytest -m "$(FAST)"
+
+# The compose stack on a real Docker engine, as a workshop room starts it (tests/docker/):
+# installs Docker when missing, starts its own dockerd when none answers (stopped after).
+test-docker: $(TEST_STAMP)
+	tests/docker/run.sh
 
 lint: $(TEST_STAMP)
 	$(BIN)/ruff check .

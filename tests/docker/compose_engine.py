@@ -1,0 +1,279 @@
+"""The compose stack on a real Docker engine, as a workshop room starts it: `make test-docker`.
+
+Run by tests/docker/run.sh (which installs Docker and starts an engine when none answers);
+`make test` does not collect this file (its name does not start with test_). Images come
+from tests/docker/images.py: the project's own from its Dockerfile, stand-ins for the
+official ones (STANDINS.md). The stack runs from a copy of the checkout whose notebooks
+belong to a non-root host user, with a password holding "@", "%", ":" and "/".
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from tests.docker import images
+from tests.support.compose import read_env_file
+from tests.support.processes import ROOT, free_port
+
+PROJECT = "todolabtest"
+HOST_UID = 4242  # the notebooks' owner: a host user who is neither root nor the image's 10001
+PASSWORD = "p@ss%40w:rd/x"  # what used to break DATABASE_URL
+HEALTH_TIMEOUT_S = 420.0
+SERVICES = ("caddy", "web", "worker", "db", "redis", "prometheus", "jaeger", "locust", "jupyter")
+# Copied into the stack's directory: the build context and the bind mounts, nothing local.
+IGNORED = shutil.ignore_patterns(".git", ".venv*", "var", "reports", "__pycache__", ".*_cache",
+                                 "*.egg-info", ".env", "node_modules")
+
+
+def compose_command() -> list[str]:
+    """Compose v2 (`docker compose`) when the client has it, else Debian's docker-compose 1.29."""
+    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+    return ["docker", "compose"] if plugin.returncode == 0 else ["docker-compose"]
+
+
+@dataclass
+class Stack:
+    """A compose project started from a copy of the checkout."""
+
+    workdir: Path
+    files: list[Path]
+    env_file: Path
+    env: dict[str, str]
+    command: list[str]
+
+    def compose(self, *args: str, timeout: float = 900, check: bool = True,
+                extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """docker compose with this project's name, files and .env."""
+        argv = [*self.command, "-p", PROJECT, "--project-directory", str(self.workdir),
+                "--env-file", str(self.env_file)]
+        for file in self.files:
+            argv += ["-f", str(file)]
+        result = subprocess.run([*argv, *args], cwd=self.workdir, capture_output=True, text=True,
+                                timeout=timeout, check=False,
+                                env={**images.builder_env(), **(extra_env or {})})
+        if check and result.returncode != 0:
+            raise AssertionError(f"compose {' '.join(args)} failed ({result.returncode}):\n"
+                                 f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+        return result
+
+    def url(self, variable: str, path: str = "/") -> str:
+        """A published port on 127.0.0.1 (the only host traffic this test makes)."""
+        return f"http://127.0.0.1:{self.env[variable]}{path}"
+
+    def container(self, service: str) -> str:
+        """The id of a service's container."""
+        return self.compose("ps", "-q", service).stdout.strip()
+
+    def health(self) -> dict[str, str]:
+        """Each service's health status (or state, when it has stopped)."""
+        statuses = {}
+        for service in SERVICES:
+            cid = self.container(service)
+            if not cid:
+                statuses[service] = "absent"
+                continue
+            state = json.loads(images.docker("inspect", "--format", "{{json .State}}", cid)
+                               .stdout.decode())
+            statuses[service] = state.get("Health", {}).get("Status") or state["Status"]
+        return statuses
+
+
+def write_stack_files(workdir: Path, base: str, standins: dict[str, str]) -> list[Path]:
+    """A copy of docker-compose.yml without the top-level name (Compose 1.29 refuses it; the
+    project name is given by -p), and an override naming the locally built images."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    compose.pop("name", None)
+    main = workdir / "compose.test.yml"
+    main.write_text(yaml.safe_dump(compose, sort_keys=False), encoding="utf-8")
+    override: dict[str, Any] = {"services": {
+        "web": {"build": {"context": ".", "target": "runtime", "args": {"PYTHON_IMAGE": base}}},
+        "jupyter": {"build": {"context": ".", "target": "lab", "args": {"PYTHON_IMAGE": base}}},
+        **{service: {"image": tag} for service, tag in standins.items()},
+    }}
+    extra = workdir / "compose.standins.yml"
+    extra.write_text(yaml.safe_dump(override, sort_keys=False), encoding="utf-8")
+    return [main, extra]
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """Images built, the stack's directory and .env written; torn down with its volumes."""
+    started = time.monotonic()
+    base = images.base_image()
+    print(f"\nbase ready after {time.monotonic() - started:.0f} s", flush=True)
+    # The stand-ins build while the project's images do: both wait mostly on downloads.
+    pool = ThreadPoolExecutor(max_workers=2)
+    pending = {service: pool.submit(images.standin, name, BASE=base) for service, name in
+               (("db", "postgres"), ("redis", "redis"), ("caddy", "caddy"),
+                ("prometheus", "prometheus"))}
+    with tempfile.TemporaryDirectory(prefix="todo-lab-compose-") as tmp:
+        workdir = Path(tmp) / "lab"
+        shutil.copytree(ROOT, workdir, ignore=IGNORED, symlinks=True)
+        uid = HOST_UID if os.geteuid() == 0 else os.getuid()
+        gid = HOST_UID if os.geteuid() == 0 else os.getgid()
+        if os.geteuid() == 0:
+            shutil.chown(workdir / "notebooks", uid, gid)
+            for item in (workdir / "notebooks").iterdir():
+                shutil.chown(item, uid, gid)
+        env = {**read_env_file(), "POSTGRES_PASSWORD": PASSWORD, "SECRET_KEY": "compose-test-secret",
+               "JUPYTER_TOKEN": "compose-test-token", "LAB_UID": str(uid), "LAB_GID": str(gid)}
+        for variable in ("CADDY_PORT", "PROMETHEUS_PORT", "JAEGER_UI_PORT", "LOCUST_PORT",
+                         "JUPYTER_PORT"):
+            env[variable] = str(free_port())
+        env_file = workdir / ".env"
+        env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
+        result = Stack(workdir, write_stack_files(workdir, base, {}), env_file, env,
+                       compose_command())
+        try:
+            result.compose("build", "web", "jupyter", timeout=3600)
+            print(f"project images built after {time.monotonic() - started:.0f} s", flush=True)
+            standins = {service: job.result(timeout=3600) for service, job in pending.items()}
+            print(f"stand-ins ready after {time.monotonic() - started:.0f} s", flush=True)
+            files = result.files = write_stack_files(workdir, base, standins)
+            # The Jaeger stand-in runs the project's fake in the lab image, so it comes last.
+            jaeger = images.standin("jaeger", TOOLS_IMAGE="todo-observability-lab-tools:local")
+            files.append(workdir / "compose.jaeger.yml")
+            files[-1].write_text(yaml.safe_dump({"services": {"jaeger": {"image": jaeger}}}),
+                                 encoding="utf-8")
+            yield result
+        finally:
+            pool.shutdown(cancel_futures=True)
+            if result.compose("ps", "-q", check=False).stdout.strip():
+                print(result.compose("logs", "--no-color", "--tail", "30", check=False).stdout[-8000:])
+            result.compose("down", "-v", "--remove-orphans", "--timeout", "20", check=False)
+            leftovers = images.docker("volume", "ls", "-q", "--filter", f"name={PROJECT}_",
+                                      check=False).stdout.decode().split()
+            assert not leftovers, f"volumes left behind: {leftovers}"
+
+
+def test_jupyter_refuses_a_notebooks_directory_it_cannot_write(stack: Stack) -> None:
+    """Failure case 3: the image's uid over notebooks a host user owns: one line, at start."""
+    result = stack.compose("run", "--rm", "--no-deps", "-T", "--user", "10001:10001", "jupyter",
+                           check=False, timeout=300)
+    assert result.returncode == 78, result.stdout + result.stderr
+    assert "./notebooks is not writable by uid 10001" in result.stdout + result.stderr
+
+
+@pytest.fixture(scope="module")
+def running(stack: Stack) -> Stack:
+    """`up -d`, then every service healthy."""
+    stack.compose("up", "-d", timeout=1200)
+    deadline = time.monotonic() + HEALTH_TIMEOUT_S
+    while True:
+        statuses = stack.health()
+        if all(status == "healthy" for status in statuses.values()):
+            return stack
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not healthy after {HEALTH_TIMEOUT_S:g} s: {statuses}")
+        time.sleep(3)
+
+
+def http() -> requests.Session:
+    """A session that talks to 127.0.0.1 directly (no proxy from the environment)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
+def test_the_app_answers_through_caddys_published_port(running: Stack) -> None:
+    """Add, export, download: the CSV holds the todo; the password with "@" did its job."""
+    with http() as client:
+        added = client.post(running.url("CADDY_PORT", "/add"), data={"task": "Buy oat milk"},
+                            allow_redirects=False, timeout=30)
+        assert added.status_code == 303, added.text
+        listed = client.get(running.url("CADDY_PORT", "/api/todos"), timeout=30).json()
+        assert "Buy oat milk" in json.dumps(listed)
+        started = client.post(running.url("CADDY_PORT", "/export"), timeout=30)
+        assert started.status_code == 202, started.text
+        task_id = started.json()["task_id"]
+        deadline = time.monotonic() + 120
+        state = ""
+        while time.monotonic() < deadline:
+            state = client.get(running.url("CADDY_PORT", f"/tasks/{task_id}"), timeout=30).json()["state"]
+            if state in ("succeeded", "failed"):
+                break
+            time.sleep(0.5)
+        assert state == "succeeded"
+        csv = client.get(running.url("CADDY_PORT", f"/download/{task_id}"), timeout=30)
+        assert csv.status_code == 200 and "Buy oat milk" in csv.text
+        assert "text/csv" in csv.headers["Content-Type"]
+        trace_id = started.headers["traceparent"].split("-")[1]
+        # A span reached the receiver (the Jaeger stand-in), from web and from the worker.
+        deadline = time.monotonic() + 60
+        found: set[str] = set()
+        while time.monotonic() < deadline and found != {"todo-web", "todo-worker"}:
+            answer = client.get(running.url("JAEGER_UI_PORT", f"/api/traces/{trace_id}"), timeout=30)
+            if answer.status_code == 200:
+                data = answer.json()["data"][0]
+                found = {p["serviceName"] for p in data["processes"].values()}
+            time.sleep(1)
+        assert found == {"todo-web", "todo-worker"}
+
+
+def test_prometheus_sees_every_target_up(running: Stack) -> None:
+    """web, worker, caddy and Prometheus itself, each scraped and up."""
+    with http() as client:
+        deadline = time.monotonic() + 120
+        while True:
+            targets = client.get(running.url("PROMETHEUS_PORT", "/api/v1/targets"),
+                                 timeout=30).json()["data"]["activeTargets"]
+            health = {t["labels"]["job"]: t["health"] for t in targets}
+            if set(health) >= {"web", "worker", "caddy", "prometheus"} and \
+                    set(health.values()) == {"up"}:
+                break
+            assert time.monotonic() < deadline, health
+            time.sleep(2)
+
+
+def test_a_recorded_load_run_and_every_notebook_run_in_the_jupyter_container(running: Stack) -> None:
+    """`lab load` against the stack (with a fault window), then every notebook, unchanged."""
+    load = running.compose("exec", "-T", "-e", "LOAD_WAIT=0.2,0.8", "jupyter", "python", "-m",
+                           "lab.cli", "load", "--users", "8", "--duration", "60",
+                           "--fault", "error_rate.api.list_todos=0.2", timeout=600, check=False)
+    assert load.returncode == 0, load.stdout + load.stderr
+    assert "run recorded: /var/lib/todo/reports/last-run.json" in load.stdout
+    notebooks = running.compose("exec", "-T", "jupyter", "python", "-m", "analysis.notebook_run",
+                                timeout=1800, check=False)
+    assert notebooks.returncode == 0, notebooks.stdout[-6000:] + notebooks.stderr[-6000:]
+    expected = sorted(p.name for p in (running.workdir / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    assert expected and [f"notebook {name}: ok" for name in expected] == \
+        [line for line in notebooks.stdout.splitlines() if line.startswith("notebook ")]
+
+
+def test_a_notebook_saved_in_jupyterlab_belongs_to_the_host_user(running: Stack) -> None:
+    """Failure case 3 fixed: with LAB_UID/LAB_GID, saving works and the file stays the user's."""
+    body = {"type": "notebook", "format": "json",
+            "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
+    with http() as client:
+        saved = client.put(running.url("JUPYTER_PORT", "/api/contents/saved-by-test.ipynb"),
+                           json=body, timeout=30,
+                           headers={"Authorization": f"token {running.env['JUPYTER_TOKEN']}"})
+    assert saved.status_code in (200, 201), saved.text
+    path = running.workdir / "notebooks" / "saved-by-test.ipynb"
+    assert path.is_file() and path.stat().st_uid == int(running.env["LAB_UID"])
+
+
+def test_a_changed_password_stops_web_with_one_line(running: Stack) -> None:
+    """Failure case 4's other half: the database keeps its first password; web says so, once."""
+    result = running.compose("run", "--rm", "--no-deps", "-T", "-e", "PGPASSWORD=not-the-first-one",
+                             "web", "python", "-m", "app.migrate", check=False, timeout=300)
+    output = (result.stdout + result.stderr).strip()
+    assert result.returncode == 1, output
+    said = [line for line in output.splitlines() if line.startswith("app.migrate:")]
+    assert len(said) == 1 and said[0].startswith("app.migrate: cannot use the database:"), output
+    assert 'password authentication failed for user "todo"' in said[0]
+    assert "Traceback" not in output
