@@ -33,7 +33,9 @@ PROJECT = "todolabtest"
 HOST_UID = 4242  # the notebooks' owner: a host user who is neither root nor the image's 10001
 PASSWORD = "p@ss%40w:rd/x"  # what used to break DATABASE_URL
 HEALTH_TIMEOUT_S = 420.0
-SERVICES = ("caddy", "web", "worker", "db", "redis", "prometheus", "jaeger", "locust", "jupyter")
+# The official images the compose file names, each replaced by its stand-in (STANDINS.md).
+STANDIN_OF = {"db": "postgres", "redis": "redis", "caddy": "caddy", "prometheus": "prometheus",
+              "alertmanager": "alertmanager"}
 # Copied into the stack's directory: the build context and the bind mounts, nothing local.
 IGNORED = shutil.ignore_patterns(".git", ".venv*", "var", "reports", "__pycache__", ".*_cache",
                                  "*.egg-info", ".env", "node_modules")
@@ -54,6 +56,7 @@ class Stack:
     env_file: Path
     env: dict[str, str]
     command: list[str]
+    failed: str = ""
 
     def compose(self, *args: str, timeout: float = 900, check: bool = True,
                 extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -81,7 +84,7 @@ class Stack:
     def health(self) -> dict[str, str]:
         """Each service's health status (or state, when it has stopped)."""
         statuses = {}
-        for service in SERVICES:
+        for service in yaml.safe_load(self.files[0].read_text(encoding="utf-8"))["services"]:
             cid = self.container(service)
             if not cid:
                 statuses[service] = "absent"
@@ -117,9 +120,9 @@ def stack() -> Iterator[Stack]:
     print(f"\nbase ready after {time.monotonic() - started:.0f} s", flush=True)
     # The stand-ins build while the project's images do: both wait mostly on downloads.
     pool = ThreadPoolExecutor(max_workers=2)
-    pending = {service: pool.submit(images.standin, name, BASE=base) for service, name in
-               (("db", "postgres"), ("redis", "redis"), ("caddy", "caddy"),
-                ("prometheus", "prometheus"))}
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))["services"]
+    pending = {service: pool.submit(images.standin, name, BASE=base)
+               for service, name in STANDIN_OF.items() if service in services}
     with tempfile.TemporaryDirectory(prefix="todo-lab-compose-") as tmp:
         workdir = Path(tmp) / "lab"
         shutil.copytree(ROOT, workdir, ignore=IGNORED, symlinks=True)
@@ -169,8 +172,19 @@ def test_jupyter_refuses_a_notebooks_directory_it_cannot_write(stack: Stack) -> 
 
 
 @pytest.fixture(scope="module")
-def running(stack: Stack) -> Stack:
-    """`up -d`, then every service healthy."""
+def running(stack: Stack) -> Iterator[Stack]:
+    """`up -d`, then every service healthy (tried once: later tests see the same failure)."""
+    if getattr(stack, "failed", ""):
+        pytest.fail(f"the stack did not come up: {stack.failed}")
+    try:
+        yield wait_healthy(stack)
+    except AssertionError as exc:
+        stack.failed = str(exc).splitlines()[0]
+        raise
+
+
+def wait_healthy(stack: Stack) -> Stack:
+    """Start the stack and wait until every service reports healthy."""
     stack.compose("up", "-d", timeout=1200)
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while True:
