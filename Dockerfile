@@ -34,14 +34,15 @@ ENV PATH=/opt/venv/bin:$PATH \
 # A fixed uid/gid so that named volumes (exports, faults, logs, reports) are shared by web,
 # worker and jupyter. A new named volume takes its owner and mode from these directories:
 # group-writable and setgid, so jupyter (running as the host user's uid, in group 10001) can
-# switch faults and record load runs, and what it writes stays readable by the app.
+# switch faults, record load runs and keep what the lab writes under VAR_DIR (a blind
+# incident's record), and what it writes stays readable by the app.
 RUN groupadd --system --gid 10001 todo \
     && useradd --system --uid 10001 --gid todo --home-dir /home/todo --create-home \
         --shell /usr/sbin/nologin todo \
     && mkdir -p /var/lib/todo/exports /var/lib/todo/faults /var/lib/todo/log \
         /var/lib/todo/reports \
     && chown -R todo:todo /var/lib/todo \
-    && chmod 2775 /var/lib/todo/faults /var/lib/todo/log /var/lib/todo/reports
+    && chmod 2775 /var/lib/todo /var/lib/todo/faults /var/lib/todo/log /var/lib/todo/reports
 WORKDIR /app
 
 FROM base AS lab

@@ -401,7 +401,7 @@ def test_the_notebooks_find_logs_reports_faults_and_the_app_in_compose(
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     gid = re.search(r"groupadd --system --gid (\d+) todo", dockerfile)
     assert gid and jupyter["group_add"] == [gid[1]]
-    for directory in (faults.parent, lab.reports_dir, lab.web_log.parent):
+    for directory in (lab.var_dir, faults.parent, lab.reports_dir, lab.web_log.parent):
         assert re.search(rf"chmod 2775 [^\n]*{re.escape(str(directory))}\b", dockerfile), directory
     # The kernel the notebooks run in is registered at build time (the venv is read-only then).
     lab_stage = dockerfile.split(" AS lab\n", 1)[1].split("\nFROM ", 1)[0]
