@@ -214,21 +214,24 @@ class Ledger:
         return missing, duplicated, sum(rows.get(t, 0) for t in self.unacknowledged)
 
 
-def locust_failures(failures_csv: Path) -> tuple[int, int, list[str]]:
-    """Locust failures split: (caused by injected faults, others, the others' messages)."""
+def locust_failures(failures_csv: Path) -> tuple[int, int, int, list[str]]:
+    """Locust failures split: (caused by injected faults, of them answers 500, others, the
+    others' messages). An injected export failure is a failed export, not a 5xx answer."""
     if not failures_csv.exists():
-        return 0, 0, []
-    injected = other = 0
+        return 0, 0, 0, []
+    injected = injected_500 = other = 0
     messages: list[str] = []
     with failures_csv.open(encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             n = int(row.get("Occurrences") or 0)
-            if INJECTED in row.get("Error", ""):
+            error = row.get("Error", "")
+            if INJECTED in error:
                 injected += n
+                injected_500 += n if "got 500" in error else 0
             else:
                 other += n
-                messages.append(f"{row.get('Method')} {row.get('Name')}: {row.get('Error', '')[:160]} x{n}")
-    return injected, other, messages
+                messages.append(f"{row.get('Method')} {row.get('Name')}: {error[:160]} x{n}")
+    return injected, injected_500, other, messages
 
 
 def growth(samples: list[Sample], service: str, warmup_s: float) -> tuple[float, float, float]:
@@ -272,6 +275,7 @@ class Outcome:
     states: dict[str, int]
     five_xx: int
     injected_failures: int
+    injected_500s: int
     other_failures: int
     failure_messages: list[str]
     ledger: Ledger
@@ -287,7 +291,7 @@ def report(args: argparse.Namespace, o: Outcome, started_at: datetime) -> tuple[
     faults = (f"; faults switched by `lab incident --seed {args.incident_seed}`'s schedule"
               if o.incident else "")
     # Injected 500s reach the access log too: each was seen by Locust or the ledger.
-    unexpected_5xx = o.five_xx - o.injected_failures - o.ledger.injected
+    unexpected_5xx = o.five_xx - o.injected_500s - o.ledger.injected
     missing, duplicated, unacked_rows = o.ledger_check
     lines = [
         f"Run {started_at:%Y-%m-%d %H:%M} UTC: `python -m bench.soak --minutes {args.minutes:g} "
@@ -299,7 +303,8 @@ def report(args: argparse.Namespace, o: Outcome, started_at: datetime) -> tuple[
         f"{o.load[0]:.1f} / {o.load[1]:.1f} / {o.load[2]:.1f} (1/5/15 min) at the end).",
         "",
         f"- requests {result.requests} (≈{result.rps:.1f}/s); Locust failures {result.failures}: "
-        f"{o.injected_failures} injected by design, **{o.other_failures} unexpected**; 5xx in the "
+        f"{o.injected_failures} injected by design ({o.injected_500s} answers 500, the rest "
+        f"exports failed), **{o.other_failures} unexpected**; 5xx in the "
         f"app's access log {o.five_xx}, of which not injected **{unexpected_5xx}**; p50 "
         f"{result.p50_ms} ms, p95 {result.p95_ms} ms, p99 {result.percentiles_ms.get('99%')} ms",
         f"- exports by final state: {o.states}",
@@ -415,11 +420,11 @@ def main(argv: list[str] | None = None) -> int:
             for thread in threads:
                 thread.join(60)
             sampler.samples.append(sampler.take(began))
-            injected, other, messages = locust_failures(result.failures_csv)
+            injected, injected_500s, other, messages = locust_failures(result.failures_csv)
             outcome = Outcome(
                 result=result, samples=sampler.samples, states=export_states(data_url),
                 five_xx=server_errors(config.layout.log("web")), injected_failures=injected,
-                other_failures=other, failure_messages=messages, ledger=ledger,
+                injected_500s=injected_500s, other_failures=other, failure_messages=messages, ledger=ledger,
                 ledger_check=ledger.check(data_url), incident=incident, load=os.getloadavg(),
             )
         finally:
