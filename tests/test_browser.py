@@ -553,3 +553,30 @@ def test_footer_shows_the_trace_id_when_tracing_is_on(
     finally:
         context.close()
         web.stop()
+
+
+def test_the_page_sends_idempotency_keys_and_a_resent_add_is_one_todo(page: Page) -> None:
+    """The add form carries a fresh key per page and app.js sends one with its export: a
+    form sent again after a lost answer (the browser's "resend") adds nothing."""
+    page.goto("/")
+    sent: list[tuple[str, dict[str, str], str]] = []
+    page.on("request", lambda r: sent.append((r.url, r.headers, r.post_data or ""))
+            if r.method == "POST" else None)
+    page.get_by_label("New task").fill("Water the plants")
+    page.get_by_role("button", name="Add").click()
+    expect(todo_texts(page)).to_have_text(["Water the plants"])
+    add = next(body for url, _, body in sent if url.endswith("/add"))
+    key = re.search(r"idempotency_key=([^&]+)", add)
+    assert key and len(key.group(1)) >= 32, add
+    # The page after the add has a new key; the old form, sent again, is a replay.
+    assert key.group(1) not in page.content()
+    again = page.request.post("/add", data=add, max_redirects=0,
+                              headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert again.status == 303 and again.headers["idempotent-replayed"] == "true"
+    page.reload()
+    expect(todo_texts(page)).to_have_text(["Water the plants"])
+
+    page.get_by_role("button", name="Export CSV").click()
+    expect(export_status(page)).to_contain_text("Done", timeout=30_000)
+    export = next(headers for url, headers, _ in sent if url.endswith("/export"))
+    assert len(export.get("idempotency-key", "")) >= 32, export
