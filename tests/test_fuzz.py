@@ -104,6 +104,8 @@ headers = st.fixed_dictionaries({}, optional={
     "X-Request-ID": ascii_text,
     "Authorization": st.sampled_from(["Bearer wrong-token-1234567890", "Bearer ", "Basic Zm9vOmJhcg=="]),
     "User-Agent": ascii_text,
+    # Keys of every shape, few enough that some repeat with another body (a 422, never a 5xx).
+    "Idempotency-Key": st.one_of(ascii_text, st.sampled_from(["k1", "k2", "x" * 256])),
     "X-Forwarded-For": st.sampled_from(["1.2.3.4", "not-an-ip", "::1, 10.0.0.1"]),
 })
 
