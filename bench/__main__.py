@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from app.layout import PROJECT_ROOT
-from bench import database, footprint, overhead, proxy, report, scale, scrape, turnaround
+from bench import database, footprint, locust_rate, overhead, page, proxy, report, scale, scrape, turnaround
 
-SECTIONS = ("overhead", "proxy", "scrape", "footprint", "scale", "turnaround")
+SECTIONS = ("overhead", "page", "proxy", "scrape", "footprint", "scale", "locust", "turnaround")
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 DEFAULT_JSON = PROJECT_ROOT / "var" / "bench" / "results.json"
 
@@ -61,6 +61,12 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
         if name == "proxy":
             raw = proxy.measure(url, tmp, proxy.QUICK if quick else proxy.FULL)
             return raw, proxy.render(raw)
+        if name == "page":
+            raw = page.measure(url, tmp, page.QUICK if quick else page.FULL)
+            return raw, page.render(raw)
+        if name == "locust":
+            raw = locust_rate.measure(url, tmp, locust_rate.QUICK if quick else locust_rate.FULL)
+            return raw, locust_rate.render(raw)
         if name == "scrape":
             raw = scrape.measure(url, tmp, scrape.QUICK_REQUESTS if quick else scrape.FULL_REQUESTS)
             return raw, scrape.render(raw)
@@ -71,6 +77,7 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
 RENDER: dict[str, Callable[[Any], str]] = {
     "overhead": overhead.render, "proxy": proxy.render, "scrape": scrape.render,
     "footprint": footprint.render, "scale": scale.render, "turnaround": turnaround.render,
+    "page": page.render, "locust": locust_rate.render,
 }
 
 

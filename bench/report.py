@@ -84,8 +84,8 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "```sh",
         ".venv/bin/python -m bench all            # everything, about 16 minutes; rewrites this page",
         ".venv/bin/python -m bench all --quick    # the same, in short runs (a smoke test)",
-        ".venv/bin/python -m bench overhead       # one section, printed (also: proxy, scrape,",
-        "                                         # footprint, scale, turnaround)",
+        ".venv/bin/python -m bench overhead       # one section, printed (also: page, proxy, scrape,",
+        "                                         # footprint, scale, locust, turnaround)",
         "lab bench all                            # the same through the launcher",
         ".venv/bin/python -m bench --render-only  # rewrite this page from var/bench/results.json",
         "```",
@@ -136,6 +136,8 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "scrape": "Scrape cost",
         "footprint": "Footprint, cold start and turnaround",
         "scale": "Scale",
+        "page": "The page",
+        "locust": "Load generator: one Locust process and several",
         "turnaround": "Lab turnaround (`make lab`)",
     }
     for name, body in sections.items():

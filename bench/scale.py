@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -31,10 +32,14 @@ class Plan:
     exports_per_size: int
 
 
-FULL = Plan((100, 10_000, 100_000), (1_000, 10_000, 100_000), rounds=3, duration=4.0,
+FULL = Plan((100, 10_000, 100_000), (1_000, 10_000, 100_000), rounds=5, duration=3.0,
             exports_per_size=2)
 QUICK = Plan((100, 1_000), (1_000,), rounds=1, duration=1.5, exports_per_size=1)
 LIST_PATHS = {"GET / (page 1)": "/", "GET /api/todos (page 1)": "/api/todos"}
+# Half-way down the list: by page number (OFFSET) and by cursor (keyset). Rows are inserted
+# with position = id = 1, 2, 3, ... (database.bulk_insert into an empty table).
+DEEP_PATHS = {"GET /api/todos?page= (half-way)": "/api/todos?page={page}",
+              "GET /api/todos?cursor= (half-way)": "/api/todos?cursor={half}.{half}"}
 CONCURRENCY = 4  # below saturation: this measures latency, not throughput
 
 
@@ -70,8 +75,39 @@ def _peak(worker: Handle, task_id: str) -> int:
     return 0
 
 
+def list_paths(size: int, deep: bool = True) -> dict[str, str]:
+    """The requests measured at a table size."""
+    paths = dict(LIST_PATHS)
+    if deep:
+        half = size // 2
+        paths.update({label: path.format(page=half // 50 + 1, half=half)
+                      for label, path in DEEP_PATHS.items()})
+    return paths
+
+
+def measure_lists(tmp: Path, plan: Plan, deep: bool = True) -> dict[int, dict[str, list[dict[str, Any]]]]:
+    """One database and one server per table size, loaded in turns (size after size, round
+    after round), so that the machine's background load hits every size alike."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    latency: dict[int, dict[str, list[dict[str, Any]]]] = {}
+    with ExitStack() as started:
+        ports = {}
+        for size in plan.latency_sizes:
+            url = started.enter_context(database.private_database())
+            database.bulk_insert(url, size)
+            var_dir = tmp / f"lists-{size}"
+            ports[size] = port_of(started.enter_context(
+                procs.serve(var_dir, config_env("b", url, var_dir, dead, dead))).web)
+            latency[size] = {label: [] for label in list_paths(size, deep)}
+        for _ in range(plan.rounds):
+            for size, port in ports.items():
+                for label, path in list_paths(size, deep).items():
+                    latency[size][label].append(load(port, path, plan.duration, CONCURRENCY, 0.5))
+    return latency
+
+
 def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
-    """Grow the table step by step, measuring at each size that the plan names."""
+    """List latency by table size (measure_lists), then exports of a table grown step by step."""
     var_dir = tmp / "scale"
     dead = f"http://127.0.0.1:{free_port()}"
     layout = Layout(var_dir)
@@ -79,37 +115,39 @@ def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
            # A private embedded broker: nothing else on the machine shares it.
            "CELERY_BROKER_URL": f"sqla+sqlite:///{layout.broker_file}",
            "CELERY_RESULT_BACKEND": f"db+sqlite:///{layout.results_file}"}
-    out: dict[str, Any] = {"plan": plan.__dict__, "latency": {}, "exports": {}}
+    out: dict[str, Any] = {"plan": plan.__dict__, "latency": measure_lists(tmp, plan), "exports": {}}
     # A solo-child pool that forks a fresh child per task: the peak RSS is one task's.
     worker_args = ("--loglevel=INFO", "--max-tasks-per-child=1", f"--hostname=bench-{free_port()}@%h")
     with procs.serve(var_dir, env, ("web", "worker"), worker_concurrency=1,
                      worker_args=worker_args) as running:
-        port, worker = port_of(running.web), running.worker
+        worker = running.worker
         base = running.web.url
-        for size in sorted({*plan.latency_sizes, *plan.export_sizes}):
+        for size in sorted(plan.export_sizes):
             have = int(str(database.scalar(database_url, "SELECT count(*) FROM todos")))
             if size > have:
                 database.bulk_insert(database_url, size - have)
-            if size in plan.latency_sizes:
-                per_path: dict[str, list[dict[str, Any]]] = {label: [] for label in LIST_PATHS}
-                for _ in range(plan.rounds):
-                    for label, path in LIST_PATHS.items():
-                        per_path[label].append(load(port, path, plan.duration, CONCURRENCY, 0.5))
-                out["latency"][size] = per_path
-            if size in plan.export_sizes:
-                out["exports"][size] = [run_export(base, worker)
-                                        for _ in range(plan.exports_per_size)]
+            out["exports"][size] = [run_export(base, worker) for _ in range(plan.exports_per_size)]
     return out
+
+
+def latency_rows(latency: dict[Any, dict[str, list[dict[str, Any]]]]) -> list[list[str]]:
+    """Rows of the latency table; the ratio is to the smallest size, per round, then median."""
+    smallest = latency[min(latency, key=int)]
+    rows = []
+    for size, per_path in latency.items():
+        for label, runs in per_path.items():
+            base = smallest.get(label, [])
+            ratios = [r["p50_ms"] / b["p50_ms"] for r, b in zip(runs, base, strict=False) if b["p50_ms"]]
+            rows.append([f"{int(size):,}", label, spread([r["p50_ms"] for r in runs], 1),
+                         spread(ratios, 2) if ratios else "-",
+                         spread([r["p99_ms"] for r in runs], 1), spread([r["rps"] for r in runs], 0)])
+    return rows
 
 
 def render(raw: dict[str, Any]) -> str:
     """Latency per size, export time and memory per size."""
     plan = raw["plan"]
-    rows = []
-    for size, per_path in raw["latency"].items():
-        for label, runs in per_path.items():
-            rows.append([f"{int(size):,}", label, spread([r["p50_ms"] for r in runs], 1),
-                         spread([r["p99_ms"] for r in runs], 1), spread([r["rps"] for r in runs], 0)])
+    rows = latency_rows(raw["latency"])
     export_rows = []
     first: float | None = None
     for size, runs in raw["exports"].items():
@@ -120,11 +158,13 @@ def render(raw: dict[str, Any]) -> str:
                             f"{per_1k * 1000:.1f}", f"{per_1k / first:.2f}",
                             spread([r["peak_rss_mib"] for r in runs], 1)])
     return "\n".join([
-        f"gunicorn 2x4 with logs + metrics on PostgreSQL; rows of ~300 characters. Latency: "
-        f"{plan['rounds']} run(s) of {plan['duration']:g} s per size and path, {CONCURRENCY} "
-        "connections (below saturation).",
+        f"gunicorn 2x4 with logs + metrics on PostgreSQL; rows of ~300 characters. Latency: one "
+        f"database and one server per size, loaded in turns, {plan['rounds']} round(s) of "
+        f"{plan['duration']:g} s per size and path, {CONCURRENCY} connections (below "
+        "saturation); *p50 vs smallest* is the median of per-round ratios to the same request "
+        "on the smallest table.",
         "",
-        table(["todos", "request", "p50 ms", "p99 ms", "requests/s"], rows),
+        table(["todos", "request", "p50 ms", "p50 vs smallest", "p99 ms", "requests/s"], rows),
         "",
         f"Exports through POST /export to a prefork Celery worker that forks a fresh child per "
         f"task (so each task's peak RSS is its own), {plan['exports_per_size']} per size; the "
