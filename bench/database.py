@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, text
+import psutil
+import psycopg2
+from sqlalchemy import create_engine, make_url, text
 
 from stack.databases import temporary_pg_database
 
@@ -50,3 +53,36 @@ def scalar(database_url: str, sql: str) -> object:
         value = conn.execute(text(sql)).scalar()
     engine.dispose()
     return value
+
+
+class PgCpuMeter:
+    """CPU seconds of the PostgreSQL backends serving one database (its connections' server
+    processes): the database's side of a request, which the app's CPU does not show."""
+
+    def __init__(self, database_url: str) -> None:
+        """Meter the backends connected to database_url's database."""
+        self.name = make_url(database_url).database
+        self._last = self._sample()
+
+    def _sample(self) -> dict[tuple[int, float], float]:
+        admin = psycopg2.connect(PG_ADMIN_URL)
+        try:
+            with admin.cursor() as cur:
+                cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (self.name,))
+                pids = [row[0] for row in cur.fetchall()]
+        finally:
+            admin.close()
+        sample = {}
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                proc = psutil.Process(pid)
+                times = proc.cpu_times()
+                sample[(pid, proc.create_time())] = times.user + times.system
+        return sample
+
+    def lap(self) -> float:
+        """CPU seconds the backends used since the previous lap."""
+        now = self._sample()
+        used = sum(value - self._last.get(key, 0.0) for key, value in now.items())
+        self._last = now
+        return used

@@ -91,18 +91,27 @@ def measure_lists(tmp: Path, plan: Plan, deep: bool = True) -> dict[int, dict[st
     dead = f"http://127.0.0.1:{free_port()}"
     latency: dict[int, dict[str, list[dict[str, Any]]]] = {}
     with ExitStack() as started:
-        ports = {}
+        ports, meters = {}, {}
         for size in plan.latency_sizes:
             url = started.enter_context(database.private_database())
             database.bulk_insert(url, size)
             var_dir = tmp / f"lists-{size}"
-            ports[size] = port_of(started.enter_context(
-                procs.serve(var_dir, config_env("b", url, var_dir, dead, dead))).web)
+            web = started.enter_context(procs.serve(var_dir, config_env("b", url, var_dir, dead, dead))).web
+            ports[size] = port_of(web)
+            # CPU per request of the app and of its database: unlike latency, it hardly moves
+            # with the machine's other load (a scan of the table shows on the database side).
+            meters[size] = (procs.CpuMeter(web.pid), database.PgCpuMeter(url))
             latency[size] = {label: [] for label in list_paths(size, deep)}
         for _ in range(plan.rounds):
             for size, port in ports.items():
                 for label, path in list_paths(size, deep).items():
-                    latency[size][label].append(load(port, path, plan.duration, CONCURRENCY, 0.5))
+                    for meter in meters[size]:
+                        meter.lap()
+                    result = load(port, path, plan.duration, CONCURRENCY, 0.5)
+                    sent = max(result["sent"], 1)
+                    result["app_cpu_ms"], result["db_cpu_ms"] = (
+                        1000 * meter.lap() / sent for meter in meters[size])
+                    latency[size][label].append(result)
     return latency
 
 
@@ -138,16 +147,26 @@ def latency_rows(latency: dict[Any, dict[str, list[dict[str, Any]]]]) -> list[li
         for label, runs in per_path.items():
             base = smallest.get(label, [])
             ratios = [r["p50_ms"] / b["p50_ms"] for r, b in zip(runs, base, strict=False) if b["p50_ms"]]
-            rows.append([f"{int(size):,}", label, spread([r["p50_ms"] for r in runs], 1),
-                         spread(ratios, 2) if ratios else "-",
-                         spread([r["p99_ms"] for r in runs], 1), spread([r["rps"] for r in runs], 0)])
+            cpu = [r["app_cpu_ms"] + r["db_cpu_ms"] for r in runs if "db_cpu_ms" in r]
+            cpu_ratios = [(r["app_cpu_ms"] + r["db_cpu_ms"]) / (b["app_cpu_ms"] + b["db_cpu_ms"])
+                          for r, b in zip(runs, base, strict=False) if "db_cpu_ms" in r and "db_cpu_ms" in b]
+            rows.append([f"{int(size):,}", label,
+                         spread([r["db_cpu_ms"] for r in runs], 3) if cpu else "-",
+                         spread(cpu, 3) if cpu else "-", spread(cpu_ratios, 2) if cpu_ratios else "-",
+                         spread([r["p50_ms"] for r in runs], 1), spread(ratios, 2) if ratios else "-",
+                         spread([r["rps"] for r in runs], 0)])
     return rows
+
+
+def render_latency(latency: dict[Any, dict[str, list[dict[str, Any]]]]) -> str:
+    """The table of the list requests by table size."""
+    return table(["todos", "request", "PostgreSQL CPU ms/request", "app + PostgreSQL CPU ms/request",
+                  "CPU vs smallest", "p50 ms", "p50 vs smallest", "requests/s"], latency_rows(latency))
 
 
 def render(raw: dict[str, Any]) -> str:
     """Latency per size, export time and memory per size."""
     plan = raw["plan"]
-    rows = latency_rows(raw["latency"])
     export_rows = []
     first: float | None = None
     for size, runs in raw["exports"].items():
@@ -161,10 +180,12 @@ def render(raw: dict[str, Any]) -> str:
         f"gunicorn 2x4 with logs + metrics on PostgreSQL; rows of ~300 characters. Latency: one "
         f"database and one server per size, loaded in turns, {plan['rounds']} round(s) of "
         f"{plan['duration']:g} s per size and path, {CONCURRENCY} connections (below "
-        "saturation); *p50 vs smallest* is the median of per-round ratios to the same request "
-        "on the smallest table.",
+        "saturation). CPU per request is the gunicorn workers' plus the PostgreSQL backends' "
+        "serving that database (a scan of the table shows there); *vs smallest* columns are "
+        "medians of per-round ratios to the same request on the smallest table. On a loaded "
+        "machine latency moves with the load; CPU per request hardly does.",
         "",
-        table(["todos", "request", "p50 ms", "p50 vs smallest", "p99 ms", "requests/s"], rows),
+        render_latency(raw["latency"]),
         "",
         f"Exports through POST /export to a prefork Celery worker that forks a fresh child per "
         f"task (so each task's peak RSS is its own), {plan['exports_per_size']} per size; the "
