@@ -55,6 +55,16 @@ def scalar(database_url: str, sql: str) -> object:
     return value
 
 
+def serial_queries(database_url: str) -> None:
+    """No parallel query in this database: a scan then runs in the connection's own backend,
+    where PgCpuMeter sees its CPU (parallel workers live for one query and are not seen)."""
+    engine = create_engine(database_url)
+    with engine.begin() as conn:
+        name = make_url(database_url).database
+        conn.execute(text(f'ALTER DATABASE "{name}" SET max_parallel_workers_per_gather = 0'))
+    engine.dispose()
+
+
 class PgCpuMeter:
     """CPU seconds of the PostgreSQL backends serving one database (its connections' server
     processes): the database's side of a request, which the app's CPU does not show."""

@@ -95,6 +95,7 @@ def measure_lists(tmp: Path, plan: Plan, deep: bool = True) -> dict[int, dict[st
         for size in plan.latency_sizes:
             url = started.enter_context(database.private_database())
             database.bulk_insert(url, size)
+            database.serial_queries(url)
             var_dir = tmp / f"lists-{size}"
             web = started.enter_context(procs.serve(var_dir, config_env("b", url, var_dir, dead, dead))).web
             ports[size] = port_of(web)
@@ -181,7 +182,8 @@ def render(raw: dict[str, Any]) -> str:
         f"database and one server per size, loaded in turns, {plan['rounds']} round(s) of "
         f"{plan['duration']:g} s per size and path, {CONCURRENCY} connections (below "
         "saturation). CPU per request is the gunicorn workers' plus the PostgreSQL backends' "
-        "serving that database (a scan of the table shows there); *vs smallest* columns are "
+        "serving that database (a scan of the table shows there; parallel query is off in these "
+        "databases so that no scan runs in a short-lived worker); *vs smallest* columns are "
         "medians of per-round ratios to the same request on the smallest table. On a loaded "
         "machine latency moves with the load; CPU per request hardly does.",
         "",

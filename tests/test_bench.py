@@ -105,7 +105,8 @@ def test_quick_run_of_every_benchmark_writes_a_well_formed_page(tmp_path: Path) 
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     page = out.read_text(encoding="utf-8")
     for heading in ("## Machine", "## Targets", "## Instrumentation overhead", "## Proxy overhead",
-                    "## Scrape cost", "## Footprint", "## Scale"):
+                    "## Scrape cost", "## Footprint", "## Scale", "## The page",
+                    "## Load generator: one Locust process and several"):
         assert heading in page
     tables = markdown_tables(page)
     assert len(tables) >= 8
