@@ -37,10 +37,11 @@ def test_a_closed_connection_is_collected_quietly(tmp_path: Path) -> None:
 
 
 def test_a_closed_app_holds_no_connection_and_the_broker_none_between_messages(
-    embedded_backend: Backend, make_app: Callable[..., Flask]
+    embedded_backend: Backend, make_app: Callable[..., Flask], tmp_path: Path
 ) -> None:
     embedded_backend.clean()
-    settings = embedded_backend.settings()
+    # A broker file of its own: the run's live worker must not take the export.
+    settings = embedded_backend.settings(CELERY_BROKER_URL=f"sqla+sqlite:///{tmp_path / 'broker.db'}")
     app = make_app(settings)
     start = sqlite_guard.mark()
     client = app.test_client()
