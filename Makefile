@@ -1,5 +1,10 @@
 # Todo Observability Lab. The two commands a newcomer needs: `make lab` and `make test`.
 PYTHON ?= python3
+# PYTHON=python3.13 (or 3.13) also finds a version pyenv has installed but not selected.
+PY     := $(shell stack/find-python.sh $(PYTHON) || echo '$(PYTHON)')
+# The versions we support and test: `make test` runs the whole suite on the venv's and the
+# fast subset again on each other one this machine has (a venv each, .venv-X.Y).
+PYTHON_VERSIONS := 3.11 3.12 3.13
 VENV   := .venv
 BIN    := $(VENV)/bin
 # Reinstall when what is installed from changes: the lock file and pyproject.toml.
@@ -7,7 +12,7 @@ LOCKSUM := $(shell cat pyproject.toml requirements-lab.lock | cksum | cut -d' ' 
 LAB_STAMP  := $(VENV)/.lab-$(LOCKSUM)
 TEST_STAMP := $(VENV)/.test-$(LOCKSUM)
 
-.PHONY: lab test test-fast test-docker install system-deps system-deps-test services lint lock down clean help
+.PHONY: lab test test-fast test-other-pythons test-docker install system-deps system-deps-test services lint lock down clean help
 
 help:
 	@echo "make lab    - install, bring the lab up, run a load and the notebooks, write a report"
@@ -18,8 +23,17 @@ help:
 	@echo "make lint   - ruff and mypy only"
 	@echo "make lock   - refresh requirements*.lock from pyproject.toml"
 
+# `make lab PYTHON=python3.13` over a venv of another version makes the venv again.
+PYVER = import sys; print("%d.%d" % sys.version_info[:2])
+ifeq ($(origin PYTHON),command line)
+ifneq ($(shell $(PY) -c '$(PYVER)' 2>&1),$(shell test -x $(BIN)/python && $(BIN)/python -c '$(PYVER)'))
+.PHONY: $(VENV)/bin/python
+endif
+endif
+
 $(VENV)/bin/python:
-	@$(PYTHON) -m venv $(VENV) || { \
+	@rm -rf $(VENV)
+	@$(PY) -m venv $(VENV) || { \
 	  echo "could not create $(VENV): install Python 3.11+ with venv (Debian/Ubuntu: sudo apt-get install python3-venv)"; \
 	  rm -rf $(VENV); exit 1; }
 	$(BIN)/python -m pip install -q --upgrade pip
@@ -63,6 +77,16 @@ down:
 
 test: $(TEST_STAMP) system-deps-test services
 	$(BIN)/python -m pytest
+	@$(MAKE) --no-print-directory test-other-pythons
+
+test-other-pythons:
+	@main=$$($(BIN)/python -c '$(PYVER)'); \
+	for v in $(PYTHON_VERSIONS); do \
+	  [ "$$v" = "$$main" ] && continue; \
+	  py=$$(stack/find-python.sh $$v) || { echo "Python $$v: not on this machine, its fast tests skipped"; continue; }; \
+	  echo "Python $$v: the fast tests, with $$py"; \
+	  $(MAKE) --no-print-directory test-fast VENV=.venv-$$v PYTHON=$$py || exit 1; \
+	done
 
 # The quick loop while coding: no Debian packages installed, no processes of the stack
 # started, no browser; PostgreSQL and Redis must answer (started here when they are not).
@@ -79,9 +103,12 @@ lint: $(TEST_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# One lock for every supported Python and platform (markers where they differ), from the
+# oldest version up; `make test` installs it on each version it finds.
+LOCK_FOR := --universal --python-version $(firstword $(PYTHON_VERSIONS)) --generate-hashes
 lock: $(TEST_STAMP)
-	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --generate-hashes -o requirements.lock
-	$(BIN)/uv pip compile pyproject.toml -q --python-version 3.11 --generate-hashes --extra lab -o requirements-lab.lock
+	$(BIN)/uv pip compile pyproject.toml -q $(LOCK_FOR) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml -q $(LOCK_FOR) --extra lab -o requirements-lab.lock
 
 clean: down
 	rm -rf var reports
