@@ -8,22 +8,23 @@ PostgreSQL + Redis and on the embedded SQLite defaults.
 from __future__ import annotations
 
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, text
 
 from app import close_app, create_app
 from app.migrate import upgrade
 from app.settings import Settings
 from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support import sqlite_guard
-from tests.support.processes import Proc, start_celery_worker, start_gunicorn
+from tests.support.backends import Backend
 from tests.support.promdata import RecordedPrometheus, synthetic_prometheus
+
+# The stack fixtures (stack_settings, stack_factory, live_stack, live_web, live_worker).
+pytest_plugins = ["tests.support.plugin"]
 
 # Fixtures whose use puts a test on PostgreSQL (the `postgres` marker is set from them).
 POSTGRES_FIXTURES = frozenset({"pg_database_url", "postgres_backend"})
@@ -71,36 +72,6 @@ def no_sqlite_connection_left_open() -> Iterator[None]:
     yield
     left = sqlite_guard.open_since(start)
     assert not left, f"{len(left)} SQLite connection(s) left open:\n{sqlite_guard.describe(left)}"
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One place the stack keeps its data and its queue."""
-
-    name: str
-    env: dict[str, str]
-    var_dir: Path
-
-    @property
-    def database_url(self) -> str:
-        """The DATABASE_URL of this backend."""
-        return self.env["DATABASE_URL"]
-
-    def settings(self, **extra: str) -> Settings:
-        """Settings as a process started with this backend's environment would see them."""
-        return Settings.from_env({**self.env, **extra})
-
-    def clean(self) -> None:
-        """Empty the tables between tests."""
-        engine = create_engine(self.database_url)
-        with engine.begin() as conn:
-            if engine.dialect.name == "postgresql":
-                conn.execute(text("TRUNCATE todos, exports, idempotency_keys RESTART IDENTITY"))
-            else:
-                conn.execute(text("DELETE FROM todos"))
-                conn.execute(text("DELETE FROM exports"))
-                conn.execute(text("DELETE FROM idempotency_keys"))
-        engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -190,22 +161,6 @@ def add_todo(client: FlaskClient):  # type: ignore[no-untyped-def]
         return response.get_json()
 
     return _add
-
-
-@pytest.fixture(scope="session")
-def live_worker(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proc]:
-    """A real prefork Celery worker (concurrency 2) on the backend, for the whole run."""
-    proc, _ = start_celery_worker(backend.env, tmp_path_factory.mktemp(f"worker-{backend.name}"))
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture(scope="session")
-def live_web(backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Real gunicorn (2 workers x 4 threads) on the backend; yields its base URL."""
-    proc, base = start_gunicorn(backend.env, tmp_path_factory.mktemp(f"web-{backend.name}"))
-    yield base
-    proc.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from sqlalchemy import text
 
 from app.db import db
 from stack.databases import PG_ADMIN_URL
-from tests.conftest import Backend
+from tests.support.backends import Backend
 
 
 def test_a_connection_killed_before_teardown_keeps_the_answer(

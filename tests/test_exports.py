@@ -24,7 +24,7 @@ from sqlalchemy import create_engine, text
 
 from app.settings import Settings
 from stack.databases import reserved_redis_db
-from tests.conftest import Backend
+from tests.support.backends import Backend
 from tests.support.processes import Proc, start_celery_worker, wait_until
 
 HEADER = ["id", "text", "done", "position", "created_at", "updated_at"]

@@ -6,9 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -17,92 +15,80 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from app.faults import FaultError, Switchboard, parse_assignment, write_faults
 from lab.incident import schedule
-from tests.conftest import Backend
-from tests.support.processes import ROOT, Proc, start_celery_worker, start_gunicorn, wait_until
+from stack.config import BIN_DIR
+from stack.launch import Running
+from tests.support.plugin import StackFactory
+from tests.support.processes import ROOT, wait_until
 
-LAB = str(Path(sys.executable).parent / "lab")
+LAB = str(BIN_DIR / "lab")
 TOKEN = "workshop-token-0123456789"
 
 
-@dataclass
-class Stack:
-    """Real gunicorn (2 workers) and a prefork worker sharing one fault file."""
+def lab(stack: Running, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the `lab` CLI against this stack's VAR_DIR."""
+    return subprocess.run([LAB, *args], cwd=ROOT, env={**stack.env, "PATH": "/usr/bin:/bin"},
+                          capture_output=True, text=True, timeout=60)
 
-    web: Proc
-    base: str
-    worker: Proc
-    worker_metrics: str
-    env: dict[str, str]
-    spans: Path
 
-    def lab(self, *args: str) -> subprocess.CompletedProcess[str]:
-        """Run the `lab` CLI against this stack's VAR_DIR."""
-        return subprocess.run([LAB, *args], cwd=ROOT, env={**self.env, "PATH": "/usr/bin:/bin"},
-                              capture_output=True, text=True, timeout=60)
+def sample(url: str, name: str, **labels: str) -> float:
+    """The value of one sample (0 when absent) in one scrape."""
+    text = requests.get(url, timeout=5).text
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for one in family.samples:
+            if one.name == name and all(one.labels.get(k) == v for k, v in labels.items()):
+                total += one.value
+    return total
 
-    def sample(self, url: str, name: str, **labels: str) -> float:
-        """The value of one sample (0 when absent) in one scrape."""
-        text = requests.get(url, timeout=5).text
-        total = 0.0
-        for family in text_string_to_metric_families(text):
-            for sample in family.samples:
-                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
-                    total += sample.value
-        return total
 
-    def access_lines(self, since: int = 0) -> list[dict[str, object]]:
-        """The web's access-log lines written after character offset since."""
-        return [json.loads(line) for line in self.web.output()[since:].splitlines()
-                if line.startswith("{") and '"app.access"' in line]
+def access_lines(stack: Running, since: int = 0) -> list[dict[str, object]]:
+    """The web's access-log lines written after character offset since."""
+    return [json.loads(line) for line in stack.web.output()[since:].splitlines()
+            if line.startswith("{") and '"app.access"' in line]
 
 
 @pytest.fixture(scope="module")
-def stack(postgres_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """A stack with tracing to a local span file, on PostgreSQL and Redis."""
-    var = tmp_path_factory.mktemp("faults-var")
-    spans = var / "spans.jsonl"
-    env = {**postgres_backend.env, "VAR_DIR": str(var), "TRACING_ENABLED": "true",
-           "TRACE_FILE": str(spans), "OTEL_BSP_SCHEDULE_DELAY": "200", "FAULTS_TOKEN": TOKEN}
-    web, base = start_gunicorn(env, var)
-    worker, metrics = start_celery_worker(env, var, concurrency=2)
-    yield Stack(web, base, worker, metrics, env, spans)
-    write_faults(var / "faults.json", {})
-    worker.stop()
-    web.stop()
+def stack(stack_factory: StackFactory) -> Iterator[Running]:
+    """gunicorn (2 workers) and a prefork worker sharing one fault file, tracing to the local
+    span file, on PostgreSQL and Redis."""
+    with stack_factory({"TRACING_ENABLED": "true", "OTEL_BSP_SCHEDULE_DELAY": "200",
+                        "FAULTS_TOKEN": TOKEN}) as running:
+        yield running
+        write_faults(running.config.layout.faults_file, {})
 
 
 @pytest.fixture(autouse=True)
-def no_faults(stack: Stack) -> Iterator[None]:
+def no_faults(stack: Running) -> Iterator[None]:
     """Every test starts and ends with the switchboard clear."""
-    stack.lab("fault", "clear")
+    lab(stack, "fault", "clear")
     yield
-    stack.lab("fault", "clear")
+    lab(stack, "fault", "clear")
 
 
 @pytest.mark.stack
-def test_a_switch_reaches_every_worker_at_once_and_clearing_restores(stack: Stack) -> None:
-    assert stack.lab("fault", "set", "error_rate.api.list_todos=1").returncode == 0
+def test_a_switch_reaches_every_worker_at_once_and_clearing_restores(stack: Running) -> None:
+    assert lab(stack, "fault", "set", "error_rate.api.list_todos=1").returncode == 0
     offset = len(stack.web.output())
-    answers = [requests.get(f"{stack.base}/api/todos", timeout=10) for _ in range(40)]
+    answers = [requests.get(f"{stack.web.url}/api/todos", timeout=10) for _ in range(40)]
     assert {a.status_code for a in answers} == {500}
     body = answers[0].json()
     assert body["fault"] == "error_rate.api.list_todos"
     assert body["request_id"] == answers[0].headers["X-Request-ID"]
     # Other endpoints are untouched by an endpoint-scoped fault.
-    assert requests.get(f"{stack.base}/", timeout=10).status_code == 200
-    pids = {line["pid"] for line in stack.access_lines(offset) if line["status_code"] == 500}
+    assert requests.get(f"{stack.web.url}/", timeout=10).status_code == 200
+    pids = {line["pid"] for line in access_lines(stack, offset) if line["status_code"] == 500}
     assert len(pids) == 2, "both gunicorn workers applied the fault"
 
-    assert stack.lab("fault", "clear").returncode == 0
-    assert {requests.get(f"{stack.base}/api/todos", timeout=10).status_code for _ in range(40)} == {200}
+    assert lab(stack, "fault", "clear").returncode == 0
+    assert {requests.get(f"{stack.web.url}/api/todos", timeout=10).status_code for _ in range(40)} == {200}
 
 
 @pytest.mark.stack
-def test_each_process_logs_a_change_once(stack: Stack) -> None:
+def test_each_process_logs_a_change_once(stack: Running) -> None:
     offset = len(stack.web.output())
-    stack.lab("fault", "set", "latency.todos.index=0.01")
+    lab(stack, "fault", "set", "latency.todos.index=0.01")
     for _ in range(30):
-        requests.get(f"{stack.base}/", timeout=10)
+        requests.get(f"{stack.web.url}/", timeout=10)
     changes = [line for line in stack.web.output()[offset:].splitlines()
                if "fault injection changed: latency.todos.index=0.01" in line]
     pids = [json.loads(line)["pid"] for line in changes]
@@ -110,44 +96,44 @@ def test_each_process_logs_a_change_once(stack: Stack) -> None:
 
 
 @pytest.mark.stack
-def test_injected_errors_are_counted_as_500s_and_logged(stack: Stack) -> None:
-    metrics = f"{stack.base}/metrics"
+def test_injected_errors_are_counted_as_500s_and_logged(stack: Running) -> None:
+    metrics = f"{stack.web.url}/metrics"
     labels = {"endpoint": "todos.index", "status": "500"}
-    before = stack.sample(metrics, "http_request_duration_seconds_count", **labels)
-    stack.lab("fault", "set", "error_rate.todos.index=0.5")
+    before = sample(metrics, "http_request_duration_seconds_count", **labels)
+    lab(stack, "fault", "set", "error_rate.todos.index=0.5")
     offset = len(stack.web.output())
-    statuses = [requests.get(f"{stack.base}/", timeout=10).status_code for _ in range(200)]
+    statuses = [requests.get(f"{stack.web.url}/", timeout=10).status_code for _ in range(200)]
     failed = statuses.count(500)
     assert set(statuses) == {200, 500}
     # 200 draws at p=0.5: outside 60..140 has probability < 1e-8.
     assert 60 <= failed <= 140
-    after = stack.sample(metrics, "http_request_duration_seconds_count", **labels)
+    after = sample(metrics, "http_request_duration_seconds_count", **labels)
     assert after - before == failed
-    logged = [line for line in stack.access_lines(offset) if line["status_code"] == 500]
+    logged = [line for line in access_lines(stack, offset) if line["status_code"] == 500]
     assert len(logged) == failed
 
 
 @pytest.mark.stack
-def test_injected_latency_shows_in_the_histogram_and_the_span(stack: Stack) -> None:
-    metrics = f"{stack.base}/metrics"
+def test_injected_latency_shows_in_the_histogram_and_the_span(stack: Running) -> None:
+    metrics = f"{stack.web.url}/metrics"
     labels = {"endpoint": "api.get_todo", "status": "404"}
-    sum_before = stack.sample(metrics, "http_request_duration_seconds_sum", **labels)
-    slow_before = stack.sample(metrics, "http_request_duration_seconds_bucket", le="0.25", **labels)
-    count_before = stack.sample(metrics, "http_request_duration_seconds_count", **labels)
-    stack.lab("fault", "set", "latency.api.get_todo=0.3")
-    answers = [requests.get(f"{stack.base}/api/todos/999999", timeout=10) for _ in range(5)]
+    sum_before = sample(metrics, "http_request_duration_seconds_sum", **labels)
+    slow_before = sample(metrics, "http_request_duration_seconds_bucket", le="0.25", **labels)
+    count_before = sample(metrics, "http_request_duration_seconds_count", **labels)
+    lab(stack, "fault", "set", "latency.api.get_todo=0.3")
+    answers = [requests.get(f"{stack.web.url}/api/todos/999999", timeout=10) for _ in range(5)]
     assert {a.status_code for a in answers} == {404}
-    count = stack.sample(metrics, "http_request_duration_seconds_count", **labels) - count_before
+    count = sample(metrics, "http_request_duration_seconds_count", **labels) - count_before
     assert count == 5
-    assert stack.sample(metrics, "http_request_duration_seconds_sum", **labels) - sum_before >= 5 * 0.3
+    assert sample(metrics, "http_request_duration_seconds_sum", **labels) - sum_before >= 5 * 0.3
     # None of the five fits under the 0.25 s objective bucket.
-    assert stack.sample(metrics, "http_request_duration_seconds_bucket", le="0.25", **labels) == slow_before
+    assert sample(metrics, "http_request_duration_seconds_bucket", le="0.25", **labels) == slow_before
     trace_ids = {a.headers["traceparent"].split("-")[1] for a in answers}
 
     def marked_spans() -> list[dict[str, object]]:
-        if not stack.spans.exists():
+        if not stack.config.layout.span_file.exists():
             return []
-        spans = [json.loads(line) for line in stack.spans.read_text().splitlines()]
+        spans = [json.loads(line) for line in stack.config.layout.span_file.read_text().splitlines()]
         return [s for s in spans if s["trace_id"] in trace_ids and s["attributes"].get("fault.injected")]
 
     wait_until(lambda: len(marked_spans()) == 5, 15, "the five marked server spans")
@@ -155,40 +141,40 @@ def test_injected_latency_shows_in_the_histogram_and_the_span(stack: Stack) -> N
 
 
 @pytest.mark.stack
-def test_failed_exports_are_counted_as_failed_jobs(stack: Stack) -> None:
-    failed_before = stack.sample(stack.worker_metrics, "background_jobs_total",
+def test_failed_exports_are_counted_as_failed_jobs(stack: Running) -> None:
+    failed_before = sample(stack.worker.metrics_url, "background_jobs_total",
                                  job_type="export", status="failed")
-    stack.lab("fault", "set", "export_failure_rate=1")
-    task_ids = [requests.post(f"{stack.base}/export", timeout=10).json()["task_id"] for _ in range(3)]
+    lab(stack, "fault", "set", "export_failure_rate=1")
+    task_ids = [requests.post(f"{stack.web.url}/export", timeout=10).json()["task_id"] for _ in range(3)]
 
     def states() -> set[str]:
-        return {requests.get(f"{stack.base}/tasks/{t}", timeout=10).json()["state"] for t in task_ids}
+        return {requests.get(f"{stack.web.url}/tasks/{t}", timeout=10).json()["state"] for t in task_ids}
 
     wait_until(lambda: states() == {"failed"}, 60, "the three exports to fail")
-    detail = requests.get(f"{stack.base}/tasks/{task_ids[0]}", timeout=10).json()
+    detail = requests.get(f"{stack.web.url}/tasks/{task_ids[0]}", timeout=10).json()
     assert "injected fault" in detail["error"]
-    assert requests.get(f"{stack.base}/download/{task_ids[0]}", timeout=10).status_code == 409
+    assert requests.get(f"{stack.web.url}/download/{task_ids[0]}", timeout=10).status_code == 409
     wait_until(
-        lambda: stack.sample(stack.worker_metrics, "background_jobs_total", job_type="export",
+        lambda: sample(stack.worker.metrics_url, "background_jobs_total", job_type="export",
                              status="failed") - failed_before == 3,
         10, "the failed-job counter")
-    stack.lab("fault", "clear")
-    task_id = requests.post(f"{stack.base}/export", timeout=10).json()["task_id"]
-    wait_until(lambda: requests.get(f"{stack.base}/tasks/{task_id}", timeout=10).json()["state"]
+    lab(stack, "fault", "clear")
+    task_id = requests.post(f"{stack.web.url}/export", timeout=10).json()["task_id"]
+    wait_until(lambda: requests.get(f"{stack.web.url}/tasks/{task_id}", timeout=10).json()["state"]
                == "succeeded", 60, "an export after clearing")
 
 
 @pytest.mark.stack
-def test_slow_database_fault_runs_a_real_slow_query(stack: Stack) -> None:
-    stack.lab("fault", "set", "slow_db=0.2")
-    answer = requests.get(f"{stack.base}/api/todos", timeout=10)
+def test_slow_database_fault_runs_a_real_slow_query(stack: Running) -> None:
+    lab(stack, "fault", "set", "slow_db=0.2")
+    answer = requests.get(f"{stack.web.url}/api/todos", timeout=10)
     assert answer.status_code == 200
     trace_id = answer.headers["traceparent"].split("-")[1]
 
     def sleep_spans() -> list[dict[str, object]]:
-        if not stack.spans.exists():
+        if not stack.config.layout.span_file.exists():
             return []
-        spans = [json.loads(line) for line in stack.spans.read_text().splitlines()]
+        spans = [json.loads(line) for line in stack.config.layout.span_file.read_text().splitlines()]
         return [s for s in spans if s["trace_id"] == trace_id
                 and "pg_sleep" in str(s["attributes"].get("db.statement", ""))]
 
@@ -198,30 +184,30 @@ def test_slow_database_fault_runs_a_real_slow_query(stack: Stack) -> None:
 
 
 @pytest.mark.stack
-def test_admin_route_needs_the_token(stack: Stack) -> None:
-    url = f"{stack.base}/admin/faults"
+def test_admin_route_needs_the_token(stack: Running) -> None:
+    url = f"{stack.web.url}/admin/faults"
     assert requests.get(url, timeout=5).status_code == 401
     assert requests.get(url, headers={"Authorization": "Bearer wrong"}, timeout=5).status_code == 401
     auth = {"Authorization": f"Bearer {TOKEN}"}
     put = requests.put(url, json={"error_rate.todos.add": 0.5}, headers=auth, timeout=5)
     assert put.status_code == 200 and put.json()["faults"] == {"error_rate.todos.add": 0.5}
-    assert "error_rate.todos.add=0.5" in stack.lab("fault", "list").stdout
+    assert "error_rate.todos.add=0.5" in lab(stack, "fault", "list").stdout
     bad = requests.put(url, json={"error_rate": 3}, headers=auth, timeout=5)
     assert bad.status_code == 400 and "between 0 and 1" in bad.json()["error"]
 
 
 @pytest.mark.stack
-def test_bad_fault_names_and_values_are_refused(stack: Stack) -> None:
+def test_bad_fault_names_and_values_are_refused(stack: Running) -> None:
     bad = ("nonsense=1", "error_rate=1.5", "latency=0.5-0.1", "slow_db.todos.add=1", "error_rate")
     for assignment in bad:
-        result = stack.lab("fault", "set", assignment)
+        result = lab(stack, "fault", "set", assignment)
         assert result.returncode == 2, assignment
         assert "lab fault:" in result.stderr and "Traceback" not in result.stderr
-    assert stack.lab("fault", "list").stdout.strip() == "no fault in force"
+    assert lab(stack, "fault", "list").stdout.strip() == "no fault in force"
 
 
 @pytest.mark.stack
-def test_a_broken_fault_file_keeps_the_service_up(stack: Stack, tmp_path: Path) -> None:
+def test_a_broken_fault_file_keeps_the_service_up(stack: Running, tmp_path: Path) -> None:
     board = Switchboard(tmp_path / "faults.json")
     write_faults(board.path, {"error_rate": 0.5})
     assert board.current() == {"error_rate": 0.5}

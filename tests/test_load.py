@@ -16,7 +16,7 @@ from loadtests.checks import export_csv_problem
 from loadtests.config import LoadConfigError, parse_wait, parse_weights
 from loadtests.run import LoadRunResult, main, read_user_counts, run_headless
 from loadtests.shapes import Ramp, Spike, make_profile
-from tests.conftest import Backend
+from tests.support.backends import Backend
 from tests.support.processes import (
     BIN,
     free_port,

@@ -21,8 +21,9 @@ import pytest
 
 from app.faults import write_faults
 from loadtests.run import LoadRunResult, run_headless
-from tests.conftest import Backend
-from tests.support.processes import Proc, start_celery_worker, start_gunicorn
+from stack.processes import Proc
+from tests.support.backends import Backend
+from tests.support.plugin import StackFactory
 
 pytestmark = pytest.mark.stack
 
@@ -33,24 +34,17 @@ FAST_USERS = {"LOAD_WAIT": "0.05,0.2", "LOAD_WEIGHTS": "reader=4,writer=2,export
 
 
 @pytest.fixture(scope="module")
-def faulty_run(
-    postgres_backend: Backend, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[LoadRunResult, Proc]]:
+def faulty_run(postgres_backend: Backend, stack_factory: StackFactory,
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LoadRunResult, Proc]]:
     """gunicorn + worker with error_rate.todos.index=0.2 under a 25-second steady load."""
     postgres_backend.clean()
-    var = tmp_path_factory.mktemp("load-fault")
-    env = {**postgres_backend.env, "VAR_DIR": str(var)}
-    write_faults(var / "faults.json", {"error_rate.todos.index": RATE})
-    worker, _ = start_celery_worker(env, var, name="fault-worker")
-    web, base = start_gunicorn(env, var)
-    try:
-        result = run_headless(base, "steady", users=8, duration=25,
+    faults = tmp_path_factory.mktemp("load-fault") / "faults.json"
+    write_faults(faults, {"error_rate.todos.index": RATE})
+    with stack_factory({"FAULTS_FILE": str(faults)}) as running:
+        result = run_headless(running.web.url, "steady", users=8, duration=25,
                               reports_dir=tmp_path_factory.mktemp("reports"), extra_env=FAST_USERS)
         print(result.summary())
-        yield result, web
-    finally:
-        web.stop()
-        worker.stop()
+        yield result, running.web
 
 
 def test_locust_failure_ratio_matches_the_injected_rate(faulty_run: tuple[LoadRunResult, Proc]) -> None:

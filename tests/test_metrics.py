@@ -8,7 +8,6 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
@@ -20,6 +19,8 @@ from prometheus_client import REGISTRY
 from app.observability import names
 from app.settings import Settings
 from stack.databases import reserved_redis_db
+from stack.launch import Running
+from stack.processes import Proc
 from tests.support.observed import (
     access_lines,
     json_lines,
@@ -27,55 +28,31 @@ from tests.support.observed import (
     stack_env,
     total,
 )
-from tests.support.processes import Proc, start_celery_worker, start_gunicorn, wait_until
+from tests.support.plugin import StackFactory
+from tests.support.processes import wait_until
 
 HIST_COUNT = names.HTTP_REQUEST_DURATION + "_count"
 HIST_BUCKET = names.HTTP_REQUEST_DURATION + "_bucket"
 JOBS = names.BACKGROUND_JOBS
 
 
-@dataclass
-class Stack:
-    """A private web + worker pair and where to reach them."""
-
-    web: Proc
-    base: str
-    worker: Proc
-    worker_metrics: str
-
-    @property
-    def metrics(self) -> str:
-        """The web's /metrics URL."""
-        return self.base + "/metrics"
-
-
 @pytest.fixture(scope="module")
-def stack(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """gunicorn (2 workers x 4 threads) and a prefork worker (concurrency 2) of our own."""
-    with reserved_redis_db() as broker:
-        web_dir = tmp_path_factory.mktemp("metrics-web")
-        worker_dir = tmp_path_factory.mktemp("metrics-worker")
-        web, base = start_gunicorn(stack_env(pg_database_url, broker, web_dir), web_dir)
-        try:
-            worker, worker_metrics = start_celery_worker(
-                stack_env(pg_database_url, broker, worker_dir), worker_dir, concurrency=2
-            )
-        except BaseException:
-            web.stop()
-            raise
-        yield Stack(web, base, worker, worker_metrics)
-        worker.stop()
-        web.stop()
+def stack(pg_database_url: str, stack_factory: StackFactory) -> Iterator[Running]:
+    """gunicorn (2 workers x 4 threads) and a prefork worker (concurrency 2) of our own, on a
+    Redis database of our own: our worker is the only consumer of our exports."""
+    with reserved_redis_db() as broker, \
+            stack_factory({"DATABASE_URL": pg_database_url, "CELERY_BROKER_URL": broker}) as running:
+        yield running
 
 
 @pytest.mark.stack
-def test_job_counters_exist_at_zero_before_the_first_job(stack: Stack) -> None:
+def test_job_counters_exist_at_zero_before_the_first_job(stack: Running) -> None:
     # Runs first in this module: no export has been made yet. A series born at 0 lets
     # increase() and the NoExportSucceeding alert see the very first job.
-    enqueued = [labels for labels, value in samples(stack.metrics, JOBS)
+    enqueued = [labels for labels, value in samples(stack.web.metrics_url, JOBS)
                 if labels["job_type"] == "export" and value == 0]
     assert [labels["status"] for labels in enqueued] == ["enqueued"]
-    worker = {labels["status"] for labels, value in samples(stack.worker_metrics, JOBS)
+    worker = {labels["status"] for labels, value in samples(stack.worker.metrics_url, JOBS)
               if labels["job_type"] == "export" and value == 0}
     assert worker == {"started", "succeeded", "failed", "retried"}
 
@@ -86,10 +63,10 @@ def fresh_get(url: str) -> int:
 
 
 @pytest.mark.stack
-def test_every_request_is_counted_once_in_a_single_scrape(stack: Stack) -> None:
+def test_every_request_is_counted_once_in_a_single_scrape(stack: Running) -> None:
     n = 240
     with ThreadPoolExecutor(8) as pool:
-        statuses = list(pool.map(fresh_get, [stack.base + "/api/todos?per_page=1"] * n))
+        statuses = list(pool.map(fresh_get, [stack.web.url + "/api/todos?per_page=1"] * n))
     assert statuses == [200] * n
 
     # Both gunicorn workers served part of them (the access log names the pid).
@@ -100,21 +77,21 @@ def test_every_request_is_counted_once_in_a_single_scrape(stack: Stack) -> None:
     workers = {child.pid for child in psutil.Process(stack.web.popen.pid).children()}
     assert served_by == workers and len(workers) == 2
 
-    found = samples(stack.metrics, HIST_COUNT)
+    found = samples(stack.web.metrics_url, HIST_COUNT)
     assert total(found, endpoint="api.list_todos", method="GET", status="200",
                  environment="test") == n
 
 
 @pytest.mark.stack
-def test_scrapes_never_go_down_under_concurrent_load(stack: Stack) -> None:
-    before = total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz")
+def test_scrapes_never_go_down_under_concurrent_load(stack: Running) -> None:
+    before = total(samples(stack.web.metrics_url, HIST_COUNT), endpoint="health.healthz")
     sent = 0
     done = threading.Event()
 
     def load() -> None:
         nonlocal sent
         with ThreadPoolExecutor(6) as pool:
-            for status in pool.map(fresh_get, [stack.base + "/healthz"] * 300):
+            for status in pool.map(fresh_get, [stack.web.url + "/healthz"] * 300):
                 assert status == 200
                 sent += 1
         done.set()
@@ -123,9 +100,9 @@ def test_scrapes_never_go_down_under_concurrent_load(stack: Stack) -> None:
     loader.start()
     seen = []
     while not done.is_set():
-        seen.append(total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz"))
+        seen.append(total(samples(stack.web.metrics_url, HIST_COUNT), endpoint="health.healthz"))
     loader.join()
-    seen.append(total(samples(stack.metrics, HIST_COUNT), endpoint="health.healthz"))
+    seen.append(total(samples(stack.web.metrics_url, HIST_COUNT), endpoint="health.healthz"))
 
     assert len(seen) > 3
     assert all(a <= b for a, b in itertools.pairwise(seen)), seen
@@ -133,23 +110,23 @@ def test_scrapes_never_go_down_under_concurrent_load(stack: Stack) -> None:
 
 
 @pytest.mark.stack
-def test_the_metrics_endpoint_does_not_count_itself(stack: Stack) -> None:
+def test_the_metrics_endpoint_does_not_count_itself(stack: Running) -> None:
     for _ in range(5):
-        requests.get(stack.metrics, timeout=10)
-    found = samples(stack.metrics, HIST_COUNT)
+        requests.get(stack.web.metrics_url, timeout=10)
+    found = samples(stack.web.metrics_url, HIST_COUNT)
     assert found, "the request histogram is exposed"
     assert not [labels for labels, _ in found if labels["endpoint"] == "health.metrics"]
 
 
 @pytest.mark.stack
-def test_process_metrics_describe_the_master_and_each_worker(stack: Stack) -> None:
+def test_process_metrics_describe_the_master_and_each_worker(stack: Running) -> None:
     master = psutil.Process(stack.web.popen.pid)
     expected = {(str(master.pid), "master")} | {
         (str(child.pid), "worker") for child in master.children()
     }
     for metric in ("process_resident_memory_bytes", "process_cpu_seconds_total",
                    "process_open_fds"):
-        found = samples(stack.metrics, metric)
+        found = samples(stack.web.metrics_url, metric)
         assert {(labels["pid"], labels["role"]) for labels, _ in found} == expected, metric
         assert all(value > 0 for _, value in found), metric
 
@@ -157,49 +134,49 @@ def test_process_metrics_describe_the_master_and_each_worker(stack: Stack) -> No
     expected = {(str(worker_main.pid), "worker-main")} | {
         (str(child.pid), "pool-child") for child in worker_main.children()
     }
-    found = samples(stack.worker_metrics, "process_resident_memory_bytes")
+    found = samples(stack.worker.metrics_url, "process_resident_memory_bytes")
     assert {(labels["pid"], labels["role"]) for labels, _ in found} == expected
     assert len(expected) == 3
 
 
 @pytest.mark.stack
-def test_a_path_scan_adds_only_a_handful_of_series(stack: Stack) -> None:
-    before = len(samples(stack.metrics, HIST_BUCKET))
+def test_a_path_scan_adds_only_a_handful_of_series(stack: Running) -> None:
+    before = len(samples(stack.web.metrics_url, HIST_BUCKET))
     with requests.Session() as session:
         for _ in range(2000):
             path = f"/{uuid.uuid4().hex}/{uuid.uuid4().hex[:6]}.php"
-            assert session.get(stack.base + path, timeout=10).status_code == 404
-    after = samples(stack.metrics, HIST_BUCKET)
+            assert session.get(stack.web.url + path, timeout=10).status_code == 404
+    after = samples(stack.web.metrics_url, HIST_BUCKET)
     # One new label set (GET, unmatched, 404) = one series per bucket boundary, at most.
     assert len(after) - before <= len(names.HTTP_BUCKETS) + 1
     assert total(after, endpoint=names.UNMATCHED_ENDPOINT, status="404", le="+Inf") == 2000
 
 
 @pytest.mark.stack
-def test_job_counters_add_up_to_the_number_of_exports(stack: Stack) -> None:
+def test_job_counters_add_up_to_the_number_of_exports(stack: Running) -> None:
     k = 8
     task_ids = []
     for _ in range(k):
-        response = requests.post(stack.base + "/export", timeout=10)
+        response = requests.post(stack.web.url + "/export", timeout=10)
         assert response.status_code == 202, response.text
         task_ids.append(response.json()["task_id"])
 
     def all_succeeded() -> bool:
-        states = [requests.get(f"{stack.base}/tasks/{t}", timeout=10).json()["state"]
+        states = [requests.get(f"{stack.web.url}/tasks/{t}", timeout=10).json()["state"]
                   for t in task_ids]
         assert "failed" not in states, states
         return states == ["succeeded"] * k
 
     wait_until(all_succeeded, 60, "every export to succeed", interval=0.2)
 
-    web_jobs = samples(stack.metrics, JOBS)
+    web_jobs = samples(stack.web.metrics_url, JOBS)
     assert total(web_jobs, job_type="export", status=names.JOB_ENQUEUED) == k
     # The counters are bumped right after the task's state is committed: allow a moment.
     wait_until(
-        lambda: total(samples(stack.worker_metrics, JOBS), status=names.JOB_SUCCEEDED) == k,
+        lambda: total(samples(stack.worker.metrics_url, JOBS), status=names.JOB_SUCCEEDED) == k,
         10, "the worker to count every success",
     )
-    worker_jobs = samples(stack.worker_metrics, JOBS)
+    worker_jobs = samples(stack.worker.metrics_url, JOBS)
     assert total(worker_jobs, job_type="export", status=names.JOB_STARTED) == k
     assert total(worker_jobs, job_type="export", status=names.JOB_SUCCEEDED) == k
     assert total(worker_jobs, status=names.JOB_FAILED) == 0

@@ -22,7 +22,6 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
@@ -32,12 +31,12 @@ import requests
 from flask import Flask
 
 from app.layout import PROJECT_ROOT
-from app.migrate import upgrade
 from app.settings import Settings, SettingsError
+from stack.launch import Running
 from stack.private_services import PrivatePostgres, private_postgres
-from tests.support.processes import Proc, free_port, start, start_celery_worker, start_gunicorn, wait_until
+from tests.support.plugin import StackFactory
+from tests.support.processes import wait_until
 
-CADDYFILE = PROJECT_ROOT / "stack" / "caddy" / "Caddyfile"
 PASSWORD = "pw-Zq9-vX3-never-log-me"
 TOKEN = "tok-7f3a9c-admin-switchboard-secret"
 SECRET_KEY = "sk-4b1d-session-signing-secret-value"
@@ -46,67 +45,48 @@ LIMIT = 1024 * 1024
 EVIL = "https://evil.example"
 
 
-@dataclass
-class Secured:
-    """The stack under attack and everything it answered."""
+# Every answer this module's stack gave, for the final check that none holds a secret.
+ANSWERS: list[str] = []
 
-    pg: PrivatePostgres
-    url: str
-    direct: str
-    proxied: str
-    web: Proc
-    worker: Proc
-    caddy: Proc
-    env: dict[str, str]
-    bodies: list[str] = field(default_factory=list)
 
-    def call(self, method: str, url: str, **kwargs: object) -> requests.Response:
-        """Send a request and keep its body for the secrets check."""
-        kwargs.setdefault("timeout", 15)
-        kwargs.setdefault("allow_redirects", False)
-        response = requests.request(method, url, **kwargs)  # type: ignore[arg-type]
-        self.bodies.append(response.text + json.dumps(dict(response.headers)))
-        return response
+def call(method: str, url: str, **kwargs: object) -> requests.Response:
+    """Send a request and keep its body for the secrets check."""
+    kwargs.setdefault("timeout", 15)
+    kwargs.setdefault("allow_redirects", False)
+    response = requests.request(method, url, **kwargs)  # type: ignore[arg-type]
+    ANSWERS.append(response.text + json.dumps(dict(response.headers)))
+    return response
 
-    def count_todos(self) -> int:
-        """Rows in the todos table, straight from the database."""
-        conn = psycopg2.connect(self.pg.url("todolab"))
-        with conn.cursor() as cur:
-            cur.execute("SELECT count(*) FROM todos")
-            (count,) = cur.fetchone()  # type: ignore[misc]
-        conn.close()
-        return int(count)
+
+def count_todos(pg: PrivatePostgres) -> int:
+    """Rows in the todos table, straight from the database."""
+    conn = psycopg2.connect(pg.url("todolab"))
+    with conn.cursor() as cur:
+        cur.execute("SELECT count(*) FROM todos")
+        (count,) = cur.fetchone()  # type: ignore[misc]
+    conn.close()
+    return int(count)
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
-    """Private PostgreSQL with password auth, gunicorn, a worker and Caddy, secrets set."""
-    caddy_bin = shutil.which("caddy")
-    if caddy_bin is None:
-        pytest.fail("caddy is not installed (apt-get install caddy)")
-    tmp = tmp_path_factory.mktemp("secured")
+def secured_pg() -> Iterator[PrivatePostgres]:
+    """A PostgreSQL of our own with password authentication (a test stops and restarts it)."""
     with private_postgres(password=PASSWORD) as pg:
-        url = Settings.from_env({"DATABASE_URL": pg.create_database("todolab")}).database_url
-        upgrade(database_url=url)
-        env = {"VAR_DIR": str(tmp), "APP_ENV": "test", "DATABASE_URL": url, "FAULTS_TOKEN": TOKEN,
-               "SECRET_KEY": SECRET_KEY, "LOG_LEVEL": "DEBUG"}
-        web, direct = start_gunicorn(env, tmp / "log", workers=2, threads=4)
-        worker, _ = start_celery_worker(env, tmp / "log", concurrency=1)
-        port = free_port()
-        caddy = start("caddy", [caddy_bin, "run", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
-                      {"CADDY_PORT": str(port), "CADDY_METRICS_PORT": str(free_port()),
-                       "WEB_UPSTREAM": direct.removeprefix("http://"), "CADDY_ADMIN": "off",
-                       "STATIC_ROOT": str(PROJECT_ROOT / "app" / "static"),
-                       "XDG_CONFIG_HOME": str(tmp / "xdg-config"), "XDG_DATA_HOME": str(tmp / "xdg-data")},
-                      tmp / "log")
-        proxied = f"http://127.0.0.1:{port}"
-        try:
-            wait_until(lambda: requests.get(proxied + "/healthz", timeout=2).ok, 30, "Caddy")
-            yield Secured(pg, url, direct, proxied, web, worker, caddy, env)
-        finally:
-            caddy.stop()
-            worker.stop()
-            web.stop()
+        pg.create_database("todolab")
+        yield pg
+
+
+@pytest.fixture(scope="module")
+def secured(secured_pg: PrivatePostgres, stack_factory: StackFactory) -> Iterator[Running]:
+    """gunicorn, a worker and Caddy on that database, with every secret set."""
+    if shutil.which("caddy") is None:
+        pytest.fail("caddy is not installed (apt-get install caddy)")
+    url = Settings.from_env({"DATABASE_URL": secured_pg.url("todolab")}).database_url
+    # The embedded broker under the stack's own VAR_DIR (an empty URL is the default).
+    settings = {"DATABASE_URL": url, "CELERY_BROKER_URL": "", "FAULTS_TOKEN": TOKEN,
+                "SECRET_KEY": SECRET_KEY, "LOG_LEVEL": "DEBUG"}
+    with stack_factory(settings, ("web", "worker", "caddy"), concurrency=1) as running:
+        yield running
 
 
 # --- SQL injection -----------------------------------------------------------------------------
@@ -122,22 +102,24 @@ INJECTIONS = [
 
 
 @pytest.mark.stack
-def test_sql_injection_in_text_is_stored_verbatim_and_harms_nothing(secured: Secured) -> None:
-    before = secured.count_todos()
+def test_sql_injection_in_text_is_stored_verbatim_and_harms_nothing(
+        secured: Running, secured_pg: PrivatePostgres) -> None:
+    before = count_todos(secured_pg)
     for text in INJECTIONS:
-        created = secured.call("POST", secured.direct + "/api/todos", json={"text": text})
+        created = call("POST", secured.web.url + "/api/todos", json={"text": text})
         assert created.status_code == 201, created.text
-        fetched = secured.call("GET", secured.direct + f"/api/todos/{created.json()['id']}")
+        fetched = call("GET", secured.web.url + f"/api/todos/{created.json()['id']}")
         assert fetched.json()["text"] == text
-        form = secured.call("POST", secured.direct + "/add", data={"task": text})
+        form = call("POST", secured.web.url + "/add", data={"task": text})
         assert form.status_code == 303
-    assert secured.count_todos() == before + 2 * len(INJECTIONS)
+    assert count_todos(secured_pg) == before + 2 * len(INJECTIONS)
 
 
 @pytest.mark.stack
-def test_sql_injection_in_ids_is_not_found_and_harms_nothing(secured: Secured) -> None:
-    secured.call("POST", secured.direct + "/api/todos", json={"text": "keep me"})
-    before = secured.count_todos()
+def test_sql_injection_in_ids_is_not_found_and_harms_nothing(
+        secured: Running, secured_pg: PrivatePostgres) -> None:
+    call("POST", secured.web.url + "/api/todos", json={"text": "keep me"})
+    before = count_todos(secured_pg)
     for raw in ["1 OR 1=1", "1; DROP TABLE todos", "1' --", "0 UNION SELECT 1", "-1", "1e3"]:
         ident = quote(raw, safe="")
         for method, path in [("GET", f"/api/todos/{ident}"), ("PATCH", f"/api/todos/{ident}"),
@@ -145,12 +127,12 @@ def test_sql_injection_in_ids_is_not_found_and_harms_nothing(secured: Secured) -
                              ("POST", f"/delete/{ident}"), ("POST", f"/edit/{ident}"),
                              ("GET", f"/tasks/{ident}"), ("GET", f"/download/{ident}")]:
             kwargs = {"json": {"text": "x"}} if method in ("PATCH", "POST") else {}
-            response = secured.call(method, secured.direct + path, **kwargs)
+            response = call(method, secured.web.url + path, **kwargs)
             assert response.status_code == 404, (method, path, response.text)
             assert response.json()["request_id"] == response.headers["X-Request-ID"]
-    reorder = secured.call("POST", secured.direct + "/reorder", json={"order": ["1; DROP TABLE todos"]})
+    reorder = call("POST", secured.web.url + "/reorder", json={"order": ["1; DROP TABLE todos"]})
     assert reorder.status_code in (400, 404), reorder.text
-    assert secured.count_todos() == before
+    assert count_todos(secured_pg) == before
 
 
 # --- HTML and spreadsheet injection ------------------------------------------------------------
@@ -159,19 +141,19 @@ SCRIPT = '<script>alert("owned")</script><img src=x onerror=alert(1)>'
 
 
 @pytest.mark.stack
-def test_html_in_task_text_is_escaped_in_the_page(secured: Secured) -> None:
-    secured.call("POST", secured.direct + "/api/todos", json={"text": SCRIPT})
-    for base in (secured.direct, secured.proxied):
-        page = secured.call("GET", base + "/", headers={"Accept": "text/html"})
+def test_html_in_task_text_is_escaped_in_the_page(secured: Running) -> None:
+    call("POST", secured.web.url + "/api/todos", json={"text": SCRIPT})
+    for base in (secured.web.url, secured.caddy.url):
+        page = call("GET", base + "/", headers={"Accept": "text/html"})
         assert page.status_code == 200
         assert SCRIPT not in page.text and "<img src=x" not in page.text
         assert "&lt;script&gt;alert(&#34;owned&#34;)&lt;/script&gt;" in page.text
     # The form's own error page repeats what the user typed: escaped too.
     too_long = SCRIPT + "x" * 600
-    refused = secured.call("POST", secured.direct + "/add", data={"task": too_long},
+    refused = call("POST", secured.web.url + "/add", data={"task": too_long},
                            headers={"Accept": "text/html"})
     assert refused.status_code == 400 and "<script>alert" not in refused.text
-    missing = secured.call("GET", secured.direct + "/" + quote(SCRIPT, safe=""),
+    missing = call("GET", secured.web.url + "/" + quote(SCRIPT, safe=""),
                            headers={"Accept": "text/html"})
     assert missing.status_code == 404 and "<script>alert" not in missing.text
 
@@ -179,7 +161,7 @@ def test_html_in_task_text_is_escaped_in_the_page(secured: Secured) -> None:
 @pytest.mark.stack
 @pytest.mark.parametrize("prefix", ["=", "+", "-", "@", "\t", "\r"])
 def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(
-    secured: Secured, prefix: str, tmp_path: Path, make_app: Callable[..., Flask]
+    secured: Running, prefix: str, tmp_path: Path, make_app: Callable[..., Flask]
 ) -> None:
     from app.db import db
     from app.exports.tasks import write_csv
@@ -204,27 +186,28 @@ def test_csv_cells_that_a_spreadsheet_would_run_are_neutralised(
 
 
 @pytest.mark.stack
-def test_oversized_bodies_are_refused_with_413_by_the_app_and_by_caddy(secured: Secured) -> None:
+def test_oversized_bodies_are_refused_with_413_by_the_app_and_by_caddy(
+        secured: Running, secured_pg: PrivatePostgres) -> None:
     body = b'{"text": "' + b"x" * (LIMIT + 10) + b'"}'
 
     def chunks() -> Iterator[bytes]:
         for at in range(0, len(body), 64 * 1024):
             yield body[at:at + 64 * 1024]
 
-    before = secured.count_todos()
-    for base in (secured.direct, secured.proxied):
+    before = count_todos(secured_pg)
+    for base in (secured.web.url, secured.caddy.url):
         for data in (body, chunks()):
-            response = secured.call("POST", base + "/api/todos", data=data,
+            response = call("POST", base + "/api/todos", data=data,
                                     headers={"Content-Type": "application/json"})
             assert response.status_code == 413, (base, response.text[:200])
             # Caddy cuts a chunked body itself and names the status; else the app's message.
             assert response.json()["error"] in (f"request body too large (limit {LIMIT} bytes)",
                                                 "Request Entity Too Large")
             assert response.json()["request_id"] == response.headers["X-Request-ID"]
-        form = secured.call("POST", base + "/add", data={"task": "x" * (LIMIT + 10)})
+        form = call("POST", base + "/add", data={"task": "x" * (LIMIT + 10)})
         assert form.status_code == 413
-    assert secured.count_todos() == before
-    assert secured.call("GET", secured.direct + "/healthz").status_code == 200
+    assert count_todos(secured_pg) == before
+    assert call("GET", secured.web.url + "/healthz").status_code == 200
 
 
 def slow_client(port: int, results: list[float], byte_interval: float = 0.5) -> None:
@@ -250,8 +233,8 @@ def slow_client(port: int, results: list[float], byte_interval: float = 0.5) -> 
 
 
 @pytest.mark.stack
-def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Secured) -> None:
-    port = int(secured.proxied.rsplit(":", 1)[1])
+def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Running) -> None:
+    port = int(secured.caddy.url.rsplit(":", 1)[1])
     cut_after: list[float] = []
     # Twice as many slow clients as gunicorn has threads (2 x 4).
     threads = [threading.Thread(target=slow_client, args=(port, cut_after), daemon=True)
@@ -262,7 +245,7 @@ def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Secured)
     deadline = time.monotonic() + 8
     while time.monotonic() < deadline:
         started = time.monotonic()
-        response = secured.call("GET", secured.proxied + "/api/todos?per_page=5")
+        response = call("GET", secured.caddy.url + "/api/todos?per_page=5")
         assert response.status_code == 200
         served.append(time.monotonic() - started)
         time.sleep(0.2)
@@ -280,33 +263,34 @@ def test_slow_clients_are_cut_by_caddy_while_others_are_served(secured: Secured)
 
 
 @pytest.mark.stack
-def test_cross_site_posts_are_refused_and_same_site_or_originless_posts_work(secured: Secured) -> None:
-    todo_id = secured.call("POST", secured.direct + "/api/todos", json={"text": "target"}).json()["id"]
-    before = secured.count_todos()
+def test_cross_site_posts_are_refused_and_same_site_or_originless_posts_work(
+        secured: Running, secured_pg: PrivatePostgres) -> None:
+    todo_id = call("POST", secured.web.url + "/api/todos", json={"text": "target"}).json()["id"]
+    before = count_todos(secured_pg)
     posts = [("/add", {"data": {"task": "csrf"}}), (f"/toggle/{todo_id}", {}),
              (f"/edit/{todo_id}", {"data": {"text": "changed"}}), (f"/delete/{todo_id}", {}),
              ("/reorder", {"json": {"order": [todo_id]}}), ("/export", {}),
              ("/api/todos", {"json": {"text": "csrf"}})]
-    for base in (secured.direct, secured.proxied):
+    for base in (secured.web.url, secured.caddy.url):
         for path, kwargs in posts:
             for origin in (EVIL, "null", "http://127.0.0.1.evil.example"):
-                refused = secured.call("POST", base + path, headers={"Origin": origin}, **kwargs)
+                refused = call("POST", base + path, headers={"Origin": origin}, **kwargs)
                 assert refused.status_code == 403, (base, path, origin, refused.text[:200])
-        html = secured.call("POST", base + "/add", data={"task": "csrf"},
+        html = call("POST", base + "/add", data={"task": "csrf"},
                             headers={"Origin": EVIL, "Accept": "text/html"})
         assert html.status_code == 403 and html.headers["X-Request-ID"] in html.text
-    put = secured.call("PUT", secured.direct + "/admin/faults", json={},
+    put = call("PUT", secured.web.url + "/admin/faults", json={},
                        headers={"Origin": EVIL, "Authorization": f"Bearer {TOKEN}"})
     assert put.status_code == 403
-    assert secured.count_todos() == before
+    assert count_todos(secured_pg) == before
     # The README's curl examples send no Origin; a page of the site itself sends its own.
-    for base in (secured.direct, secured.proxied):
+    for base in (secured.web.url, secured.caddy.url):
         origin = base
-        plain = secured.call("POST", base + "/add", data={"task": "from curl"})
-        same = secured.call("POST", base + "/add", data={"task": "from the page"},
+        plain = call("POST", base + "/add", data={"task": "from curl"})
+        same = call("POST", base + "/add", data={"task": "from the page"},
                             headers={"Origin": origin})
         assert (plain.status_code, same.status_code) == (303, 303)
-    assert secured.count_todos() == before + 4
+    assert count_todos(secured_pg) == before + 4
 
 
 # --- Secrets -------------------------------------------------------------------------------------
@@ -331,32 +315,33 @@ def test_env_example_holds_no_real_secret() -> None:
 
 
 @pytest.mark.stack
-def test_no_password_token_or_key_in_any_log_line_or_answer(secured: Secured) -> None:
-    admin = secured.direct + "/admin/faults"
-    assert secured.call("GET", admin).status_code == 401
-    wrong = secured.call("GET", admin, headers={"Authorization": "Bearer " + TOKEN[:-1]})
+def test_no_password_token_or_key_in_any_log_line_or_answer(
+        secured: Running, secured_pg: PrivatePostgres) -> None:
+    admin = secured.web.url + "/admin/faults"
+    assert call("GET", admin).status_code == 401
+    wrong = call("GET", admin, headers={"Authorization": "Bearer " + TOKEN[:-1]})
     assert wrong.status_code == 401 and TOKEN[:-1] not in wrong.text
-    assert secured.call("GET", admin, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+    assert call("GET", admin, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
     # Errors of every kind, and an export that the worker runs and logs.
-    secured.call("POST", secured.direct + "/api/todos", data="{bad json",
+    call("POST", secured.web.url + "/api/todos", data="{bad json",
                  headers={"Content-Type": "application/json"})
-    secured.call("GET", secured.direct + "/nowhere")
-    secured.call("DELETE", secured.direct + "/export")
-    task = secured.call("POST", secured.direct + "/export").json()["task_id"]
-    wait_until(lambda: secured.call("GET", f"{secured.direct}/tasks/{task}").json()["state"]
+    call("GET", secured.web.url + "/nowhere")
+    call("DELETE", secured.web.url + "/export")
+    task = call("POST", secured.web.url + "/export").json()["task_id"]
+    wait_until(lambda: call("GET", f"{secured.web.url}/tasks/{task}").json()["state"]
                in ("succeeded", "failed"), 60, "the export")
     # The database goes away: the cause is logged and answered, the password never.
-    secured.pg.stop("fast")
+    secured_pg.stop("fast")
     try:
         for path in ("/readyz", "/api/todos", "/"):
-            assert secured.call("GET", secured.direct + path).status_code == 503
-        assert secured.call("POST", secured.direct + "/export").status_code == 503
+            assert call("GET", secured.web.url + path).status_code == 503
+        assert call("POST", secured.web.url + "/export").status_code == 503
         time.sleep(1)
     finally:
-        secured.pg.start()
-    wait_until(lambda: secured.call("GET", secured.direct + "/readyz").status_code == 200, 30,
+        secured_pg.start()
+    wait_until(lambda: call("GET", secured.web.url + "/readyz").status_code == 200, 30,
                "the database to be back")
-    secured.call("GET", secured.proxied + "/api/todos")
+    call("GET", secured.caddy.url + "/api/todos")
 
     outputs = {"web": secured.web.output(), "worker": secured.worker.output(),
                "caddy": secured.caddy.output()}
@@ -365,9 +350,9 @@ def test_no_password_token_or_key_in_any_log_line_or_answer(secured: Secured) ->
     for secret in SECRETS:
         for name, text in outputs.items():
             assert secret not in text, f"{name} log holds a secret"
-        assert not [b for b in secured.bodies if secret in b], "an answer holds a secret"
+        assert not [b for b in ANSWERS if secret in b], "an answer holds a secret"
     print(f"checked {sum(len(t.splitlines()) for t in outputs.values())} log lines and "
-          f"{len(secured.bodies)} answers for the password, the token and the secret key")
+          f"{len(ANSWERS)} answers for the password, the token and the secret key")
 
 
 def test_connection_url_passwords_are_masked_alike_in_messages_and_log_lines() -> None:

@@ -12,8 +12,6 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psutil
@@ -24,14 +22,17 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 
 from app.observability import names, tracing
 from stack.databases import reserved_redis_db
-from tests.support.observed import access_lines, json_lines, stack_env
+from stack.launch import Running
+from stack.processes import Proc
+from tests.support.observed import access_lines, json_lines
 from tests.support.otlp import (
     FakeOtlpReceiver,
     ReceivedSpan,
     SilentCollector,
     closed_port_endpoint,
 )
-from tests.support.processes import Proc, start_celery_worker, start_gunicorn, wait_until
+from tests.support.plugin import StackFactory
+from tests.support.processes import wait_until
 
 SERVER, CLIENT, PRODUCER, CONSUMER = 2, 3, 4, 5
 TRACEPARENT = re.compile(r"^00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$")
@@ -39,10 +40,8 @@ FAILING = "trace export to "
 SQLALCHEMY_SCOPE = "opentelemetry.instrumentation.sqlalchemy"
 
 
-def traced_env(database_url: str, broker: str, var_dir: Path, **extra: str) -> dict[str, str]:
-    """A stack environment with tracing on and a fast batch schedule."""
-    return stack_env(database_url, broker, var_dir, TRACING_ENABLED="true",
-                     OTEL_BSP_SCHEDULE_DELAY="200", **extra)
+# Tracing on, with a fast batch schedule so that spans arrive within a test's patience.
+TRACED = {"TRACING_ENABLED": "true", "OTEL_BSP_SCHEDULE_DELAY": "200"}
 
 
 def ids(traceparent: str) -> tuple[str, str]:
@@ -52,46 +51,34 @@ def ids(traceparent: str) -> tuple[str, str]:
     return match.group(1), match.group(2)
 
 
-@dataclass
-class Traced:
-    """A traced web + worker pair exporting to the fake collector."""
-
-    web: Proc
-    base: str
-    worker: Proc
-    collector: FakeOtlpReceiver
+@pytest.fixture(scope="module")
+def collector() -> Iterator[FakeOtlpReceiver]:
+    """The fake OTLP/HTTP collector the traced stack exports to."""
+    receiver = FakeOtlpReceiver().start()
+    yield receiver
+    receiver.stop()
 
 
 @pytest.fixture(scope="module")
-def traced(pg_database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Traced]:
-    """gunicorn and a prefork worker exporting spans over OTLP/HTTP to the fake."""
-    collector = FakeOtlpReceiver().start()
-    with reserved_redis_db() as broker:
-        web_dir = tmp_path_factory.mktemp("traced-web")
-        worker_dir = tmp_path_factory.mktemp("traced-worker")
-        extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}
-        web, base = start_gunicorn(traced_env(pg_database_url, broker, web_dir, **extra), web_dir)
-        try:
-            worker, _ = start_celery_worker(
-                traced_env(pg_database_url, broker, worker_dir, **extra), worker_dir
-            )
-        except BaseException:
-            web.stop()
-            raise
-        yield Traced(web, base, worker, collector)
-        worker.stop()
-        web.stop()
-    collector.stop()
+def traced(
+        pg_database_url: str, collector: FakeOtlpReceiver, stack_factory: StackFactory) -> Iterator[Running]:
+    """gunicorn and a prefork worker exporting spans over OTLP/HTTP to the fake, on a Redis
+    database of our own."""
+    with reserved_redis_db() as broker, stack_factory({
+            **TRACED, "DATABASE_URL": pg_database_url, "CELERY_BROKER_URL": broker,
+            "OTEL_EXPORTER_OTLP_ENDPOINT": collector.endpoint}) as running:
+        yield running
 
 
 @pytest.mark.stack
-def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Traced) -> None:
-    response = requests.post(traced.base + "/export", timeout=10)
+def test_an_export_is_one_trace_from_the_request_to_the_finished_task(
+        traced: Running, collector: FakeOtlpReceiver) -> None:
+    response = requests.post(traced.web.url + "/export", timeout=10)
     assert response.status_code == 202
     task_id = response.json()["task_id"]
     trace_id, server_span_id = ids(response.headers["traceparent"])
     wait_until(
-        lambda: requests.get(f"{traced.base}/tasks/{task_id}", timeout=10).json()["state"]
+        lambda: requests.get(f"{traced.web.url}/tasks/{task_id}", timeout=10).json()["state"]
         == "succeeded",
         60, "the export to succeed",
     )
@@ -102,9 +89,9 @@ def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Tr
             s.span_id == server_span_id for s in mine
         )
 
-    traced.collector.wait_for(complete)
+    collector.wait_for(complete)
     time.sleep(0.5)  # the worker's last DB spans follow its run span in the next batch
-    spans = traced.collector.trace(trace_id)
+    spans = collector.trace(trace_id)
     by_id = {s.span_id: s for s in spans}
 
     server = by_id[server_span_id]
@@ -144,13 +131,14 @@ def test_an_export_is_one_trace_from_the_request_to_the_finished_task(traced: Tr
 
 
 @pytest.mark.stack
-def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> None:
+def test_every_traced_response_names_its_span_in_traceparent(
+        traced: Running, collector: FakeOtlpReceiver) -> None:
     paths = ("/", "/healthz/background", "/api/todos", "/api/todos/999999", "/no-such-page")
-    answers = [requests.get(traced.base + path, timeout=10) for path in paths]
+    answers = [requests.get(traced.web.url + path, timeout=10) for path in paths]
     assert [a.status_code for a in answers] == [200, 200, 200, 404, 404]
     keys = [ids(a.headers["traceparent"]) for a in answers]
 
-    spans = traced.collector.wait_for(
+    spans = collector.wait_for(
         lambda spans: set(keys) <= {(s.trace_id, s.span_id) for s in spans}
     )
     servers = {(s.trace_id, s.span_id): s for s in spans if s.kind == SERVER}
@@ -167,29 +155,29 @@ def test_every_traced_response_names_its_span_in_traceparent(traced: Traced) -> 
 
 
 @pytest.mark.stack
-def test_an_incoming_traceparent_is_continued(traced: Traced) -> None:
+def test_an_incoming_traceparent_is_continued(traced: Running, collector: FakeOtlpReceiver) -> None:
     caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
-    response = requests.get(traced.base + "/api/todos", timeout=10,
+    response = requests.get(traced.web.url + "/api/todos", timeout=10,
                             headers={"traceparent": f"00-{caller_trace}-{caller_span}-01"})
     trace_id, span_id = ids(response.headers["traceparent"])
     assert trace_id == caller_trace and span_id != caller_span
-    spans = traced.collector.wait_for(lambda spans: any(s.span_id == span_id for s in spans))
+    spans = collector.wait_for(lambda spans: any(s.span_id == span_id for s in spans))
     server = next(s for s in spans if s.span_id == span_id)
     assert server.parent_id == caller_span
 
 
 @pytest.mark.stack
-def test_scrapes_and_health_probes_make_no_spans(traced: Traced) -> None:
+def test_scrapes_and_health_probes_make_no_spans(traced: Running, collector: FakeOtlpReceiver) -> None:
     for path in ("/metrics", "/healthz", "/readyz"):
-        answer = requests.get(traced.base + path, timeout=10)
+        answer = requests.get(traced.web.url + path, timeout=10)
         assert answer.status_code == 200
         assert "traceparent" not in answer.headers, path
     # A traced request after them: once its span has arrived, theirs would have too.
-    later = ids(requests.get(traced.base + "/api/todos", timeout=10).headers["traceparent"])
-    spans = traced.collector.wait_for(lambda spans: any(s.span_id == later[1] for s in spans))
+    later = ids(requests.get(traced.web.url + "/api/todos", timeout=10).headers["traceparent"])
+    spans = collector.wait_for(lambda spans: any(s.span_id == later[1] for s in spans))
     untraced = {"GET /metrics", "GET /healthz", "GET /readyz"}
     assert not [s for s in spans if s.name in untraced]
-    assert not [s for s in traced.collector.snapshot() if s.name in untraced]
+    assert not [s for s in collector.snapshot() if s.name in untraced]
 
 
 def test_otlp_timeout_is_read_in_seconds_with_a_short_default(
@@ -206,16 +194,10 @@ def test_otlp_timeout_is_read_in_seconds_with_a_short_default(
 
 
 @pytest.mark.stack
-def test_without_a_collector_spans_go_to_a_local_file(
-    pg_database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
-    span_file = tmp_path / "spans.jsonl"
-    env = traced_env(pg_database_url, "redis://127.0.0.1:6379/0", tmp_path,
-                     TRACE_FILE=str(span_file))
-    web, base = start_gunicorn(env, tmp_path, workers=1, threads=2)
-    try:
-        response = requests.get(base + "/api/todos", timeout=10)
+def test_without_a_collector_spans_go_to_a_local_file(stack_factory: StackFactory) -> None:
+    with stack_factory(TRACED, ("web",), workers=1, threads=2) as running:
+        span_file = running.config.layout.span_file
+        response = requests.get(running.web.url + "/api/todos", timeout=10)
         trace_id, span_id = ids(response.headers["traceparent"])
 
         def written() -> list[dict[str, Any]]:
@@ -225,8 +207,6 @@ def test_without_a_collector_spans_go_to_a_local_file(
 
         wait_until(lambda: any(s["span_id"] == span_id for s in written()), 15,
                    "the span in the file")
-    finally:
-        web.stop()
     records = written()
     server = next(s for s in records if s["span_id"] == span_id)
     assert {"trace_id", "span_id", "parent_id", "name", "service", "start", "end",
@@ -268,32 +248,29 @@ def failing_warnings(output: str) -> dict[int, int]:
 
 @pytest.mark.stack
 def test_requests_never_suffer_from_a_dead_or_mute_collector(
-    traced: Traced, pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    figures = [figure("collector up", latencies(traced.base))]
+        traced: Running, stack_factory: StackFactory) -> None:
+    figures = [figure("collector up", latencies(traced.web.url))]
     mute = SilentCollector()
     try:
         for label, endpoint in (("collector down (closed port)", closed_port_endpoint()),
                                 ("collector mute (never reads)", mute.endpoint)):
-            var = tmp_path_factory.mktemp("degraded")
-            env = traced_env(pg_database_url, "redis://127.0.0.1:6379/0", var,
-                             OTEL_EXPORTER_OTLP_ENDPOINT=endpoint)
-            web, base = start_gunicorn(env, var)
-            try:
-                figures.append(figure(label, latencies(base)))
-                # The workers that made spans (the start-up probe of /healthz makes none).
-                served = {r[names.F_PID] for r in access_lines(web.output())
-                          if r[names.F_PATH] == "/api/todos"}
+            with stack_factory({**TRACED, "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint}, ("web",)) as degraded:
+                web = degraded.web
+                try:
+                    figures.append(figure(label, latencies(web.url)))
+                    # The workers that made spans (the start-up probe of /healthz makes none).
+                    served = {r[names.F_PID] for r in access_lines(web.output())
+                              if r[names.F_PATH] == "/api/todos"}
 
-                def reported(web: Proc = web, served: set[int] = served) -> bool:
-                    return served <= set(failing_warnings(web.output()))
+                    def reported(web: Proc = web, served: set[int] = served) -> bool:
+                        return served <= set(failing_warnings(web.output()))
 
-                wait_until(reported, 20, "the failing export to be reported")
-                workers = {c.pid for c in psutil.Process(web.popen.pid).children()}
-            finally:
-                stop_started = time.perf_counter()
-                web.stop()
-                stop_s = time.perf_counter() - stop_started
+                    wait_until(reported, 20, "the failing export to be reported")
+                    workers = {c.pid for c in psutil.Process(web.popen.pid).children()}
+                finally:
+                    stop_started = time.perf_counter()
+                    web.stop()
+                    stop_s = time.perf_counter() - stop_started
             figures.append(f"{'':>28}  gunicorn stopped in {stop_s:.2f} s after SIGTERM")
             output = web.output()
             counts = failing_warnings(output)
@@ -310,32 +287,25 @@ def test_requests_never_suffer_from_a_dead_or_mute_collector(
 
 @pytest.mark.stack
 def test_the_worker_reports_a_dead_collector_once_and_still_runs_exports(
-    pg_database_url: str, tmp_path_factory: pytest.TempPathFactory
+    pg_database_url: str, stack_factory: StackFactory
 ) -> None:
-    with reserved_redis_db() as broker:
-        web_dir, worker_dir = (tmp_path_factory.mktemp(n) for n in ("dead-web", "dead-worker"))
-        extra = {"OTEL_EXPORTER_OTLP_ENDPOINT": closed_port_endpoint()}
-        web, base = start_gunicorn(traced_env(pg_database_url, broker, web_dir, **extra),
-                                   web_dir, workers=1, threads=4)
+    dead = {**TRACED, "DATABASE_URL": pg_database_url, "OTEL_EXPORTER_OTLP_ENDPOINT": closed_port_endpoint()}
+    with reserved_redis_db() as broker, \
+            stack_factory({**dead, "CELERY_BROKER_URL": broker}, workers=1, threads=4) as running:
+        base, worker = running.web.url, running.worker
         try:
-            worker, _ = start_celery_worker(
-                traced_env(pg_database_url, broker, worker_dir, **extra), worker_dir
-            )
-            try:
-                task_ids = [requests.post(base + "/export", timeout=10).json()["task_id"]
-                            for _ in range(6)]
-                wait_until(lambda: all(
-                    requests.get(f"{base}/tasks/{t}", timeout=10).json()["state"] == "succeeded"
-                    for t in task_ids), 60, "every export to succeed")
-                wait_until(lambda: bool(failing_warnings(worker.output())), 20,
-                           "the worker to report the failing export")
-            finally:
-                started = time.perf_counter()
-                worker.stop()
-                print(f"\nworker stopped in {time.perf_counter() - started:.2f} s with a dead "
-                      "collector")
+            task_ids = [requests.post(base + "/export", timeout=10).json()["task_id"]
+                        for _ in range(6)]
+            wait_until(lambda: all(
+                requests.get(f"{base}/tasks/{t}", timeout=10).json()["state"] == "succeeded"
+                for t in task_ids), 60, "every export to succeed")
+            wait_until(lambda: bool(failing_warnings(worker.output())), 20,
+                       "the worker to report the failing export")
         finally:
-            web.stop()
+            started = time.perf_counter()
+            worker.stop()
+            print(f"\nworker stopped in {time.perf_counter() - started:.2f} s with a dead "
+                  "collector")
     counts = failing_warnings(worker.output())
     assert set(counts.values()) == {1}, counts
     assert worker.popen.pid not in counts  # the main process exports nothing: no provider
