@@ -35,6 +35,8 @@ def _port(env: Mapping[str, str], name: str) -> int:
 
 # Every service of the local lab listens on the loopback interface only.
 LOCAL = "127.0.0.1"
+# How often the local Prometheus scrapes (and evaluates its rules).
+SCRAPE_INTERVAL = "5s"
 # The virtualenv's scripts (gunicorn, celery, lab), next to the interpreter running us.
 BIN_DIR = Path(os.path.abspath(sys.executable)).parent
 
@@ -57,6 +59,7 @@ class LabConfig:
     # The Celery worker's pool size and any further arguments (the tests name each worker).
     worker_concurrency: int = 2
     worker_args: tuple[str, ...] = ()
+    scrape_interval: str = SCRAPE_INTERVAL
 
     @property
     def var_dir(self) -> Path:
@@ -101,10 +104,11 @@ class LabConfig:
     @classmethod
     def private(cls, var_dir: Path, settings: Mapping[str, str] | None = None,
                 base: Mapping[str, str] | None = None, worker_concurrency: int = 2,
-                worker_args: tuple[str, ...] = ()) -> LabConfig:
-        """A stack of its own (see private_env), with these worker options."""
+                worker_args: tuple[str, ...] = (), scrape_interval: str = SCRAPE_INTERVAL) -> LabConfig:
+        """A stack of its own (see private_env), with these worker and Prometheus options."""
         return dataclasses.replace(cls.from_env(private_env(var_dir, settings, base)),
-                                   worker_concurrency=worker_concurrency, worker_args=worker_args)
+                                   worker_concurrency=worker_concurrency, worker_args=worker_args,
+                                   scrape_interval=scrape_interval)
 
 
 def private_env(var_dir: Path, settings: Mapping[str, str] | None = None,

@@ -326,6 +326,24 @@ def _handle(config: LabConfig, service: Service, proc: Proc) -> Handle:
     return Handle(proc.name, proc.popen, proc.log_path, proc.env, proc.offset, base, metrics)
 
 
+def start_one(config: LabConfig, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> Handle:
+    """Start one service attached and wait until it is healthy; the caller stops the handle.
+
+    For a test that stops, kills and restarts services one by one; everything else uses
+    attached(). A service that fails to start is stopped before the error is raised.
+    """
+    validate_settings(config)
+    (service,) = topology.build(config, (name,))
+    argvs = _prepare(config, [service], [service], ports=False, schema=False)
+    proc = processes.start(service.name, argvs[name], service.env, config.root, service.log_path(config))
+    try:
+        wait_healthy(config, [service], [Started(service, proc)], timeout)
+    except BaseException:
+        proc.stop()
+        raise
+    return _handle(config, service, proc)
+
+
 @contextmanager
 def attached(config: LabConfig, only: tuple[str, ...] = ("web", "worker"),
              timeout: float = DEFAULT_TIMEOUT_S, migrate_first: bool = True) -> Iterator[Running]:

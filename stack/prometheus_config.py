@@ -8,10 +8,11 @@ from pathlib import Path
 
 import requests
 
-from stack.config import LOCAL, LabConfig
+from stack.config import LOCAL, SCRAPE_INTERVAL, LabConfig
 
-SCRAPE_INTERVAL = "5s"
-SCRAPE_TIMEOUT = "4s"  # below the interval, as Prometheus requires
+__all__ = ["SCRAPE_INTERVAL", "render", "rules_glob", "targets_problem", "write_config"]
+# At most this long, and never longer than the interval, as Prometheus requires.
+SCRAPE_TIMEOUT_S = 4.0
 
 
 def rules_glob(config: LabConfig) -> str:
@@ -28,9 +29,9 @@ def render(config: LabConfig, jobs: Mapping[str, str], alertmanagers: Sequence[s
     lines = [
         "# Written by the stack library for this VAR_DIR; edit stack/prometheus/ instead.",
         "global:",
-        f"  scrape_interval: {SCRAPE_INTERVAL}",
-        f"  evaluation_interval: {SCRAPE_INTERVAL}",
-        f"  scrape_timeout: {SCRAPE_TIMEOUT}",
+        f"  scrape_interval: {config.scrape_interval}",
+        f"  evaluation_interval: {config.scrape_interval}",
+        f"  scrape_timeout: {min(SCRAPE_TIMEOUT_S, float(config.scrape_interval.removesuffix('s'))):g}s",
     ]
     if alertmanagers:
         targets = ", ".join(json.dumps(f"{LOCAL}:{config.port(var)}") for var in alertmanagers)

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from analysis import logs, prom, traces, verify
-from tests.data.analysis.record import PLAN, lab_stack, plan_counts, quiet_edge, send_plan
+from tests.data.analysis.record import PLAN, plan_counts, quiet_edge, recording_stack, send_plan
 
 pytestmark = [pytest.mark.stack, pytest.mark.slow]
 
@@ -20,12 +20,12 @@ pytestmark = [pytest.mark.stack, pytest.mark.slow]
 def test_verification_table_passes_on_a_live_run_and_catches_a_wrong_expectation(
         tmp_path: Path) -> None:
     known = plan_counts(PLAN)
-    with lab_stack(tmp_path) as (stack, _):
-        start = quiet_edge(stack.prom_url)
-        seen = send_plan(stack.base_url)
-        end = quiet_edge(stack.prom_url)
-        prometheus = prom.Prometheus(stack.prom_url, scrape_interval_s=1.0)
-        log_load = logs.load_logs(stack.web_log)
+    with recording_stack(tmp_path) as stack:
+        start = quiet_edge(stack.prometheus.url)
+        seen = send_plan(stack.web.url)
+        end = quiet_edge(stack.prometheus.url)
+        prometheus = prom.Prometheus(stack.prometheus.url, scrape_interval_s=1.0)
+        log_load = logs.load_logs(stack.web.log_path)
         checks = [
             *verify.known_truth(prometheus, start, end, known["requests"], known["errors_5xx"]),
             *verify.prometheus_vs_logs(prometheus, log_load.frame, start, end),
@@ -34,7 +34,7 @@ def test_verification_table_passes_on_a_live_run_and_catches_a_wrong_expectation
                                    known["errors_5xx"] + 1)
         red = prom.red_summary(prometheus, at=end, window="1m").set_index("name")
     # After gunicorn stopped: its workers flush their buffered spans on exit.
-    spans = traces.read_span_file(stack.span_file).spans
+    spans = traces.read_span_file(stack.config.layout.span_file).spans
     joined = verify.correlate(log_load.frame, spans, pd.DataFrame(seen))
     checks += verify.correlation_checks(joined)
 

@@ -18,8 +18,8 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from sqlalchemy import create_engine, text
 
-from app.migrate import upgrade
 from app.settings import Settings
+from stack.launch import Running
 from tests.support.browser import (
     CHROMIUM,
     axe_violations,
@@ -28,45 +28,33 @@ from tests.support.browser import (
     require_chromium,
     screenshot,
 )
-from tests.support.processes import start_celery_worker, start_gunicorn
+from tests.support.plugin import StackFactory
 
 pytestmark = [pytest.mark.embedded, pytest.mark.browser, pytest.mark.stack]
 
 SCRIPT_TEXT = "<script>window.__pwned = 1; alert('xss')</script><img src=x onerror=\"window.__pwned = 2\">"
 
 
-@dataclass(frozen=True)
-class Lab:
-    """The running web app and where its data lives."""
-
-    base_url: str
-    database_url: str
-
-    def clean(self) -> None:
-        """Empty the list and the export history."""
-        engine = create_engine(self.database_url)
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM todos"))
-            conn.execute(text("DELETE FROM exports"))
-        engine.dispose()
+@pytest.fixture(scope="module")
+def stack_settings() -> dict[str, str]:
+    """This module's stacks run on the embedded defaults (SQLite data and broker)."""
+    return {}
 
 
 @pytest.fixture(scope="module")
-def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(stack_factory: StackFactory) -> Iterator[Running]:
     """gunicorn and a Celery worker on a fresh embedded backend, shared by this module."""
-    var = tmp_path_factory.mktemp("browser-var")
-    env = {"VAR_DIR": str(var), "APP_ENV": "test"}
-    database_url = Settings.from_env(env).database_url
-    upgrade(database_url=database_url)
-    worker, _ = start_celery_worker(env, var / "worker-log", concurrency=1)
-    try:
-        web, base_url = start_gunicorn(env, var / "web-log", workers=2, threads=4)
-    except BaseException:
-        worker.stop()
-        raise
-    yield Lab(base_url, database_url)
-    web.stop()
-    worker.stop()
+    with stack_factory({}, concurrency=1) as running:
+        yield running
+
+
+def clean(lab: Running) -> None:
+    """Empty the list and the export history."""
+    engine = create_engine(Settings.from_env(lab.env).database_url)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM todos"))
+        conn.execute(text("DELETE FROM exports"))
+    engine.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +70,10 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
-def open_context(browser: Browser, lab: Lab, **options: object) -> BrowserContext:
+def open_context(browser: Browser, lab: Running, **options: object) -> BrowserContext:
     """A fresh browser profile pointed at the lab."""
     options.setdefault("viewport", {"width": 1100, "height": 900})
-    context = browser.new_context(base_url=lab.base_url, accept_downloads=True, **options)  # type: ignore[arg-type]
+    context = browser.new_context(base_url=lab.web.url, accept_downloads=True, **options)  # type: ignore[arg-type]
     # Generous for a loaded 2-core machine, short enough that a broken page fails quickly.
     context.set_default_timeout(15_000)
     return context
@@ -117,9 +105,9 @@ def watched(page: Page, watch: Watch) -> Page:
 
 
 @pytest.fixture
-def page(browser: Browser, lab: Lab, watch: Watch) -> Iterator[Page]:
+def page(browser: Browser, lab: Running, watch: Watch) -> Iterator[Page]:
     """A page with JavaScript on, over an empty list."""
-    lab.clean()
+    clean(lab)
     context = open_context(browser, lab)
     yield watched(context.new_page(), watch)
     context.close()
@@ -127,9 +115,9 @@ def page(browser: Browser, lab: Lab, watch: Watch) -> Iterator[Page]:
 
 
 @pytest.fixture
-def nojs_page(browser: Browser, lab: Lab, watch: Watch) -> Iterator[Page]:
+def nojs_page(browser: Browser, lab: Running, watch: Watch) -> Iterator[Page]:
     """A page with JavaScript disabled, over an empty list."""
-    lab.clean()
+    clean(lab)
     context = open_context(browser, lab, java_script_enabled=False)
     yield watched(context.new_page(), watch)
     context.close()
@@ -431,7 +419,7 @@ def test_errors_from_json_calls_are_shown_with_their_request_id(page: Page) -> N
     expect(alert).to_be_hidden()
 
 
-def test_the_page_works_without_javascript(nojs_page: Page, lab: Lab, tmp_path: Path) -> None:
+def test_the_page_works_without_javascript(nojs_page: Page, lab: Running, tmp_path: Path) -> None:
     page = nojs_page
     page.goto("/")
     expect(page.get_by_text("Nothing to do yet")).to_be_visible()
@@ -490,7 +478,7 @@ def test_export_answers_json_clients_with_202(page: Page) -> None:
     assert set(answer.json()) == {"task_id", "status_url"}
 
 
-def test_accessibility_has_no_serious_violations(page: Page, browser: Browser, lab: Lab) -> None:
+def test_accessibility_has_no_serious_violations(page: Page, browser: Browser, lab: Running) -> None:
     page.goto("/")
     assert axe_violations(page) == [], describe(axe_violations(page))
     seed(page, "Write the runbook", "Check the SLO dashboard", "Review alerts")
@@ -533,26 +521,20 @@ def test_a_browser_gets_a_readable_error_page_with_the_request_id(page: Page) ->
     expect(page.get_by_role("heading", name="Todos")).to_be_visible()
 
 
-def test_footer_shows_the_trace_id_when_tracing_is_on(
-    browser: Browser, tmp_path_factory: pytest.TempPathFactory
-) -> None:
+def test_footer_shows_the_trace_id_when_tracing_is_on(browser: Browser, stack_factory: StackFactory) -> None:
     """With tracing on, the footer names the page load's trace, as its traceparent header does."""
-    var = tmp_path_factory.mktemp("traced-var")
-    env = {"VAR_DIR": str(var), "APP_ENV": "test", "TRACING_ENABLED": "true"}
-    upgrade(database_url=Settings.from_env(env).database_url)
-    web, base_url = start_gunicorn(env, var / "web-log", workers=1, threads=2)
-    context = browser.new_context(base_url=base_url)
-    try:
-        page = context.new_page()
-        response = page.goto("/")
-        assert response is not None
-        trace_id = response.headers["traceparent"].split("-")[1]
-        expect(page.get_by_test_id("trace-id")).to_have_text(trace_id)
-        assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
-        screenshot(page, "11-footer-with-trace-id", full_page=False)
-    finally:
-        context.close()
-        web.stop()
+    with stack_factory({"TRACING_ENABLED": "true"}, ("web",), workers=1, threads=2) as traced:
+        context = browser.new_context(base_url=traced.web.url)
+        try:
+            page = context.new_page()
+            response = page.goto("/")
+            assert response is not None
+            trace_id = response.headers["traceparent"].split("-")[1]
+            expect(page.get_by_test_id("trace-id")).to_have_text(trace_id)
+            assert re.fullmatch(r"[0-9a-f]{32}", trace_id)
+            screenshot(page, "11-footer-with-trace-id", full_page=False)
+        finally:
+            context.close()
 
 
 def test_the_page_sends_idempotency_keys_and_a_resent_add_is_one_todo(page: Page) -> None:

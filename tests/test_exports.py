@@ -12,7 +12,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,8 +23,11 @@ from sqlalchemy import create_engine, text
 
 from app.settings import Settings
 from stack.databases import reserved_redis_db
+from stack.launch import Handle
+from stack.processes import Proc
 from tests.support.backends import Backend
-from tests.support.processes import Proc, start_celery_worker, wait_until
+from tests.support.plugin import StackFactory
+from tests.support.processes import wait_until
 
 HEADER = ["id", "text", "done", "position", "created_at", "updated_at"]
 
@@ -163,16 +165,6 @@ def test_broker_down_answers_503_and_records_the_failure(
     assert background.get_json()["broker"].startswith("unreachable")
 
 
-@dataclass
-class Solo:
-    """A worker with one pool child, replaced after every task (so its peak RSS is per
-    task), on a queue of its own that no other test's worker consumes."""
-
-    worker: Proc
-    client: FlaskClient
-    export_dir: Path
-
-
 def private_broker_env(backend: Backend, stack: ExitStack, tmp_path: Path) -> dict[str, str]:
     """The backend's environment with a broker of its own (a reserved Redis database, or an
     SQLite broker file), so that no other test's worker consumes these exports."""
@@ -184,16 +176,26 @@ def private_broker_env(backend: Backend, stack: ExitStack, tmp_path: Path) -> di
 
 
 @pytest.fixture
-def solo(backend: Backend, tmp_path: Path, make_app: Callable[..., Flask]) -> Iterator[Solo]:
-    """Start the solo worker and an app that publishes to its private broker."""
+def solo_env(backend: Backend, tmp_path: Path) -> Iterator[dict[str, str]]:
+    """The backend's environment, over empty tables, with a broker of its own."""
     backend.clean()
     with ExitStack() as stack:
-        env = private_broker_env(backend, stack, tmp_path)
-        proc, _ = start_celery_worker(env, tmp_path, concurrency=1, name="solo",
-                                      extra_args=("--max-tasks-per-child=1",))
-        stack.callback(proc.stop)
-        app = make_app(Settings.from_env(env))
-        yield Solo(proc, app.test_client(), Path(app.config["EXPORT_DIR"]))
+        yield private_broker_env(backend, stack, tmp_path)
+
+
+@pytest.fixture
+def solo_worker(solo_env: dict[str, str], stack_factory: StackFactory) -> Iterator[Handle]:
+    """A worker with one pool child, replaced after every task (so its peak RSS is per
+    task), on a queue of its own that no other test's worker consumes."""
+    with stack_factory(solo_env, ("worker",), concurrency=1, migrate=False,
+                       extra_worker_args=("--max-tasks-per-child=1",)) as running:
+        yield running.worker
+
+
+@pytest.fixture
+def solo_client(solo_env: dict[str, str], make_app: Callable[..., Flask]) -> FlaskClient:
+    """A client of an app that publishes to the solo worker's private broker."""
+    return make_app(Settings.from_env(solo_env)).test_client()
 
 
 def peak_rss_kib(worker: Proc, task_id: str) -> int:
@@ -208,8 +210,9 @@ def peak_rss_kib(worker: Proc, task_id: str) -> int:
 
 @pytest.mark.stack
 @pytest.mark.slow
-def test_export_of_100000_rows_runs_in_constant_memory(backend: Backend, solo: Solo) -> None:
-    client, solo_worker = solo.client, solo.worker
+def test_export_of_100000_rows_runs_in_constant_memory(
+        backend: Backend, solo_client: FlaskClient, solo_worker: Handle) -> None:
+    client = solo_client
     bulk_insert(backend.database_url, 1_000)
     small = start_export(client)
     assert wait_for_export(client, small)["rows"] == 1_000
@@ -231,9 +234,9 @@ def test_export_of_100000_rows_runs_in_constant_memory(backend: Backend, solo: S
 @pytest.mark.stack
 @pytest.mark.slow
 def test_worker_killed_mid_export_is_redelivered_and_completes_once(
-    backend: Backend, solo: Solo
+    backend: Backend, solo_client: FlaskClient, solo_worker: Handle
 ) -> None:
-    client, solo_worker, export_dir = solo.client, solo.worker, solo.export_dir
+    client, export_dir = solo_client, Path(solo_client.application.config["EXPORT_DIR"])
     bulk_insert(backend.database_url, 150_000)
     task_id = start_export(client)
 
@@ -257,7 +260,7 @@ def test_worker_killed_mid_export_is_redelivered_and_completes_once(
 
 @pytest.mark.stack
 def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_starts(
-    backend: Backend, tmp_path: Path, make_app: Callable[..., Flask]
+    backend: Backend, tmp_path: Path, make_app: Callable[..., Flask], stack_factory: StackFactory
 ) -> None:
     # An export accepted long ago whose message is gone (a broker restarted without its
     # data): a starting worker finds it still queued and runs it, keeping its request id.
@@ -276,8 +279,7 @@ def test_an_export_whose_message_the_broker_lost_is_queued_again_when_a_worker_s
             db.session.add(Export(id=lost, status="queued", request_id="lost-req-000001", created_at=old))
             db.session.add(Export(id=fresh, status="queued", created_at=utcnow()))
             db.session.commit()
-        worker, _ = start_celery_worker(env, tmp_path, concurrency=1, name="sweeper")
-        stack.callback(worker.stop)
+        worker = stack.enter_context(stack_factory(env, ("worker",), concurrency=1, migrate=False)).worker
         state = wait_for_export(client, lost, timeout=60)
         assert state["state"] == "succeeded" and state["rows"] == 1
         assert [r["text"] for r in download_rows(client, lost)] == ["survives a lost message"]

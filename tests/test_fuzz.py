@@ -123,7 +123,7 @@ def fuzz_base(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
                        CELERY_BROKER_URL=broker.url, CELERY_RESULT_BACKEND="")
         else:
             upgrade(database_url=Settings.from_env(env).database_url)
-        web, base = start_gunicorn(env, tmp / "log", workers=2, threads=4)
+        web, base = start_gunicorn(env, workers=2, threads=4)
         try:
             requests.post(base + "/api/todos", json={"text": "seed"}, timeout=10)
             yield base

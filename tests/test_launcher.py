@@ -15,13 +15,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 
 from analysis.lab_context import RunRecord
+from stack.config import LabConfig, app_url
 from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support.launcher import (
     SERVICES,
@@ -35,36 +35,14 @@ from tests.support.launcher import (
 )
 from tests.support.processes import wait_until
 
-PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
-REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
-
 pytestmark = [pytest.mark.stack, pytest.mark.skipif(
     not (shutil.which("caddy") and shutil.which("prometheus")),
     reason="the Debian packages caddy and prometheus are needed (stack/install-system-deps.sh)",
 )]
 
 
-@dataclass(frozen=True)
-class Lab:
-    """A running lab: its environment, what `lab up` printed, and its URLs."""
-
-    env: dict[str, str]
-    up: LabRun
-    var_dir: Path
-
-    def url(self, port_var: str, path: str = "") -> str:
-        """http://127.0.0.1:<port of port_var><path>."""
-        return f"http://127.0.0.1:{self.env[port_var]}{path}"
-
-    @property
-    def app(self) -> str:
-        """The app through Caddy, as a user reaches it."""
-        return self.url("CADDY_PORT")
-
-    @property
-    def prometheus(self) -> str:
-        """Prometheus's base URL."""
-        return self.url("PROMETHEUS_PORT")
+# What the module's `lab up` printed, per VAR_DIR.
+UP: dict[Path, LabRun] = {}
 
 
 @pytest.fixture(scope="module")
@@ -78,22 +56,23 @@ def own_postgres_and_redis() -> Iterator[dict[str, str]]:
 
 
 @pytest.fixture(scope="module", params=["embedded", "postgres"])
-def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabConfig]:
     """`lab up` from a clean VAR_DIR on free ports: embedded defaults, then PostgreSQL+Redis."""
     extra = request.getfixturevalue("own_postgres_and_redis") if request.param == "postgres" else {}
     var_dir = tmp_path_factory.mktemp(f"lab-{request.param}") / "var"
     env = lab_env(var_dir, extra)
     with lab_stack(env) as up:
         assert up.code == 0, f"lab up failed:\n{up.stdout}\n{up.stderr}"
-        yield Lab(env, up, var_dir)
+        UP[var_dir] = up
+        yield LabConfig.from_env(env)
 
 
-def test_up_prints_the_urls_and_status_shows_every_service_healthy(lab: Lab) -> None:
+def test_up_prints_the_urls_and_status_shows_every_service_healthy(lab: LabConfig) -> None:
     """The user sees where everything is and that it all runs."""
-    assert "all 6 services healthy in" in lab.up.stdout
-    for url in (lab.app, lab.prometheus, lab.url("WORKER_METRICS_PORT", "/metrics"),
+    assert "all 6 services healthy in" in UP[lab.var_dir].stdout
+    for url in (app_url(lab), lab.url("PROMETHEUS_PORT"), lab.url("WORKER_METRICS_PORT", "/metrics"),
                 lab.url("WEB_PORT"), lab.url("ALERTMANAGER_PORT")):
-        assert url in lab.up.stdout
+        assert url in UP[lab.var_dir].stdout
     status = run_lab(lab.env, "status")
     assert status.code == 0, status.stdout + status.stderr
     pids = recorded_pids(lab.var_dir)
@@ -106,27 +85,27 @@ def test_up_prints_the_urls_and_status_shows_every_service_healthy(lab: Lab) -> 
         assert line.split()[1:] == ["running", str(pids[service]), port_of[service], "ok"], line
 
 
-def test_a_todo_added_through_caddy_is_in_the_downloaded_export(lab: Lab) -> None:
+def test_a_todo_added_through_caddy_is_in_the_downloaded_export(lab: LabConfig) -> None:
     """Add a todo, export, wait for the worker, download the CSV: it holds exactly that todo."""
     session = requests.Session()
     session.trust_env = False
-    added = session.post(f"{lab.app}/add", data={"task": "Buy milk via Caddy"},
+    added = session.post(f"{app_url(lab)}/add", data={"task": "Buy milk via Caddy"},
                          allow_redirects=False, timeout=10)
     assert added.status_code == 303
     assert added.headers.get("X-Request-ID")
 
-    started = session.post(f"{lab.app}/export", timeout=10)
+    started = session.post(f"{app_url(lab)}/export", timeout=10)
     assert started.status_code == 202, started.text
     task_id = started.json()["task_id"]
 
     def finished() -> bool:
-        return session.get(f"{lab.app}/tasks/{task_id}", timeout=5).json()["state"] in (
+        return session.get(f"{app_url(lab)}/tasks/{task_id}", timeout=5).json()["state"] in (
             "succeeded", "failed")
 
     wait_until(finished, 60, "the export to finish")
-    assert session.get(f"{lab.app}/tasks/{task_id}", timeout=5).json()["state"] == "succeeded"
+    assert session.get(f"{app_url(lab)}/tasks/{task_id}", timeout=5).json()["state"] == "succeeded"
 
-    download = session.get(f"{lab.app}/download/{task_id}", timeout=10)
+    download = session.get(f"{app_url(lab)}/download/{task_id}", timeout=10)
     assert download.status_code == 200
     assert download.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(download.text)))
@@ -138,7 +117,7 @@ def _json_lines(text: str) -> list[dict]:  # type: ignore[type-arg]
     return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
 
 
-def test_logs_and_spans_of_that_work_are_under_var_log(lab: Lab) -> None:
+def test_logs_and_spans_of_that_work_are_under_var_log(lab: LabConfig) -> None:
     """`lab logs` shows the app's JSON lines; with no OTLP endpoint spans go to the span file."""
     logs = run_lab(lab.env, "logs", "-n", "100000")
     assert logs.code == 0, logs.stderr
@@ -157,23 +136,23 @@ def test_logs_and_spans_of_that_work_are_under_var_log(lab: Lab) -> None:
                "web and worker spans in the local span file")
 
 
-def _query(lab: Lab, promql: str) -> list[dict]:  # type: ignore[type-arg]
+def _query(lab: LabConfig, promql: str) -> list[dict]:  # type: ignore[type-arg]
     """The result vector of an instant PromQL query."""
-    answer = requests.get(f"{lab.prometheus}/api/v1/query", params={"query": promql}, timeout=5)
+    answer = requests.get(lab.url("PROMETHEUS_PORT", "/api/v1/query"), params={"query": promql}, timeout=5)
     answer.raise_for_status()
     return list(answer.json()["data"]["result"])
 
 
-def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: Lab) -> None:
+def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: LabConfig) -> None:
     """Every target is up, and the request histogram holds the add made through Caddy."""
-    targets = requests.get(f"{lab.prometheus}/api/v1/targets", timeout=5).json()["data"]
+    targets = requests.get(lab.url("PROMETHEUS_PORT", "/api/v1/targets"), timeout=5).json()["data"]
     health = {t["labels"]["job"]: t["health"] for t in targets["activeTargets"]}
     assert health == {"web": "up", "worker": "up", "caddy": "up", "prometheus": "up"}
 
-    rules = requests.get(f"{lab.prometheus}/api/v1/rules", timeout=5).json()["data"]["groups"]
+    rules = requests.get(lab.url("PROMETHEUS_PORT", "/api/v1/rules"), timeout=5).json()["data"]["groups"]
     assert rules, "the rule files of stack/prometheus/rules are loaded"
     # Alerts go to the lab's own Alertmanager.
-    managers = requests.get(f"{lab.prometheus}/api/v1/alertmanagers", timeout=5).json()["data"]
+    managers = requests.get(lab.url("PROMETHEUS_PORT", "/api/v1/alertmanagers"), timeout=5).json()["data"]
     assert [m["url"] for m in managers["activeAlertmanagers"]] == [
         lab.url("ALERTMANAGER_PORT", "/api/v2/alerts")]
 
@@ -183,7 +162,7 @@ def test_prometheus_scrapes_every_target_and_counts_the_requests_just_made(lab: 
     assert float(_query(lab, promql)[0]["value"][1]) == 1.0
 
 
-def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: Lab, tmp_path: Path) -> None:
+def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: LabConfig, tmp_path: Path) -> None:
     """`lab load --workers 2`: a Locust master and two workers load the lab through Caddy; the
     run record and the reports are those of a one-process run."""
     reports = tmp_path / "reports"
@@ -192,7 +171,7 @@ def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: Lab, tm
     assert done.code == 0, done.stdout + done.stderr
     assert "workers=2" in done.stdout and "failures=0 " in done.stdout, done.stdout
     record = RunRecord.from_json((reports / "last-run.json").read_text(encoding="utf-8"))
-    assert record.users == 4 and record.host == lab.app
+    assert record.users == 4 and record.host == app_url(lab)
     assert record.end > record.start
     for path in (record.stats_csv, record.stats_json, record.html):
         assert path.is_file() and path.parent == reports, path
@@ -204,7 +183,7 @@ def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: Lab, tm
 
 
 @pytest.mark.skipif(not shutil.which("amtool"), reason="amtool comes with prometheus-alertmanager")
-def test_lab_alerts_lists_silences_and_expires_them_through_amtool(lab: Lab) -> None:
+def test_lab_alerts_lists_silences_and_expires_them_through_amtool(lab: LabConfig) -> None:
     """A silence added with `lab alerts silence` is listed by `lab alerts`, then expired."""
     listed = run_lab(lab.env, "alerts")
     assert listed.code == 0, listed.stderr
@@ -225,7 +204,7 @@ def test_lab_alerts_lists_silences_and_expires_them_through_amtool(lab: Lab) -> 
     assert bad.code == 1 and "amtool silence add" in bad.stderr
 
 
-def test_a_second_up_reports_what_runs_and_starts_nothing(lab: Lab) -> None:
+def test_a_second_up_reports_what_runs_and_starts_nothing(lab: LabConfig) -> None:
     """`lab up` again: every service is reported as running, with the same pids."""
     before = recorded_pids(lab.var_dir)
     again = run_lab(lab.env, "up")
@@ -236,7 +215,7 @@ def test_a_second_up_reports_what_runs_and_starts_nothing(lab: Lab) -> None:
     assert recorded_pids(lab.var_dir) == before
 
 
-def test_up_after_a_service_died_starts_only_that_service(lab: Lab) -> None:
+def test_up_after_a_service_died_starts_only_that_service(lab: LabConfig) -> None:
     """Caddy is killed behind the lab's back: `lab up` restarts it and nothing else."""
     before = recorded_pids(lab.var_dir)
     os.killpg(before["caddy"], signal.SIGKILL)
@@ -250,10 +229,10 @@ def test_up_after_a_service_died_starts_only_that_service(lab: Lab) -> None:
     assert after["caddy"] != before["caddy"]
     assert {k: v for k, v in after.items() if k != "caddy"} == {
         k: v for k, v in before.items() if k != "caddy"}
-    assert requests.get(f"{lab.app}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"{app_url(lab)}/healthz", timeout=5).status_code == 200
 
 
-def test_down_stops_every_process_it_started(lab: Lab) -> None:
+def test_down_stops_every_process_it_started(lab: LabConfig) -> None:
     """After `lab down` no process of any service's session (workers, pool children) is left."""
     sessions = set(recorded_pids(lab.var_dir).values())
     assert len(sessions) == len(SERVICES)

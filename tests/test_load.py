@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -16,51 +15,27 @@ from loadtests.checks import export_csv_problem
 from loadtests.config import LoadConfigError, parse_wait, parse_weights
 from loadtests.run import LoadRunResult, main, read_user_counts, run_headless
 from loadtests.shapes import Ramp, Spike, make_profile
+from stack.launch import Running
 from tests.support.backends import Backend
-from tests.support.processes import (
-    BIN,
-    free_port,
-    start,
-    start_celery_worker,
-    start_gunicorn,
-    wait_until,
-)
+from tests.support.processes import BIN, free_port, start, wait_until
 
 # Short think time and equal weights: every user type does plenty in a short run.
 FAST_USERS = {"LOAD_WAIT": "0.2,1.0", "LOAD_WEIGHTS": "reader=1,writer=1,exporter=1,api=1"}
 
 
-@dataclass(frozen=True)
-class Stack:
-    """The web app and worker the load runs against."""
-
-    base_url: str
-    web_log: Path
-
-
 @pytest.fixture(scope="module")
-def stack(postgres_backend: Backend, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """gunicorn (2 workers x 4 threads) and a Celery worker on PostgreSQL + Redis, empty tables."""
+def stack(postgres_backend: Backend, live_stacks: Callable[[str], Running]) -> Running:
+    """The shared gunicorn (2 workers x 4 threads) and Celery worker on PostgreSQL + Redis,
+    over empty tables."""
     postgres_backend.clean()
-    logs = tmp_path_factory.mktemp("load-stack")
-    worker, _ = start_celery_worker(postgres_backend.env, logs, name="load-worker")
-    try:
-        web, base = start_gunicorn(postgres_backend.env, logs)
-    except BaseException:
-        worker.stop()
-        raise
-    try:
-        yield Stack(base, web.log_path)
-    finally:
-        web.stop()
-        worker.stop()
+    return live_stacks("postgres")
 
 
 @pytest.fixture(scope="module")
-def steady_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
+def steady_run(stack: Running, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
     """A 25-second steady run with 8 users, two of each type."""
     result = run_headless(
-        stack.base_url, "steady", users=8, duration=25,
+        stack.web.url, "steady", users=8, duration=25,
         reports_dir=tmp_path_factory.mktemp("reports"), extra_env=FAST_USERS,
     )
     print(result.summary())  # shown with -s / -rP: the figures of this run
@@ -140,9 +115,9 @@ def test_exports_were_downloaded_and_their_csv_parsed(steady_run: LoadRunResult)
 
 
 @pytest.mark.stack
-def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Stack) -> None:
+def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Running) -> None:
     """The app's access log shows the load's User-Agent (and it carries X-Synthetic-Load)."""
-    log = stack.web_log.read_text(encoding="utf-8", errors="replace")
+    log = stack.web.log_path.read_text(encoding="utf-8", errors="replace")
     assert "todo-lab-loadtest/1.0 (writer; +locust)" in log
     assert "todo-lab-loadtest/1.0 (api; +locust)" in log
 
@@ -193,9 +168,9 @@ def plateaus(counts: list[int]) -> list[int]:
 
 
 @pytest.mark.stack
-def test_ramp_steps_up_to_its_peak(stack: Stack, tmp_path: Path) -> None:
+def test_ramp_steps_up_to_its_peak(stack: Running, tmp_path: Path) -> None:
     """A 20-second ramp to 8 users climbs 2, 4, 6, 8 and never goes down (stats history)."""
-    result = run_headless(stack.base_url, "ramp", users=8, duration=20, reports_dir=tmp_path,
+    result = run_headless(stack.web.url, "ramp", users=8, duration=20, reports_dir=tmp_path,
                           extra_env=FAST_USERS, spawn_rate=8)
     assert result.failures == 0, failures_text(result)
     counts = [c for _, c in read_user_counts(result.history_csv) if c > 0]
@@ -205,9 +180,9 @@ def test_ramp_steps_up_to_its_peak(stack: Stack, tmp_path: Path) -> None:
 
 
 @pytest.mark.stack
-def test_spike_goes_up_and_comes_back_down(stack: Stack, tmp_path: Path) -> None:
+def test_spike_goes_up_and_comes_back_down(stack: Running, tmp_path: Path) -> None:
     """A 20-second spike to 10 users holds 2, jumps to 10, then drops back to 2."""
-    result = run_headless(stack.base_url, "spike", users=10, duration=20, reports_dir=tmp_path,
+    result = run_headless(stack.web.url, "spike", users=10, duration=20, reports_dir=tmp_path,
                           extra_env={**FAST_USERS, "LOAD_WEIGHTS": "reader=3,api=1,writer=0,"
                                      "exporter=0"})
     assert result.failures == 0, failures_text(result)
@@ -219,13 +194,13 @@ def test_spike_goes_up_and_comes_back_down(stack: Stack, tmp_path: Path) -> None
 
 
 @pytest.mark.stack
-def test_web_ui_starts_the_selected_shape(stack: Stack, tmp_path: Path) -> None:
+def test_web_ui_starts_the_selected_shape(stack: Running, tmp_path: Path) -> None:
     """The web UI (with our shape class) shows the shape parameters and runs what it is given."""
     port = free_port()
     ui = start(
         "locust-ui",
         [str(BIN / "locust"), "-f", "loadtests/locustfile.py", "--web-host", "127.0.0.1",
-         "--web-port", str(port), "--host", stack.base_url],
+         "--web-port", str(port), "--host", stack.web.url],
         {**FAST_USERS, "LOAD_WEIGHTS": "reader=1,api=1,writer=0,exporter=0"},
         tmp_path,
     )
@@ -236,7 +211,7 @@ def test_web_ui_starts_the_selected_shape(stack: Stack, tmp_path: Path) -> None:
         page = requests.get(ui_url, timeout=5).text
         assert "shape_users" in page and "ramp" in page
         started = requests.post(ui_url + "/swarm", timeout=5, data={
-            "host": stack.base_url, "shape": "steady", "shape_users": "3",
+            "host": stack.web.url, "shape": "steady", "shape_users": "3",
             "shape_spawn_rate": "3", "shape_duration": "30",
         }).json()
         assert started["success"], started
@@ -256,16 +231,16 @@ def test_web_ui_starts_the_selected_shape(stack: Stack, tmp_path: Path) -> None:
 
 @pytest.mark.stack
 def test_command_line_runs_and_prints_the_figures(
-    stack: Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    stack: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """`python -m loadtests.run` runs a short scenario and says where the reports are."""
-    code = main(["--host", stack.base_url, "--shape", "steady", "--users", "2",
+    code = main(["--host", stack.web.url, "--shape", "steady", "--users", "2",
                  "--duration", "5", "--reports-dir", str(tmp_path)])
     out = capsys.readouterr().out
     assert code == 0
     assert "failures=0 " in out and "p95=" in out
     assert list(tmp_path.glob("load-*-steady.html"))
-    assert main(["--host", stack.base_url, "--shape", "steady", "--users", "-1"]) == 1
+    assert main(["--host", stack.web.url, "--shape", "steady", "--users", "-1"]) == 1
 
 
 # --- pure functions: shapes as functions of run time, configuration, the CSV check ----------

@@ -108,7 +108,7 @@ def test_database_outage_is_reported_then_recovered_without_losing_a_2xx_write(t
         url = Settings.from_env({"DATABASE_URL": pg.create_database("todolab")}).database_url
         upgrade(database_url=url)
         env = {"VAR_DIR": str(tmp_path), "APP_ENV": "test", "DATABASE_URL": url}
-        web, base = start_gunicorn(env, tmp_path / "log", workers=2, threads=4)
+        web, base = start_gunicorn(env, workers=2, threads=4)
         try:
             with Writer(base, threads=4) as writer:
                 time.sleep(1.5)
@@ -213,7 +213,7 @@ def broker_stack(pg_database_url: str, tmp_path: Path) -> Iterator[BrokerStack]:
         env = {"VAR_DIR": str(tmp_path), "APP_ENV": "test", "DATABASE_URL": pg_database_url,
                "CELERY_BROKER_URL": broker.url, "CELERY_RESULT_BACKEND": "",
                "BROKER_TIMEOUT": "2", "CELERY_VISIBILITY_TIMEOUT": "30"}
-        web, base = start_gunicorn(env, tmp_path / "log", workers=2, threads=4)
+        web, base = start_gunicorn(env, workers=2, threads=4)
         try:
             yield broker, env, base
         finally:
@@ -224,7 +224,7 @@ def test_broker_outage_answers_503_quickly_and_loses_no_accepted_export(
         broker_stack: BrokerStack, tmp_path: Path) -> None:
     broker, env, base = broker_stack
     requests.post(base + "/api/todos", json={"text": "exported through an outage"}, timeout=10)
-    worker, _ = start_celery_worker(env, tmp_path / "w1", concurrency=1)
+    worker, _ = start_celery_worker(env, concurrency=1)
     try:
         response, _ = post_export(base)
         assert wait_export(base, response.json()["task_id"])["state"] == "succeeded"
@@ -260,7 +260,7 @@ def test_broker_outage_answers_503_quickly_and_loses_no_accepted_export(
     assert health.status_code == 200 and listing.status_code == 200
 
     broker.start()  # same port, same AOF file
-    worker, _ = start_celery_worker(env, tmp_path / "w2", concurrency=1)
+    worker, _ = start_celery_worker(env, concurrency=1)
     try:
         finals = {task_id: wait_export(base, task_id)["state"] for task_id in accepted}
         response, _ = post_export(base)
@@ -289,7 +289,7 @@ def test_broker_outage_answers_503_quickly_and_loses_no_accepted_export(
 def test_sigterm_lets_gunicorn_finish_in_flight_requests(tmp_path: Path) -> None:
     env = {"VAR_DIR": str(tmp_path), "APP_ENV": "test"}
     upgrade(database_url=Settings.from_env(env).database_url)
-    web, base = start_gunicorn(env, tmp_path / "log", workers=2, threads=4)
+    web, base = start_gunicorn(env, workers=2, threads=4)
     write_faults(tmp_path / "faults.json", {"latency.api.list_todos": 2})
     try:
         with ThreadPoolExecutor(6) as pool:
@@ -314,8 +314,8 @@ def test_sigterm_lets_the_worker_finish_a_running_export(pg_database_url: str, t
         env = {"VAR_DIR": str(tmp_path), "APP_ENV": "test", "DATABASE_URL": pg_database_url,
                "CELERY_BROKER_URL": broker.url, "CELERY_RESULT_BACKEND": "",
                "CELERY_VISIBILITY_TIMEOUT": "30"}
-        web, base = start_gunicorn(env, tmp_path / "log", workers=1, threads=2)
-        worker, _ = start_celery_worker(env, tmp_path / "w1", concurrency=1)
+        web, base = start_gunicorn(env, workers=1, threads=2)
+        worker, _ = start_celery_worker(env, concurrency=1)
         try:
             write_faults(tmp_path / "faults.json", {"worker_delay": 3})
             response, _ = post_export(base)
@@ -333,7 +333,7 @@ def test_sigterm_lets_the_worker_finish_a_running_export(pg_database_url: str, t
                 finished_by = "a new worker after requeue"
                 # Not finished before exit: then it must have been requeued, and a new worker
                 # completes it.
-                worker, _ = start_celery_worker(env, tmp_path / "w2", concurrency=1)
+                worker, _ = start_celery_worker(env, concurrency=1)
                 state = wait_export(base, task_id)
         finally:
             worker.stop()

@@ -17,7 +17,6 @@ import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,12 @@ import yaml
 from sqlalchemy.engine import make_url
 
 from analysis.lab_context import LabContext
-from app.migrate import upgrade
 from app.settings import Settings
 from stack.config import PORT_DEFAULTS
+from stack.launch import Running
 from tests.support import compose as compose_file
-from tests.support.processes import BIN, ROOT, Proc, free_port, start, start_gunicorn, wait_until
+from tests.support.plugin import StackFactory
+from tests.support.processes import BIN, ROOT, wait_until
 
 COMPOSE_SCHEMA = Path(__file__).resolve().parents[2] / "shared" / "schemas" / "compose-spec.json"
 CADDYFILE = ROOT / "stack" / "caddy" / "Caddyfile"
@@ -674,91 +674,66 @@ def test_gunicorn_workers_tune_the_garbage_collector(tmp_path: Path) -> None:
 # --- Caddy in front of a real gunicorn ------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class ProxiedStack:
-    """Caddy with the project's Caddyfile in front of real gunicorn."""
+def app_access_line(proxied: Running, request_id: str) -> dict[str, Any]:
+    """The app's JSON access-log line of the request with this id (waits for it)."""
+    found: list[dict[str, Any]] = []
 
-    url: str
-    metrics_url: str
-    caddy: Proc
-    web: Proc
+    def logged() -> bool:
+        for line in proxied.web.output().splitlines():
+            if request_id in line and line.startswith("{"):
+                record = json.loads(line)
+                ours = record.get("request_id") == request_id
+                if ours and record.get("logger") == "app.access":
+                    found.append(record)
+                    return True
+        return False
 
-    def app_access_line(self, request_id: str) -> dict[str, Any]:
-        """The app's JSON access-log line of the request with this id (waits for it)."""
-        found: list[dict[str, Any]] = []
-
-        def logged() -> bool:
-            for line in self.web.output().splitlines():
-                if request_id in line and line.startswith("{"):
-                    record = json.loads(line)
-                    ours = record.get("request_id") == request_id
-                    if ours and record.get("logger") == "app.access":
-                        found.append(record)
-                        return True
-            return False
-
-        wait_until(logged, 10, f"the app's access log line for {request_id}")
-        return found[0]
+    wait_until(logged, 10, f"the app's access log line for {request_id}")
+    return found[0]
 
 
 @pytest.fixture(scope="module")
-def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxiedStack]:
+def stack_settings() -> dict[str, str]:
+    """This module's stacks run on the embedded defaults."""
+    return {}
+
+
+@pytest.fixture(scope="module")
+def proxied(stack_factory: StackFactory) -> Iterator[Running]:
     """gunicorn on the embedded backend and Caddy in front of it, both on free ports."""
-    caddy_bin = require_tool("caddy", "the Debian package caddy (apt-get install caddy)")
-    var_dir = tmp_path_factory.mktemp("stack-var")
-    env = {"VAR_DIR": str(var_dir), "APP_ENV": "test"}
-    upgrade(database_url=Settings.from_env(env).database_url)
-    web, base = start_gunicorn(env, var_dir / "log", workers=1, threads=4)
-    port, metrics_port = free_port(), free_port()
-    caddy_tmp = tmp_path_factory.mktemp("caddy")
-    caddy = start(
-        "caddy",
-        [caddy_bin, "run", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
-        {"CADDY_PORT": str(port), "CADDY_METRICS_PORT": str(metrics_port),
-         "WEB_UPSTREAM": base.removeprefix("http://"), "STATIC_ROOT": str(ROOT / "app" / "static"),
-         "XDG_CONFIG_HOME": str(caddy_tmp / "config"), "XDG_DATA_HOME": str(caddy_tmp / "data")},
-        caddy_tmp,
-    )
-    stack = ProxiedStack(f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics",
-                         caddy, web)
-    try:
-        wait_until(lambda: not caddy.alive() or requests.get(stack.url + "/healthz", timeout=2).ok,
-                   30, "Caddy to proxy /healthz")
-        assert caddy.alive(), f"caddy exited:\n{caddy.output()[-3000:]}"
-        yield stack
-    finally:
-        caddy.stop()
-        web.stop()
+    require_tool("caddy", "the Debian package caddy (apt-get install caddy)")
+    with stack_factory({}, ("web", "caddy"), workers=1, threads=4) as running:
+        yield running
 
 
 @pytest.mark.stack
-def test_caddy_generates_a_request_id_the_app_uses(proxied: ProxiedStack) -> None:
+def test_caddy_generates_a_request_id_the_app_uses(proxied: Running) -> None:
     """Without X-Request-ID, Caddy makes one; the user sees the id the app logged."""
-    response = requests.get(proxied.url + "/healthz", timeout=5)
+    response = requests.get(proxied.caddy.url + "/healthz", timeout=5)
     assert response.status_code == 200
     rid = response.headers["X-Request-ID"]
     assert UUID_RE.match(rid), rid
-    assert proxied.app_access_line(rid)["http.path"] == "/healthz"
+    assert app_access_line(proxied, rid)["http.path"] == "/healthz"
 
 
 @pytest.mark.stack
-def test_caddy_keeps_a_well_formed_request_id_and_replaces_a_bad_one(proxied: ProxiedStack) -> None:
+def test_caddy_keeps_a_well_formed_request_id_and_replaces_a_bad_one(proxied: Running) -> None:
     """A client's own id survives the proxy; one with spaces is replaced, not passed on."""
     mine = f"client-{uuid.uuid4().hex[:12]}"
-    response = requests.get(proxied.url + "/healthz", headers={"X-Request-ID": mine}, timeout=5)
+    response = requests.get(proxied.caddy.url + "/healthz", headers={"X-Request-ID": mine}, timeout=5)
     assert response.headers["X-Request-ID"] == mine
-    assert proxied.app_access_line(mine)["status_code"] == 200
+    assert app_access_line(proxied, mine)["status_code"] == 200
 
-    bad = requests.get(proxied.url + "/healthz", headers={"X-Request-ID": "no good id"}, timeout=5)
+    bad = requests.get(proxied.caddy.url + "/healthz", headers={"X-Request-ID": "no good id"}, timeout=5)
     replaced = bad.headers["X-Request-ID"]
     assert UUID_RE.match(replaced), replaced
-    assert proxied.app_access_line(replaced)["http.path"] == "/healthz"
+    assert app_access_line(proxied, replaced)["http.path"] == "/healthz"
 
 
 @pytest.mark.stack
-def test_caddy_writes_json_access_log_lines_with_the_request_id(proxied: ProxiedStack) -> None:
+def test_caddy_writes_json_access_log_lines_with_the_request_id(proxied: Running) -> None:
     """Caddy's access log on stdout is JSON and carries the same request id."""
-    rid = requests.get(proxied.url + "/healthz", timeout=5).headers["X-Request-ID"]
+    rid = requests.get(proxied.caddy.url + "/healthz", timeout=5).headers["X-Request-ID"]
 
     def caddy_logged() -> bool:
         for line in proxied.caddy.output().splitlines():
@@ -773,9 +748,9 @@ def test_caddy_writes_json_access_log_lines_with_the_request_id(proxied: Proxied
 
 
 @pytest.mark.stack
-def test_pages_carry_security_headers_and_are_never_cached(proxied: ProxiedStack) -> None:
+def test_pages_carry_security_headers_and_are_never_cached(proxied: Running) -> None:
     """The HTML list has the security headers and Cache-Control: no-store."""
-    response = requests.get(proxied.url + "/", timeout=5)
+    response = requests.get(proxied.caddy.url + "/", timeout=5)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/html")
     assert response.headers["X-Content-Type-Options"] == "nosniff"
@@ -787,15 +762,15 @@ def test_pages_carry_security_headers_and_are_never_cached(proxied: ProxiedStack
 
 
 @pytest.mark.stack
-def test_pages_and_json_are_compressed_for_clients_that_ask(proxied: ProxiedStack) -> None:
+def test_pages_and_json_are_compressed_for_clients_that_ask(proxied: Running) -> None:
     """Caddy answers gzip or zstd to a client that accepts it, and plain bytes to one that does not."""
     for n in range(30):
-        requests.post(proxied.url + "/api/todos", json={"text": f"compress me {n:02d} " + "x" * 40},
+        requests.post(proxied.caddy.url + "/api/todos", json={"text": f"compress me {n:02d} " + "x" * 40},
                       timeout=5)
     for path in ("/", "/api/todos"):
-        plain = requests.get(proxied.url + path, headers={"Accept-Encoding": "identity"}, timeout=5)
+        plain = requests.get(proxied.caddy.url + path, headers={"Accept-Encoding": "identity"}, timeout=5)
         assert "Content-Encoding" not in plain.headers
-        zipped = requests.get(proxied.url + path, headers={"Accept-Encoding": "gzip"}, timeout=5,
+        zipped = requests.get(proxied.caddy.url + path, headers={"Accept-Encoding": "gzip"}, timeout=5,
                               stream=True)
         assert zipped.headers["Content-Encoding"] == "gzip"
         wire = zipped.raw.read(decode_content=False)
@@ -804,16 +779,16 @@ def test_pages_and_json_are_compressed_for_clients_that_ask(proxied: ProxiedStac
         assert "compress me 29" in body
         if path == "/api/todos":
             assert json.loads(body) == plain.json()
-        zstd = requests.get(proxied.url + path, headers={"Accept-Encoding": "zstd, gzip"}, timeout=5,
+        zstd = requests.get(proxied.caddy.url + path, headers={"Accept-Encoding": "zstd, gzip"}, timeout=5,
                             stream=True)
         assert zstd.headers["Content-Encoding"] == "zstd"
         assert zstd.raw.read(decode_content=False)[:4] == b"\x28\xb5\x2f\xfd"  # zstd frame magic
 
 
 @pytest.mark.stack
-def test_static_files_are_served_by_caddy_itself(proxied: ProxiedStack) -> None:
+def test_static_files_are_served_by_caddy_itself(proxied: Running) -> None:
     """/static/app.css comes from disk through Caddy; the app never sees the request."""
-    response = requests.get(proxied.url + "/static/app.css", timeout=5)
+    response = requests.get(proxied.caddy.url + "/static/app.css", timeout=5)
     assert response.status_code == 200
     assert response.headers["Content-Type"].startswith("text/css")
     assert response.content == (ROOT / "app" / "static" / "app.css").read_bytes()
@@ -823,18 +798,18 @@ def test_static_files_are_served_by_caddy_itself(proxied: ProxiedStack) -> None:
 
 
 @pytest.mark.stack
-def test_bodies_up_to_the_limit_reach_the_app(proxied: ProxiedStack) -> None:
+def test_bodies_up_to_the_limit_reach_the_app(proxied: Running) -> None:
     """An ordinary API call through Caddy works: the todo is created."""
-    response = requests.post(proxied.url + "/api/todos", json={"text": "through caddy"}, timeout=5)
+    response = requests.post(proxied.caddy.url + "/api/todos", json={"text": "through caddy"}, timeout=5)
     assert response.status_code == 201, response.text
     assert response.json()["text"] == "through caddy"
 
 
 @pytest.mark.stack
-def test_a_body_over_the_limit_gets_a_json_413(proxied: ProxiedStack) -> None:
+def test_a_body_over_the_limit_gets_a_json_413(proxied: Running) -> None:
     """Over 1 MiB, with or without Content-Length: 413 with the app's JSON error shape."""
     body = b'{"text": "' + b"x" * MAX_BODY + b'"}'
-    declared = requests.post(proxied.url + "/api/todos", data=body,
+    declared = requests.post(proxied.caddy.url + "/api/todos", data=body,
                              headers={"Content-Type": "application/json"}, timeout=10)
     assert declared.status_code == 413
     assert declared.json() == {"error": f"request body too large (limit {MAX_BODY} bytes)",
@@ -844,16 +819,16 @@ def test_a_body_over_the_limit_gets_a_json_413(proxied: ProxiedStack) -> None:
         for start_at in range(0, len(body), 64 * 1024):
             yield body[start_at:start_at + 64 * 1024]
 
-    chunked = requests.post(proxied.url + "/api/todos", data=chunks(),
+    chunked = requests.post(proxied.caddy.url + "/api/todos", data=chunks(),
                             headers={"Content-Type": "application/json"}, timeout=10)
     assert chunked.status_code == 413
     assert chunked.json()["request_id"] == chunked.headers["X-Request-ID"]
 
 
 @pytest.mark.stack
-def test_the_app_logs_the_clients_address_not_caddys(proxied: ProxiedStack) -> None:
+def test_the_app_logs_the_clients_address_not_caddys(proxied: Running) -> None:
     """client_ip is the client's address; a forged X-Forwarded-For does not change it."""
-    host, port = proxied.url.removeprefix("http://").split(":")
+    host, port = proxied.caddy.url.removeprefix("http://").split(":")
     # The client speaks from 127.0.0.2 while Caddy reaches gunicorn from 127.0.0.1.
     conn = http.client.HTTPConnection(host, int(port), timeout=5, source_address=("127.0.0.2", 0))
     try:
@@ -863,15 +838,15 @@ def test_the_app_logs_the_clients_address_not_caddys(proxied: ProxiedStack) -> N
     finally:
         conn.close()
     assert response.status == 200
-    line = proxied.app_access_line(response.headers["X-Request-ID"])
+    line = app_access_line(proxied, response.headers["X-Request-ID"])
     assert line["client_ip"] == "127.0.0.2"
 
 
 @pytest.mark.stack
-def test_caddy_metrics_answer_on_their_own_port(proxied: ProxiedStack) -> None:
+def test_caddy_metrics_answer_on_their_own_port(proxied: Running) -> None:
     """Prometheus can scrape Caddy's request metrics from the metrics listener."""
-    requests.get(proxied.url + "/healthz", timeout=5)
-    response = requests.get(proxied.metrics_url, timeout=5)
+    requests.get(proxied.caddy.url + "/healthz", timeout=5)
+    response = requests.get(proxied.caddy.metrics_url, timeout=5)
     assert response.status_code == 200
     assert "caddy_http_requests_total" in response.text
     assert "caddy_http_request_duration_seconds_bucket" in response.text

@@ -95,10 +95,11 @@ def live_stacks(postgres_backend: Backend, embedded_backend: Backend,
 
         def on(name: str) -> launch.Running:
             if name not in running:
-                backend = backends[name]
-                settings = {k: v for k, v in backend.env.items() if k != "VAR_DIR"}
+                # The backend's own VAR_DIR: the in-process app of a test downloads the
+                # exports this worker writes there.
                 root = tmp_path_factory.mktemp(f"live-{name}")
-                running[name] = stacks.enter_context(private_stack(root, settings, migrate=False))
+                running[name] = stacks.enter_context(
+                    private_stack(root, backends[name].env, migrate=False))
             return running[name]
 
         yield on

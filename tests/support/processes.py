@@ -1,15 +1,20 @@
-"""Start and stop the real processes the tests run against (gunicorn, Celery, ...), on the
-stack library's process primitives (stack.processes)."""
+"""Start one process a test stops, kills or restarts itself, through the stack library.
+
+Stacks that run for a test or a module come from the fixtures of tests/support/plugin.py;
+these helpers serve the tests that take services down one by one (tests/test_reliability.py).
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from app.layout import PROJECT_ROOT
-from stack import processes
-from stack.config import BIN_DIR
+from stack import launch, processes
+from stack.config import BIN_DIR, LabConfig
+from stack.errors import StackError
 from stack.processes import Proc, free_port, http_session, wait_until
 
 __all__ = ["BIN", "ROOT", "Proc", "free_port", "http_ok", "start", "start_celery_worker",
@@ -35,50 +40,25 @@ def http_ok(url: str) -> bool:
     return http_session().get(url, timeout=2).status_code == 200
 
 
-def start_gunicorn(
-    env: Mapping[str, str], log_dir: Path, workers: int = 2, threads: int = 4
-) -> tuple[Proc, str]:
-    """Real gunicorn with the project's config on a free port; returns (proc, base_url)."""
-    port = free_port()
-    proc = start(
-        "web",
-        [str(BIN / "gunicorn"), "-c", str(ROOT / "stack" / "gunicorn.conf.py")],
-        {**env, "WEB_PORT": str(port), "GUNICORN_WORKERS": str(workers),
-         "GUNICORN_THREADS": str(threads)},
-        log_dir,
-    )
-    base = f"http://127.0.0.1:{port}"
+def _one(service: str, env: Mapping[str, str], **options: Any) -> launch.Handle:
+    """service alone, attached, in env's VAR_DIR on free ports; the caller stops it."""
+    config = LabConfig.private(Path(env["VAR_DIR"]), env, **options)
     try:
-        wait_until(lambda: not proc.alive() or http_ok(base + "/healthz"), 30,
-                   "gunicorn to answer /healthz")
-        if not proc.alive():
-            raise TimeoutError
-    except TimeoutError:
-        proc.stop()
-        raise AssertionError(f"gunicorn did not start:\n{proc.output()[-3000:]}") from None
-    return proc, base
+        return launch.start_one(config, service)
+    except StackError as exc:
+        raise AssertionError(f"{service} did not start:\n{exc}") from None
 
 
-def start_celery_worker(env: Mapping[str, str], log_dir: Path, concurrency: int = 2,
-                        name: str = "worker", extra_args: tuple[str, ...] = ()) -> tuple[Proc, str]:
+def start_gunicorn(env: Mapping[str, str], workers: int = 2, threads: int = 4) -> tuple[Proc, str]:
+    """Real gunicorn with the project's config on a free port; returns (proc, base_url)."""
+    web = _one("web", {**env, "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads)})
+    return web, web.url
+
+
+def start_celery_worker(env: Mapping[str, str], concurrency: int = 2,
+                        extra_args: tuple[str, ...] = ()) -> tuple[Proc, str]:
     """A real prefork Celery worker; returns (proc, metrics_url) once it serves metrics and
     has logged that it is ready."""
-    port = free_port()
-    proc = start(
-        name,
-        [str(BIN / "celery"), "-A", "worker.make_celery", "--quiet", "worker",
-         f"--concurrency={concurrency}", "--pool=prefork", "--loglevel=INFO",
-         f"--hostname={name}-{port}@%h", *extra_args],
-        {**env, "WORKER_METRICS_PORT": str(port)},
-        log_dir,
-    )
-    metrics_url = f"http://127.0.0.1:{port}/metrics"
-    try:
-        wait_until(lambda: not proc.alive() or (" ready." in proc.output() and http_ok(metrics_url)),
-                   60, "the Celery worker to be ready")
-        if not proc.alive():
-            raise TimeoutError
-    except TimeoutError:
-        proc.stop()
-        raise AssertionError(f"celery worker did not start:\n{proc.output()[-3000:]}") from None
-    return proc, metrics_url
+    worker = _one("worker", env, worker_concurrency=concurrency,
+                  worker_args=("--loglevel=INFO", f"--hostname=worker-{free_port()}@%h", *extra_args))
+    return worker, worker.metrics_url

@@ -9,7 +9,7 @@ web.jsonl and worker.jsonl (the JSON logs), spans.jsonl (the local span file), l
 prometheus/ (every Prometheus API answer the tests ask for, through a recording proxy),
 jaeger-*.json (Jaeger query-API answers *converted* from the span file: no Jaeger can run
 here, see analysis.traces.to_jaeger) and meta.json (the run's moments and known counts).
-The live test imports lab_stack, send_plan and wait_for_scrape from here.
+The live test imports recording_stack, send_plan and quiet_edge from here.
 """
 
 from __future__ import annotations
@@ -20,28 +20,20 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import requests
 
-from app.migrate import upgrade
-from app.settings import Settings
+from stack import launch
+from stack.config import LabConfig
+from stack.launch import Running
 from tests.data.analysis import recorded_http
-from tests.support.processes import (
-    BIN,
-    Proc,
-    free_port,
-    start,
-    start_celery_worker,
-    start_gunicorn,
-    wait_until,
-)
+from tests.support.processes import BIN, wait_until
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
@@ -77,96 +69,23 @@ def plan_counts(plan: tuple[Step, ...] = PLAN) -> dict[str, int]:
             "failures": sum(s.count for s in plan if s.status >= 400)}
 
 
-@dataclass
-class Stack:
-    """A running gunicorn (+ optional worker) scraped by a real Prometheus."""
-
-    base_url: str
-    prom_url: str
-    var_dir: Path
-    env: dict[str, str]
-    procs: list[Proc] = field(default_factory=list)
-
-    @property
-    def web_log(self) -> Path:
-        """The web JSON log file."""
-        return self.var_dir / "log" / "web.jsonl"
-
-    @property
-    def span_file(self) -> Path:
-        """The local span file (web and worker)."""
-        return self.var_dir / "log" / "spans.jsonl"
-
-
-def _prometheus_config(targets: dict[str, str], interval_s: float) -> str:
-    jobs = "".join(
-        f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
-        for job, target in targets.items())
-    return (f"global:\n  scrape_interval: {interval_s:g}s\n  scrape_timeout: {interval_s:g}s\n"
-            f"scrape_configs:\n{jobs}")
-
-
 @contextmanager
-def lab_stack(tmp: Path, with_worker: bool = False,
-              scrape_interval_s: float = SCRAPE_INTERVAL_S) -> Iterator[tuple[Stack, Proc | None]]:
-    """gunicorn (tracing to a span file, logs to a file), optionally a worker, and Prometheus."""
-    var = tmp / "var"
-    env = {"VAR_DIR": str(var), "APP_ENV": "test", "LOG_FILE": str(var / "log" / "web.jsonl"),
-           "TRACING_ENABLED": "true", "TRACE_FILE": str(var / "log" / "spans.jsonl"),
-           "BROKER_TIMEOUT": BROKER_TIMEOUT_S}
-    upgrade(database_url=Settings.from_env(env).database_url)
-    procs: list[Proc] = []
-    worker: Proc | None = None
-    try:
-        web, base = start_gunicorn(env, tmp / "procs")
-        procs.append(web)
-        targets = {"web": base.removeprefix("http://")}
-        if with_worker:
-            worker, metrics = start_celery_worker(
-                {**env, "LOG_FILE": str(var / "log" / "worker.jsonl")}, tmp / "procs")
-            procs.append(worker)
-            targets["worker"] = metrics.removeprefix("http://").removesuffix("/metrics")
-        config = tmp / "prometheus.yml"
-        config.write_text(_prometheus_config(targets, scrape_interval_s), encoding="utf-8")
-        port = free_port()
-        prom = start("prometheus", ["prometheus", f"--config.file={config}",
-                                    f"--storage.tsdb.path={tmp / 'tsdb'}",
-                                    f"--web.listen-address=127.0.0.1:{port}"], {}, tmp / "procs")
-        procs.append(prom)
-        prom_url = f"http://127.0.0.1:{port}"
-        stack = Stack(base, prom_url, var, env, procs)
-        wait_until(lambda: _targets_up(prom_url) >= len(targets), 60, "Prometheus to scrape")
-        yield stack, worker
-    finally:
-        for proc in reversed(procs):
-            proc.stop()
-
-
-def _targets_up(prom_url: str) -> int:
-    answer = requests.get(f"{prom_url}/api/v1/query", params={"query": "up == 1"}, timeout=2)
-    return len(answer.json()["data"]["result"])
-
-
-def wait_for_scrape(prom_url: str, after: float, job: str = "web") -> None:
-    """Block until Prometheus holds a scrape of job taken after the unix time `after`."""
-    def scraped() -> bool:
-        answer = requests.get(f"{prom_url}/api/v1/query",
-                              params={"query": f'timestamp(up{{job="{job}"}})'}, timeout=2)
-        result = answer.json()["data"]["result"]
-        return bool(result) and float(result[0]["value"][1]) > after
-
-    wait_until(scraped, 30, f"a scrape of {job} after {after}")
+def recording_stack(tmp: Path, with_worker: bool = False,
+                    scrape_interval_s: float = SCRAPE_INTERVAL_S) -> Iterator[Running]:
+    """gunicorn tracing to the span file, optionally a worker, and a Prometheus scraping them
+    every scrape_interval_s; their logs under VAR_DIR/log (stopped on the way out)."""
+    config = LabConfig.private(tmp / "var", {"TRACING_ENABLED": "true", "BROKER_TIMEOUT": BROKER_TIMEOUT_S},
+                               scrape_interval=f"{scrape_interval_s:g}s")
+    services = ("web", "worker", "prometheus") if with_worker else ("web", "prometheus")
+    with launch.attached(config, services) as running:
+        yield running
 
 
 def quiet_edge(prom_url: str, jobs: tuple[str, ...] = ("web",)) -> datetime:
-    """A run edge: a moment with a full scrape on each side and no traffic in between."""
-    before = time.time()
-    for job in jobs:
-        wait_for_scrape(prom_url, before, job)
-    edge = time.time()
-    for job in jobs:
-        wait_for_scrape(prom_url, edge, job)
-    return datetime.fromtimestamp(edge, UTC)
+    """A run edge (analysis.lab_context.quiet_edge) on the Prometheus at prom_url."""
+    from analysis import lab_context, prom  # not at import: the locustfile imports PLAN from here
+
+    return lab_context.quiet_edge(prom.Prometheus(prom_url, scrape_interval_s=SCRAPE_INTERVAL_S), jobs)
 
 
 def send_plan(base_url: str, plan: tuple[Step, ...] = PLAN) -> list[dict[str, Any]]:
@@ -202,20 +121,19 @@ def record(out: Path = HERE) -> None:
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        with lab_stack(tmp, with_worker=True) as (stack, worker):
-            jobs_start = quiet_edge(stack.prom_url, ("web", "worker"))
-            export_ids = run_exports(stack.base_url, 3)
-            jobs_end = quiet_edge(stack.prom_url, ("web", "worker"))
-            assert worker is not None
-            worker.stop()  # from here on /healthz/background finds no worker: a slow 503
+        with recording_stack(tmp, with_worker=True) as stack:
+            jobs_start = quiet_edge(stack.prometheus.url, ("web", "worker"))
+            export_ids = run_exports(stack.web.url, 3)
+            jobs_end = quiet_edge(stack.prometheus.url, ("web", "worker"))
+            stack.worker.stop()  # from here on /healthz/background finds no worker: a slow 503
 
-            run_start = quiet_edge(stack.prom_url)
+            run_start = quiet_edge(stack.prometheus.url)
             subprocess.run(
                 [str(BIN / "locust"), "-f", str(HERE / "locustfile.py"), "--headless", "-u", "1",
-                 "-r", "1", "-t", "120s", "-H", stack.base_url, "--csv", str(tmp / "locust"),
+                 "-r", "1", "-t", "120s", "-H", stack.web.url, "--csv", str(tmp / "locust"),
                  "--only-summary", "--loglevel", "WARNING"],
                 check=False, timeout=180, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
-            run_end = quiet_edge(stack.prom_url)
+            run_end = quiet_edge(stack.prometheus.url)
 
             meta: dict[str, Any] = {
                 "scrape_interval_s": SCRAPE_INTERVAL_S,
@@ -226,11 +144,12 @@ def record(out: Path = HERE) -> None:
                         "plan": [{"count": s.count, "method": s.method, "path": s.path,
                                   "status": s.status, "name": s.name} for s in PLAN]},
             }
-            with recorded_http.serve(out / "prometheus", upstream=stack.prom_url) as proxy:
+            with recorded_http.serve(out / "prometheus", upstream=stack.prometheus.url) as proxy:
                 exercise(proxy, meta)
         # Copied after the stack stopped: gunicorn flushes its buffered spans on exit.
-        for name in ("web.jsonl", "worker.jsonl", "spans.jsonl"):
-            shutil.copy(stack.var_dir / "log" / name, out / name)
+        layout = stack.config.layout
+        for path in (layout.log("web"), layout.log("worker"), layout.span_file):
+            shutil.copy(path, out / path.name)
         shutil.copy(tmp / "locust_stats.csv", out / "locust_stats.csv")
 
     spans = traces.read_span_file(out / "spans.jsonl").spans
