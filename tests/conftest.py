@@ -1,4 +1,5 @@
-"""Fixtures over real services: PostgreSQL, Redis, a Celery worker, gunicorn.
+"""Fixtures over real services: the backends (PostgreSQL + Redis, or the embedded SQLite
+defaults), the in-process app and its client; the stacks come from tests/support/plugin.py.
 
 Every test run creates its own PostgreSQL database and takes a Redis database number of
 its own; both are dropped/flushed at the end. The contract tests run twice: on

@@ -153,6 +153,11 @@ def mark_no_reload(page: Page) -> None:
     page.evaluate("window.__sameDocument = true")
 
 
+def open_list_of(page: Page, *texts: str) -> None:
+    """The page showing exactly these todos (added through the API), marked to catch a reload."""
+    open_list_of(page, *texts)
+
+
 def assert_no_reload(page: Page) -> None:
     """The page was not reloaded since mark_no_reload."""
     assert page.evaluate("window.__sameDocument === true"), "the page was reloaded"
@@ -185,9 +190,7 @@ def test_empty_state_then_add_tasks_with_the_keyboard(page: Page) -> None:
 
 
 def test_toggle_edit_and_delete_happen_in_place_and_survive_a_reload(page: Page) -> None:
-    seed(page, "Buy milk", "Call Alice", "Water the plants")
-    page.goto("/")
-    mark_no_reload(page)
+    open_list_of(page, "Buy milk", "Call Alice", "Water the plants")
 
     done = page.get_by_role("button", name="Done: Buy milk")
     done.click()
@@ -228,9 +231,7 @@ def test_toggle_edit_and_delete_happen_in_place_and_survive_a_reload(page: Page)
 
 
 def test_reorder_with_the_keyboard(page: Page) -> None:
-    seed(page, "First", "Second", "Third")
-    page.goto("/")
-    mark_no_reload(page)
+    open_list_of(page, "First", "Second", "Third")
 
     move_down = page.get_by_role("button", name="Move down: First")
     move_down.focus()
@@ -258,9 +259,7 @@ def test_reorder_with_the_keyboard(page: Page) -> None:
 
 
 def test_reorder_by_drag_and_drop(page: Page) -> None:
-    seed(page, "Alpha", "Bravo", "Charlie")
-    page.goto("/")
-    mark_no_reload(page)
+    open_list_of(page, "Alpha", "Bravo", "Charlie")
     target = item(page, "Charlie")
     box = target.bounding_box()
     assert box is not None

@@ -4,16 +4,19 @@ Every stack a test runs against is started by the stack library (stack.launch.at
 always stopped, also when one of its services fails to start. Variations come from
 overriding a fixture, never from copying setup:
 
-- `stack_settings` (module scope): the settings every stack of a module starts with. The
-  default is the test defaults on the run's PostgreSQL database and Redis database number;
-  a module overrides it by defining a fixture of the same name.
-- `stack_factory` (session scope): `stack_factory(settings, services, ...)` is a context
-  manager that starts a private stack (its own VAR_DIR and free ports) with
-  `stack_settings` plus settings, and yields its `stack.launch.Running`. For the modules
-  that need a stack of their own: tracing on, a password in the database URL, a faults
-  token, a dead collector, a service stopped on purpose.
-- `live_stack` (session scope, per backend): the one shared web + worker, on PostgreSQL and
-  Redis or on the embedded defaults; `live_web` and `live_worker` are its parts.
+- `stack_settings` (module scope): the settings every stack of a module starts with: the
+  test defaults on the run's PostgreSQL database and Redis database number. A module
+  overrides it by defining a fixture of the same name (test_browser.py: the embedded
+  defaults).
+- `stack_factory` (module scope): `with stack_factory(settings, services, ...) as running`
+  starts a private stack (its own VAR_DIR and free ports) with `stack_settings` plus
+  settings, and yields its `stack.launch.Running` (`running.web.url`,
+  `running.worker.metrics_url`, `running.web.output()`, ...). For the modules that need a
+  stack of their own: tracing on, a password in the database URL, a faults token, a dead
+  collector, a service stopped on purpose.
+- `live_stacks` / `live_stack` (session scope): the one shared web + worker per backend
+  (PostgreSQL and Redis, or the embedded defaults), started on first use; `live_web` and
+  `live_worker` are its parts.
 
 Every process these fixtures start is stopped by its pid (its session), never by name.
 """
@@ -53,7 +56,8 @@ def private_stack(root: Path, settings: Mapping[str, str], services: tuple[str, 
                   workers: int = 2, threads: int = 4, concurrency: int = 2,
                   extra_worker_args: tuple[str, ...] = (), migrate: bool = True,
                   timeout: float = 90) -> Iterator[launch.Running]:
-    """A stack of its own under root (its VAR_DIR), stopped on the way out whatever happens."""
+    """A stack of its own under root (its VAR_DIR, unless settings name another), stopped
+    on the way out whatever happens."""
     config = LabConfig.private(
         root / "var",
         {**TEST_SETTINGS, "GUNICORN_WORKERS": str(workers), "GUNICORN_THREADS": str(threads), **settings},
