@@ -29,11 +29,14 @@ pytest_plugins = ["tests.support.plugin"]
 
 # Fixtures whose use puts a test on PostgreSQL (the `postgres` marker is set from them).
 POSTGRES_FIXTURES = frozenset({"pg_database_url", "postgres_backend"})
+# Fixtures that start processes of the stack (the `stack` marker is set from them).
+STACK_FIXTURES = frozenset({"live_stacks", "live_stack", "live_web", "live_worker", "stack_factory"})
 BACKEND_MARKS = ("postgres", "embedded")
 
 
 def _mark_backend(item: pytest.Item) -> None:
-    """Mark a test `postgres` or `embedded` after the data store it runs on."""
+    """Mark a test `postgres` or `embedded` after the data store it runs on, and `stack` when
+    it takes a stack from the plugin's fixtures."""
     params = getattr(item, "callspec", None)
     chosen = {v for v in params.params.values() if isinstance(v, str)} if params else set()
     fixtures = set(getattr(item, "fixturenames", ()))
@@ -44,6 +47,8 @@ def _mark_backend(item: pytest.Item) -> None:
     for name in BACKEND_MARKS:
         if name in chosen:
             item.add_marker(name)
+    if fixtures & STACK_FIXTURES:
+        item.add_marker("stack")
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)

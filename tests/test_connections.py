@@ -14,8 +14,8 @@ import pytest
 from flask import Flask
 
 from app import close_app
-from tests.conftest import Backend
 from tests.support import sqlite_guard
+from tests.support.backends import Backend
 
 
 def test_a_connection_collected_while_open_is_reported(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ from sqlalchemy import create_engine, make_url, text, update
 from app.db import db
 from app.idempotency import HEADER, REPLAY_HEADER, delete_expired
 from app.models import IdempotencyKey, utcnow
-from tests.conftest import Backend
+from tests.support.backends import Backend
 from tests.support.processes import wait_until
 from tests.test_routes import error_of
 

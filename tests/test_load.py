@@ -123,10 +123,10 @@ def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Runn
 
 
 @pytest.fixture(scope="module")
-def distributed_run(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
+def distributed_run(stack: Running, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
     """The same steady scenario from a Locust master and two worker processes."""
     result = run_headless(
-        stack.base_url, "steady", users=8, duration=20,
+        stack.web.url, "steady", users=8, duration=20,
         reports_dir=tmp_path_factory.mktemp("distributed-reports"), extra_env=FAST_USERS, workers=2,
     )
     print(result.summary())
