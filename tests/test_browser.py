@@ -155,7 +155,9 @@ def mark_no_reload(page: Page) -> None:
 
 def open_list_of(page: Page, *texts: str) -> None:
     """The page showing exactly these todos (added through the API), marked to catch a reload."""
-    open_list_of(page, *texts)
+    seed(page, *texts)
+    page.goto("/")
+    mark_no_reload(page)
 
 
 def assert_no_reload(page: Page) -> None:
