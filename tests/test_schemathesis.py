@@ -18,23 +18,20 @@ from pathlib import Path
 import pytest
 
 from stack.databases import temporary_pg_database
-from tests.support.processes import BIN, ROOT, start_gunicorn
+from tests.support.plugin import StackFactory
+from tests.support.processes import BIN, ROOT
 
 CONFIG = ROOT / "tests" / "schemathesis.toml"
 
 
 @pytest.fixture(scope="module")
-def api_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def api_base(stack_factory: StackFactory) -> Iterator[str]:
     """gunicorn (2 workers x 4 threads) on a PostgreSQL database of its own."""
-    tmp: Path = tmp_path_factory.mktemp("schemathesis")
-    with temporary_pg_database("todolab_schemathesis") as url:
-        web, base = start_gunicorn({"VAR_DIR": str(tmp), "APP_ENV": "test", "DATABASE_URL": url,
-                                    "LOG_LEVEL": "WARNING"}, tmp / "log")
-        try:
-            yield base
-        finally:
-            web.stop()
-        assert "Traceback" not in web.output(), web.output()[-3000:]
+    with temporary_pg_database("todolab_schemathesis") as url, stack_factory(
+            {"DATABASE_URL": url, "CELERY_BROKER_URL": "", "LOG_LEVEL": "WARNING"}, ("web",)) as running:
+        yield running.web.url
+        output = running.web.output()
+    assert "Traceback" not in output, output[-3000:]
 
 
 def test_schemathesis_finds_nothing_in_the_documented_api(api_base: str, tmp_path: Path) -> None:
