@@ -49,8 +49,12 @@ FROM base AS lab
 COPY --from=builder-lab /opt/venv /opt/venv
 # Sources stay owned by root: the app user can read them, not change them.
 COPY . /app
-# The notebooks' kernel, registered in the venv now: at run time the venv is read-only.
-RUN python -c "from analysis.notebook_run import ensure_kernel; ensure_kernel()"
+# jq: the logs notebook's jq exercises run the learner's filter with it. The notebooks'
+# kernel, registered in the venv now: at run time the venv is read-only.
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends "jq=1.6*" \
+    && rm -rf /var/lib/apt/lists/* \
+    && python -c "from analysis.notebook_run import ensure_kernel; ensure_kernel()"
 USER 10001:10001
 EXPOSE 8089 8888
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
