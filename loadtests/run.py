@@ -17,6 +17,7 @@ import argparse
 import csv
 import os
 import signal
+import socket
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -158,6 +159,13 @@ def report_prefix(reports_dir: Path, shape: str, now: datetime | None = None) ->
     return prefix
 
 
+def _free_port() -> int:
+    """A TCP port on 127.0.0.1 that nobody listens on right now (for the Locust master)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def run_headless(
     host: str,
     shape: str = "steady",
@@ -197,7 +205,13 @@ def run_headless(
     ]
     if workers:
         # The master runs the shape and writes every report from the workers' statistics.
-        command += ["--processes", str(workers)]
+        # On loopback (the workers are our own children; no other machine may join) and on a
+        # port of its own: Locust's fixed default (5557) would collide with any other
+        # distributed run on the machine, and its workers would then report nothing.
+        port = str(_free_port())
+        command += ["--processes", str(workers),
+                    "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+                    "--master-host", "127.0.0.1", "--master-port", port]
     env = {**os.environ, **(extra_env or {})}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     with open(log, "wb") as out:
