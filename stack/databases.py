@@ -23,6 +23,20 @@ PG_ADMIN_URL = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.
 REDIS_BASE_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379").rstrip("/")
 
 
+def _holder_is_gone(holder: bytes | str | None) -> bool:
+    """True when a lock's holder (a pid on this machine) no longer runs."""
+    pid = holder.decode() if isinstance(holder, bytes) else holder
+    if not pid or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 @contextmanager
 def reserved_redis_db() -> Iterator[str]:
     """A Redis database number nobody else holds, flushed before and after."""
@@ -30,6 +44,10 @@ def reserved_redis_db() -> Iterator[str]:
     for number in range(1, 16):
         lock = f"todolab:test-db-lock:{number}"
         if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
+            break
+        if _holder_is_gone(client.get(lock)):
+            # A run killed before its cleanup left its lock behind; the number is free.
+            client.set(lock, os.getpid(), ex=4 * 3600)
             break
     else:
         raise RuntimeError("no free Redis database number (1-15) for this test run")

@@ -32,6 +32,7 @@ import pytest
 
 from stack import launch
 from stack.config import LabConfig
+from stack.databases import reserved_redis_db
 from stack.processes import Proc
 from tests.support.backends import Backend
 
@@ -79,10 +80,18 @@ def stack_factory(stack_settings: dict[str, str], tmp_path_factory: pytest.TempP
     """Start a private stack: `with stack_factory(settings, services, ...) as running`, with
     stack_settings plus settings; options as private_stack's."""
 
+    @contextmanager
     def make(settings: Mapping[str, str] | None = None, services: tuple[str, ...] = ("web", "worker"),
-             **options: object) -> AbstractContextManager[launch.Running]:
+             **options: object) -> Iterator[launch.Running]:
         root = tmp_path_factory.mktemp("stack")
-        return private_stack(root, {**stack_settings, **(settings or {})}, services, **options)  # type: ignore[arg-type]
+        merged = {**stack_settings, **(settings or {})}
+        with ExitStack() as own:
+            if "CELERY_BROKER_URL" not in (settings or {}) and \
+                    merged.get("CELERY_BROKER_URL", "").startswith("redis://"):
+                # A Redis database of its own: on the run's shared one, the shared stack's
+                # worker would take this stack's tasks (with other faults, another export dir).
+                merged["CELERY_BROKER_URL"] = own.enter_context(reserved_redis_db())
+            yield own.enter_context(private_stack(root, merged, services, **options))  # type: ignore[arg-type]
 
     return make
 
