@@ -4,8 +4,9 @@ Locust rewrites _stats.csv on a one-second timer and not at quit, so requests of
 second (users finishing their task, writers cleaning up in on_stop) can be missing from it.
 The JSON file is written at shutdown from every request: per name and method, the counts
 and the histogram of rounded response times Locust keeps. From that histogram the
-percentiles are computed with Locust's own rule (see analysis.locust_stats), and the
-Aggregated row is the sum of the entries, as Locust's total is.
+percentiles are computed with Locust's own rule (see analysis.locust_stats), the
+Aggregated row is the sum of the entries, as Locust's total is, and Requests/s is each
+count over the run's span (first request's start to the last request), as Locust's is.
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ def percentile_from_histogram(response_times: Counter[float], quantile: float) -
 
 
 def _row(kind: str, name: str, requests: int, failures: int, total_ms: float,
-         histogram: Counter[float]) -> dict[str, Any]:
+         histogram: Counter[float], span_s: float) -> dict[str, Any]:
     """One row in the CSV's columns."""
     row: dict[str, Any] = {
         "Type": kind, "Name": name, "Request Count": requests, "Failure Count": failures,
         "Median Response Time": percentile_from_histogram(histogram, 0.5),
         "Average Response Time": total_ms / requests if requests else math.nan,
+        "Requests/s": requests / span_s if span_s > 0 else 0.0,
     }
     for quantile in PERCENTILES:
         row[locust_stats.percentile_column(quantile)] = percentile_from_histogram(histogram, quantile)
@@ -53,6 +55,9 @@ def _row(kind: str, name: str, requests: int, failures: int, total_ms: float,
 def read_stats_json(path: str | Path) -> pd.DataFrame:
     """Rows per (method, name) plus "Aggregated", with the columns read_stats_csv gives."""
     entries = json.loads(Path(path).read_text(encoding="utf-8"))
+    starts = [float(e["start_time"]) for e in entries if e.get("start_time")]
+    lasts = [float(e["last_request_timestamp"]) for e in entries if e.get("last_request_timestamp")]
+    span_s = max(lasts) - min(starts) if starts and lasts else 0.0
     rows = []
     overall: Counter[float] = Counter()
     total_requests = total_failures = 0
@@ -61,12 +66,14 @@ def read_stats_json(path: str | Path) -> pd.DataFrame:
         histogram: Counter[float] = Counter(
             {float(ms): int(count) for ms, count in entry["response_times"].items()})
         rows.append(_row(str(entry["method"]), str(entry["name"]), int(entry["num_requests"]),
-                         int(entry["num_failures"]), float(entry["total_response_time"]), histogram))
+                         int(entry["num_failures"]), float(entry["total_response_time"]), histogram,
+                         span_s))
         overall.update(histogram)
         total_requests += int(entry["num_requests"])
         total_failures += int(entry["num_failures"])
         total_ms += float(entry["total_response_time"])
-    rows.append(_row("", locust_stats.AGGREGATED, total_requests, total_failures, total_ms, overall))
+    rows.append(_row("", locust_stats.AGGREGATED, total_requests, total_failures, total_ms, overall,
+                     span_s))
     frame = pd.DataFrame(rows)
     frame["Type"] = frame["Type"].astype("string")
     frame["Name"] = frame["Name"].astype("string")
