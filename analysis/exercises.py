@@ -357,6 +357,12 @@ def _verdict(item: Exercise, status: str, message: str, answer: Any,
     return verdict
 
 
+def _not_text(item: Exercise, answer: Any, what: str, example: str) -> Verdict:
+    """A query or filter answered with something else than a string."""
+    return _verdict(item, "wrong", f"ANSWER must be {what}, got {type(answer).__name__}", answer,
+                    (f"Put it in quotes: {example}",))
+
+
 def _unanswered(item: Exercise) -> Verdict:
     what = {"promql": "write your PromQL in ANSWER", "value": "compute your answer into ANSWER",
             "choice": f"put the key of your choice ({', '.join(item.options)}) in ANSWER",
@@ -380,6 +386,8 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     jq: ``log``, the JSON-lines file both filters run on. alert: nothing (promtool runs offline).
     """
     item = exercise(exercise_id)
+    if answer is None and not filling():
+        return _unanswered(item)
     checker: Callable[..., Verdict] = {"promql": _check_promql, "value": _check_value,
                                        "choice": _check_choice, "number": _check_number,
                                        "jq": _check_jq, "alert": _check_alert}[item.answer_type]
@@ -390,13 +398,10 @@ def _check_promql(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdi
     prometheus: prom.Prometheus = context.pop("prometheus")
     at: datetime = context.pop("at", None) or datetime.now(UTC)
     expected_query = str(reference(item.id))
-    if answer is None and filling():
+    if answer is None:  # filling: the reference answers
         answer = expected_query
-    if answer is None:
-        return _unanswered(item)
     if not isinstance(answer, str):
-        return _verdict(item, "wrong", f"ANSWER must be a PromQL string, got {type(answer).__name__}",
-                        answer, ("Put the query in quotes: ANSWER = \"sum by (...) (...)\"",))
+        return _not_text(item, answer, "a PromQL string", 'ANSWER = "sum by (...) (...)"')
     text, moment = _collapse(answer), prom.require_aware(at, "at").isoformat()
     try:
         got = prometheus.instant(answer, at)
@@ -428,10 +433,8 @@ def _expected_value(item: Exercise, context: Mapping[str, Any]) -> Any:
 
 def _check_value(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
     expected = _expected_value(item, context)
-    if answer is None and filling():
+    if answer is None:  # filling: the reference answers
         answer = expected
-    if answer is None:
-        return _unanswered(item)
     problem = compare_values(answer, expected, item.tolerance)
     if problem:
         found = diagnose(item, None, answer, expected, context)
@@ -441,10 +444,8 @@ def _check_value(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdic
 
 def _check_choice(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
     expected = str(_expected_value(item, context)).strip().lower()
-    if answer is None and filling():
+    if answer is None:  # filling: the reference answers
         answer = expected
-    if answer is None:
-        return _unanswered(item)
     keys = {str(k).lower(): str(k) for k in item.options}
     given = str(answer).strip().strip("()").lower()
     if given not in keys:
@@ -461,10 +462,8 @@ def _check_choice(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdi
 
 def _check_number(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
     expected = float(_expected_value(item, context))
-    if answer is None and filling():
+    if answer is None:  # filling: the reference answers
         answer = expected
-    if answer is None:
-        return _unanswered(item)
     try:
         got = float(answer)
     except (TypeError, ValueError):
@@ -510,13 +509,10 @@ def _canonical(values: list[Any]) -> list[str]:
 def _check_jq(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
     log = Path(context["log"])
     expected_program = str(reference(item.id))
-    if answer is None and filling():
+    if answer is None:  # filling: the reference answers
         answer = expected_program
-    if answer is None:
-        return _unanswered(item)
     if not isinstance(answer, str):
-        return _verdict(item, "wrong", f"ANSWER must be a jq filter string, got {type(answer).__name__}",
-                        answer, ("Put the filter in quotes: ANSWER = 'select(.level == \"ERROR\")'",))
+        return _not_text(item, answer, "a jq filter string", "ANSWER = 'select(.level == \"ERROR\")'")
     expected = run_jq(expected_program, log)
     try:
         got = run_jq(answer, log)
@@ -565,10 +561,8 @@ def run_rule_test(item: Exercise, answer: Any) -> str | None:
 
 def _check_alert(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
     expected = reference(item.id)
-    if answer is None and filling():
+    if answer is None:  # filling: the reference answers
         answer = expected
-    if answer is None:
-        return _unanswered(item)
     try:
         rule_of(answer)
     except TypeError as exc:

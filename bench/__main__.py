@@ -46,6 +46,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "(after editing bench/findings.md)")
 
 
+# The sections that measure a server on a private PostgreSQL database: each module's
+# measure(database_url, tmp, plan), with its quick and full plans.
+ON_DATABASE: dict[str, tuple[Any, Any, Any]] = {
+    "overhead": (overhead, overhead.QUICK, overhead.FULL),
+    "proxy": (proxy, proxy.QUICK, proxy.FULL),
+    "page": (page, page.QUICK, page.FULL),
+    "locust": (locust_rate, locust_rate.QUICK, locust_rate.FULL),
+    "scrape": (scrape, scrape.QUICK_REQUESTS, scrape.FULL_REQUESTS),
+    "scale": (scale, scale.QUICK, scale.FULL),
+}
+
+
 def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
     """Run one section; returns (raw results, markdown)."""
     if name == "footprint":
@@ -54,24 +66,10 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
     if name == "turnaround":
         raw = turnaround.measure(tmp, quick)
         return raw, turnaround.render(raw)
+    module, quick_plan, full_plan = ON_DATABASE[name]
     with database.private_database() as url:
-        if name == "overhead":
-            raw = overhead.measure(url, tmp, overhead.QUICK if quick else overhead.FULL)
-            return raw, overhead.render(raw)
-        if name == "proxy":
-            raw = proxy.measure(url, tmp, proxy.QUICK if quick else proxy.FULL)
-            return raw, proxy.render(raw)
-        if name == "page":
-            raw = page.measure(url, tmp, page.QUICK if quick else page.FULL)
-            return raw, page.render(raw)
-        if name == "locust":
-            raw = locust_rate.measure(url, tmp, locust_rate.QUICK if quick else locust_rate.FULL)
-            return raw, locust_rate.render(raw)
-        if name == "scrape":
-            raw = scrape.measure(url, tmp, scrape.QUICK_REQUESTS if quick else scrape.FULL_REQUESTS)
-            return raw, scrape.render(raw)
-        raw = scale.measure(url, tmp, scale.QUICK if quick else scale.FULL)
-        return raw, scale.render(raw)
+        raw = module.measure(url, tmp, quick_plan if quick else full_plan)
+    return raw, module.render(raw)
 
 
 RENDER: dict[str, Callable[[Any], str]] = {

@@ -11,6 +11,7 @@ import psutil
 import psycopg2
 from sqlalchemy import create_engine, make_url, text
 
+from bench.procs import CpuMeter
 from stack.databases import temporary_pg_database
 
 PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -65,16 +66,17 @@ def serial_queries(database_url: str) -> None:
     engine.dispose()
 
 
-class PgCpuMeter:
+class PgCpuMeter(CpuMeter):
     """CPU seconds of the PostgreSQL backends serving one database (its connections' server
     processes): the database's side of a request, which the app's CPU does not show."""
 
     def __init__(self, database_url: str) -> None:
         """Meter the backends connected to database_url's database."""
         self.name = make_url(database_url).database
-        self._last = self._sample()
+        super().__init__(0)
 
-    def _sample(self) -> dict[tuple[int, float], float]:
+    def processes(self) -> list[psutil.Process]:
+        """The backends connected to the database now."""
         admin = psycopg2.connect(PG_ADMIN_URL)
         try:
             with admin.cursor() as cur:
@@ -82,17 +84,8 @@ class PgCpuMeter:
                 pids = [row[0] for row in cur.fetchall()]
         finally:
             admin.close()
-        sample = {}
+        found = []
         for pid in pids:
             with contextlib.suppress(psutil.Error):
-                proc = psutil.Process(pid)
-                times = proc.cpu_times()
-                sample[(pid, proc.create_time())] = times.user + times.system
-        return sample
-
-    def lap(self) -> float:
-        """CPU seconds the backends used since the previous lap."""
-        now = self._sample()
-        used = sum(value - self._last.get(key, 0.0) for key, value in now.items())
-        self._last = now
-        return used
+                found.append(psutil.Process(pid))
+        return found

@@ -43,14 +43,18 @@ class CpuMeter:
         self.pid = pid
         self._last = self._sample()
 
+    def processes(self) -> list[psutil.Process]:
+        """The processes metered now: the tree under pid."""
+        root = psutil.Process(self.pid)
+        return [root, *root.children(recursive=True)]
+
     def _sample(self) -> dict[tuple[int, float], float]:
         try:
-            root = psutil.Process(self.pid)
-            tree = [root, *root.children(recursive=True)]
+            processes = self.processes()
         except psutil.Error:
             return {}
         sample = {}
-        for proc in tree:
+        for proc in processes:
             with contextlib.suppress(psutil.Error):
                 times = proc.cpu_times()
                 sample[(proc.pid, proc.create_time())] = times.user + times.system
