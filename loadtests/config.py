@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, TypeVar
 
 SYNTHETIC_HEADER: Final = "X-Synthetic-Load"
 SYNTHETIC_VALUE: Final = "locust"
@@ -70,15 +70,19 @@ def parse_wait(raw: str | None) -> tuple[float, float]:
     return low, high
 
 
-def _positive(env: Mapping[str, str], name: str, default: float) -> float:
-    """A positive number from env[name], or default."""
+Number = TypeVar("Number", int, float)
+
+
+def _positive(env: Mapping[str, str], name: str, default: Number) -> Number:
+    """A number above 0 from env[name], of the default's type (a count takes no "2.5"), or
+    the default when the variable is unset or empty."""
     raw = env.get(name, "").strip()
-    if not raw:
-        return default
+    kind = type(default)
     try:
-        value = float(raw)
+        value = kind(raw) if raw else default
     except ValueError:
-        raise LoadConfigError(f"{name}: expected a number, got {raw!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise LoadConfigError(f"{name}: expected {what}, got {raw!r}") from None
     if value <= 0:
         raise LoadConfigError(f"{name}: must be above 0, got {raw!r}")
     return value
@@ -100,7 +104,7 @@ class LoadConfig:
         return cls(
             weights=parse_weights(env.get("LOAD_WEIGHTS")),
             wait=parse_wait(env.get("LOAD_WAIT")),
-            export_max_polls=int(_positive(env, "LOAD_EXPORT_MAX_POLLS", DEFAULT_EXPORT_MAX_POLLS)),
+            export_max_polls=_positive(env, "LOAD_EXPORT_MAX_POLLS", DEFAULT_EXPORT_MAX_POLLS),
             export_poll_interval=_positive(
                 env, "LOAD_EXPORT_POLL_INTERVAL", DEFAULT_EXPORT_POLL_INTERVAL
             ),

@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from loadtests.checks import export_csv_problem
-from loadtests.config import LoadConfigError, parse_wait, parse_weights
+from loadtests.config import LoadConfig, LoadConfigError, parse_wait, parse_weights
 from loadtests.run import LoadRunResult, main, read_user_counts, run_headless
 from loadtests.shapes import Ramp, Spike, make_profile
 from stack.launch import Running
@@ -302,6 +302,18 @@ def test_weights_and_wait_from_the_environment() -> None:
             parse_weights(bad)
     with pytest.raises(LoadConfigError):
         parse_wait("3,1")
+
+
+def test_export_polling_from_the_environment() -> None:
+    """The poll count is a whole number above 0, the interval any number above 0."""
+    config = LoadConfig.from_env({"LOAD_EXPORT_MAX_POLLS": "3", "LOAD_EXPORT_POLL_INTERVAL": "0.1"})
+    assert (config.export_max_polls, config.export_poll_interval) == (3, 0.1)
+    assert LoadConfig.from_env({}).export_max_polls == 60
+    for env, message in (({"LOAD_EXPORT_MAX_POLLS": "2.5"}, "expected an integer, got '2.5'"),
+                         ({"LOAD_EXPORT_POLL_INTERVAL": "soon"}, "expected a number"),
+                         ({"LOAD_EXPORT_MAX_POLLS": "0"}, "must be above 0")):
+        with pytest.raises(LoadConfigError, match=message):
+            LoadConfig.from_env(env)
 
 
 GOOD_CSV = (
