@@ -11,7 +11,6 @@ from flask import (
     Response,
     current_app,
     jsonify,
-    make_response,
     redirect,
     request,
     send_file,
@@ -58,8 +57,9 @@ def start_export() -> BaseResponse:
         answer = redirect(url_for("todos.index", export=export.id, watch=1, _anchor="export"), code=303)
     else:
         status_url = f"/tasks/{export.id}"
-        answer = make_response(jsonify({"task_id": export.id, "status_url": status_url}), 202,
-                               {"Location": status_url})
+        answer = jsonify({"task_id": export.id, "status_url": status_url})
+        answer.status_code = 202
+        answer.headers["Location"] = status_url
     # Committed before it is queued: the worker must find the row.
     idempotency.commit(answer)
     try:
