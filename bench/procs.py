@@ -6,7 +6,6 @@ The processes themselves are started by the stack library (stack.launch.attached
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,13 +65,3 @@ class CpuMeter:
         used = sum(value - self._last.get(key, 0.0) for key, value in now.items())
         self._last = now
         return used
-
-
-def json_objects(text: str) -> list[dict[str, object]]:
-    """The JSON objects among a process's output lines (other lines are skipped)."""
-    found = []
-    for line in text.splitlines():
-        if line.startswith("{"):
-            with contextlib.suppress(ValueError):
-                found.append(json.loads(line))
-    return found

@@ -69,7 +69,7 @@ def run_export(base: str, worker: Handle, timeout: float = 600) -> dict[str, Any
 
 def _peak(worker: Handle, task_id: str) -> int:
     """peak_rss_kib of the 'export finished' line of task_id, or 0."""
-    for record in procs.json_objects(worker.output()):
+    for record in worker.json_records():
         if record.get("message") == "export finished" and task_id in str(record.get("task_id")):
             return int(str(record["peak_rss_kib"]))
     return 0

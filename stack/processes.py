@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 import requests
@@ -116,6 +117,16 @@ class Proc:
         with open(self.log_path, "rb") as fh:
             fh.seek(self.offset)
             return fh.read().decode("utf-8", errors="replace")
+
+    def json_records(self, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON objects among its output from character `since` on (other lines, such as a
+        server's own start-up text, are skipped)."""
+        found = []
+        for line in self.output()[since:].splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(ValueError):
+                    found.append(json.loads(line))
+        return found
 
     def alive(self) -> bool:
         """True while the process runs."""

@@ -8,6 +8,7 @@ import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -41,10 +42,9 @@ def sample(url: str, name: str, **labels: str) -> float:
     return total
 
 
-def access_lines(stack: Running, since: int = 0) -> list[dict[str, object]]:
-    """The web's access-log lines written after character offset since."""
-    return [json.loads(line) for line in stack.web.output()[since:].splitlines()
-            if line.startswith("{") and '"app.access"' in line]
+def access_since(stack: Running, since: int) -> list[dict[str, Any]]:
+    """The web's access-log records written after character offset since."""
+    return [r for r in stack.web.json_records(since) if r.get("logger") == "app.access"]
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_a_switch_reaches_every_worker_at_once_and_clearing_restores(stack: Runn
     assert body["request_id"] == answers[0].headers["X-Request-ID"]
     # Other endpoints are untouched by an endpoint-scoped fault.
     assert requests.get(f"{stack.web.url}/", timeout=10).status_code == 200
-    pids = {line["pid"] for line in access_lines(stack, offset) if line["status_code"] == 500}
+    pids = {line["pid"] for line in access_since(stack, offset) if line["status_code"] == 500}
     assert len(pids) == 2, "both gunicorn workers applied the fault"
 
     assert lab(stack, "fault", "clear").returncode == 0
@@ -109,7 +109,7 @@ def test_injected_errors_are_counted_as_500s_and_logged(stack: Running) -> None:
     assert 60 <= failed <= 140
     after = sample(metrics, "http_request_duration_seconds_count", **labels)
     assert after - before == failed
-    logged = [line for line in access_lines(stack, offset) if line["status_code"] == 500]
+    logged = [line for line in access_since(stack, offset) if line["status_code"] == 500]
     assert len(logged) == failed
 
 

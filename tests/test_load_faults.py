@@ -12,7 +12,6 @@ endpoint, and every other request name must have no failure at all.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +66,7 @@ def test_only_the_faulty_endpoint_fails(faulty_run: tuple[LoadRunResult, Proc]) 
 
 def test_locust_failures_equal_the_500s_in_the_access_log(faulty_run: tuple[LoadRunResult, Proc]) -> None:
     result, web = faulty_run
-    lines = [json.loads(line) for line in web.output().splitlines()
-             if line.startswith("{") and '"app.access"' in line]
+    lines = [r for r in web.json_records() if r.get("logger") == "app.access"]
     injected = [line for line in lines if line["status_code"] == 500]
     assert {line["endpoint"] for line in injected} == {"todos.index"}
     failed = sum(e.failures for e in result.endpoints if e.name in INDEX_NAMES)

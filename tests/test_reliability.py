@@ -44,11 +44,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RULES_DIR = ROOT / "stack" / "prometheus" / "rules"
 
 
-def json_lines(text: str) -> list[dict[str, Any]]:
-    """The JSON records of a process's output (every line should be one)."""
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
-
-
 @dataclass
 class WriteOutcome:
     """One POST /api/todos as the client saw it."""
@@ -168,7 +163,7 @@ def test_database_outage_is_reported_then_recovered_without_losing_a_2xx_write(t
         assert "Traceback" not in json.dumps(outcome.body)
 
     # One error line per failed request, with the cause, and no traceback anywhere.
-    records = json_lines(web.output())
+    records = web.json_records()
     unavailable = [r for r in records if r.get("message", "").startswith("database unavailable:")]
     for outcome in failed:
         mine = [r for r in unavailable if r.get("request_id") == outcome.body["request_id"]]

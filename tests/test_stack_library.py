@@ -141,3 +141,17 @@ def test_an_attached_stack_stops_what_started_when_a_later_service_fails(tmp_pat
     assert len(started) == 3
     assert [pid for pid in started if psutil.pid_exists(pid)
             and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE] == []
+
+
+def test_json_records_are_the_json_lines_of_a_process_from_an_offset(tmp_path: Path) -> None:
+    code = ("import json; print('starting up'); print(json.dumps({'n': 1}));"
+            " print('{not json'); print(json.dumps({'n': 2}))")
+    proc = processes.start("talker", [sys.executable, "-c", code], {"PATH": "/usr/bin:/bin"},
+                           ROOT, tmp_path / "talker.log")
+    try:
+        proc.popen.wait(30)
+        assert proc.json_records() == [{"n": 1}, {"n": 2}]
+        second = proc.output().index('{"n": 2}')
+        assert proc.json_records(since=second) == [{"n": 2}]
+    finally:
+        proc.stop()

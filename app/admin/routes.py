@@ -18,8 +18,8 @@ from app.todos.routes import json_body
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
-def board() -> Switchboard:
-    """This app's switchboard."""
+def current_board() -> Switchboard:
+    """This app's switchboard (the one its fault injection reads)."""
     board: Switchboard = current_app.extensions["faults"]
     return board
 
@@ -30,7 +30,7 @@ def inject_faults() -> None:
     endpoint = request.url_rule.endpoint if request.url_rule else names.UNMATCHED_ENDPOINT
     if endpoint in EXEMPT_ENDPOINTS or endpoint.startswith("admin.") or endpoint == "static":
         return
-    faults = board()
+    faults = current_board()
     if not faults.current():
         return
     faults.delay("latency", endpoint)
@@ -52,7 +52,7 @@ def _authorize() -> None:
 def list_faults() -> tuple[Response, int]:
     """The faults in force."""
     _authorize()
-    return jsonify({"faults": board().current()}), 200
+    return jsonify({"faults": current_board().current()}), 200
 
 
 @bp.put("/faults")
@@ -63,13 +63,13 @@ def replace_faults() -> tuple[Response, int]:
         faults = validate(json_body())
     except FaultError as exc:
         raise ApiError(400, str(exc)) from None
-    write_faults(board().path, faults)
-    return jsonify({"faults": board().current()}), 200
+    write_faults(current_board().path, faults)
+    return jsonify({"faults": current_board().current()}), 200
 
 
 @bp.delete("/faults")
 def clear_faults() -> tuple[Response, int]:
     """Switch every fault off."""
     _authorize()
-    write_faults(board().path, {})
-    return jsonify({"faults": board().current()}), 200
+    write_faults(current_board().path, {})
+    return jsonify({"faults": current_board().current()}), 200
