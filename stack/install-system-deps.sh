@@ -10,7 +10,9 @@ mode=${1:-lab}
 declare -A wanted=(
   [caddy]=caddy            # reverse proxy
   [prometheus]=prometheus  # metrics server (brings promtool)
-  [prometheus-alertmanager]=prometheus-alertmanager  # alert routing (brings amtool)
+  # alert routing: the server (Debian's binary is prometheus-alertmanager, Homebrew's
+  # alertmanager) and amtool, which both ship under that one name
+  [amtool]=prometheus-alertmanager
   [jq]=jq                  # the logs module's jq exercises
 )
 if [ "$mode" = test ]; then

@@ -284,7 +284,12 @@ def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -
     jupyter = services["jupyter"]["environment"]
     assert jupyter["PROMETHEUS_URL"] == "http://prometheus:9090"
     assert jupyter["JAEGER_URL"] == "http://jaeger:16686"
-    assert "./notebooks:/app/notebooks" in services["jupyter"]["volumes"]
+    # The tracked notebooks read-only; the learner's working copies in ./workshop.
+    assert "./notebooks:/app/notebooks:ro" in services["jupyter"]["volumes"]
+    assert "./workshop:/var/lib/todo/workshop" in services["jupyter"]["volumes"]
+    assert "--ServerApp.root_dir=/var/lib/todo/workshop" in services["jupyter"]["command"][2]
+    assert (ROOT / "workshop" / ".gitignore").read_text(encoding="utf-8").splitlines()[-2:] == \
+        ["*", "!.gitignore"]
     master = " ".join(services["locust-master"]["command"])
     assert "-f loadtests/locustfile.py" in master and "--host=http://caddy:80" in master
     assert "--master --master-bind-port=5557" in master
@@ -411,10 +416,11 @@ def test_the_notebooks_find_logs_reports_faults_and_the_app_in_compose(
 def test_jupyter_says_at_start_when_it_cannot_save_notebooks(compose: dict[str, Any]) -> None:
     """On Linux a bind mount keeps the host's owner: a wrong LAB_UID is one line at start."""
     command = compose["services"]["jupyter"]["command"]
-    assert command[:2] == ["sh", "-c"] and "test -w /app/notebooks" in command[2]
+    assert command[:2] == ["sh", "-c"] and "test -w /var/lib/todo/workshop" in command[2]
     # The start script itself, run by a shell as an unprivileged user (root may write
     # anywhere), on a directory it owns and on one it does not; jupyter is not started.
     script = compose_file.interpolate(command[2], {}).replace("exec jupyter lab", "exec echo started")
+    script = script.replace("python -m lab.cli notebook --copies-only", "true")
     as_nobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] \
         if os.geteuid() == 0 else []
     with tempfile.TemporaryDirectory() as tmp:
@@ -425,7 +431,7 @@ def test_jupyter_says_at_start_when_it_cannot_save_notebooks(compose: dict[str, 
             notebooks.mkdir()
             notebooks.chmod(mode)
             outcomes[mode] = subprocess.run(
-                [*as_nobody, "sh", "-c", script.replace("/app/notebooks", str(notebooks))],
+                [*as_nobody, "sh", "-c", script.replace("/var/lib/todo/workshop", str(notebooks))],
                 capture_output=True, text=True, timeout=60, check=False,
                 env={"PATH": os.environ["PATH"]})
     assert outcomes[0o777].returncode == 0 and outcomes[0o777].stdout.startswith("started")

@@ -13,6 +13,7 @@ from analysis import notebook_run, progress
 from lab import workshop
 from lab.cli import build_parser
 from lab.errors import LabError
+from stack import processes
 from stack.config import LabConfig
 
 
@@ -64,6 +65,27 @@ def test_lab_notebook_takes_reset_with_or_without_names() -> None:
     assert parser.parse_args(["notebook"]).reset is None
     assert parser.parse_args(["notebook", "--reset"]).reset == []
     assert parser.parse_args(["notebook", "--reset", "01-metrics"]).reset == ["01-metrics"]
+
+
+def test_lab_notebook_copies_only_makes_the_copies_and_starts_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """What the Docker path's jupyter runs at start: copies made once, kept after, no server."""
+    from lab.cli import main
+
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    config = LabConfig.from_env()
+    assert main(["notebook", "--copies-only"]) == 0
+    copies = sorted(p.name for p in config.workshop_dir.glob("*.ipynb"))
+    assert copies == [p.name for p in workshop.tracked(config)]
+    assert "copied into" in capsys.readouterr().out
+    edited = config.workshop_dir / copies[0]
+    edited.write_text("{}", encoding="utf-8")
+    assert main(["notebook", "--copies-only"]) == 0
+    assert edited.read_text(encoding="utf-8") == "{}"  # the learner's, kept
+    assert main(["notebook", "--copies-only", "--reset", edited.stem]) == 0
+    assert edited.read_text(encoding="utf-8") != "{}"
+    assert "restored from the tracked notebooks" in capsys.readouterr().out
+    assert processes.read_pid(config.run_dir, "jupyter") is None
 
 
 def test_a_jupyterlab_left_running_on_the_tracked_notebooks_is_not_reused(

@@ -1,9 +1,12 @@
-"""`lab notebook [--reset [NOTEBOOK ...]]`: JupyterLab on the learner's working copies.
+"""`lab notebook [--reset [NOTEBOOK ...]] [--copies-only]`: JupyterLab on the learner's working
+copies.
 
 The working copies live in VAR_DIR/workshop (lab.workshop): made from the tracked notebooks
 the first time, never overwritten after, so the tracked notebooks stay pristine and `lab demo`
 runs those, not a learner's edits. `--reset` restores copies from the tracked notebooks (the
-learner's versions are moved aside, not deleted).
+learner's versions are moved aside, not deleted). `--copies-only` makes or resets the copies
+and starts nothing: the Docker path's jupyter service runs it at start, before its own
+JupyterLab (and a facilitator can run it there with --reset).
 
 Started detached and recorded in var/run/jupyter.pid like the other services, so `lab down`
 stops it. It listens on 127.0.0.1:JUPYTER_PORT (default 8888) with a token (JUPYTER_TOKEN, or
@@ -34,6 +37,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reset", nargs="*", metavar="NOTEBOOK", default=None,
                         help="restore the working copies (all, or the named ones, e.g. "
                              "01-metrics) from the tracked notebooks; yours are moved aside")
+    parser.add_argument("--copies-only", action="store_true",
+                        help="make (or with --reset restore) the working copies and start nothing")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
                         help=f"seconds to wait for JupyterLab (default {START_TIMEOUT_S:g})")
 
@@ -78,6 +83,8 @@ def run(args: argparse.Namespace) -> int:
     """Start JupyterLab unless it already runs; print its URL."""
     config = LabConfig.from_env()
     _prepare_copies(config, args.reset)
+    if args.copies_only:
+        return 0
     port = config.port("JUPYTER_PORT")
     base = f"http://{LOCAL}:{port}"
     token = _token(config)

@@ -126,11 +126,15 @@ def stack() -> Iterator[Stack]:
     with tempfile.TemporaryDirectory(prefix="todo-lab-compose-") as tmp:
         workdir = Path(tmp) / "lab"
         shutil.copytree(ROOT, workdir, ignore=IGNORED, symlinks=True)
+        for item in (workdir / "workshop").iterdir():  # a fresh clone's: no working copies yet
+            if item.name != ".gitignore":
+                shutil.rmtree(item) if item.is_dir() else item.unlink()
         uid = HOST_UID if os.geteuid() == 0 else os.getuid()
         gid = HOST_UID if os.geteuid() == 0 else os.getgid()
         if os.geteuid() == 0:
-            shutil.chown(workdir / "notebooks", uid, gid)
-            for item in (workdir / "notebooks").iterdir():
+            # A host user's clone: ./workshop (the working copies) is theirs.
+            shutil.chown(workdir / "workshop", uid, gid)
+            for item in (workdir / "workshop").iterdir():
                 shutil.chown(item, uid, gid)
         env = {**read_env_file(), "POSTGRES_PASSWORD": PASSWORD, "SECRET_KEY": "compose-test-secret",
                "JUPYTER_TOKEN": "compose-test-token", "LAB_UID": str(uid), "LAB_GID": str(gid)}
@@ -163,12 +167,12 @@ def stack() -> Iterator[Stack]:
             assert not leftovers, f"volumes left behind: {leftovers}"
 
 
-def test_jupyter_refuses_a_notebooks_directory_it_cannot_write(stack: Stack) -> None:
-    """Failure case 3: the image's uid over notebooks a host user owns: one line, at start."""
+def test_jupyter_refuses_a_workshop_directory_it_cannot_write(stack: Stack) -> None:
+    """Failure case 3: the image's uid over working copies a host user owns: one line, at start."""
     result = stack.compose("run", "--rm", "--no-deps", "-T", "--user", "10001:10001", "jupyter",
                            check=False, timeout=300)
     assert result.returncode == 78, result.stdout + result.stderr
-    assert "./notebooks is not writable by uid 10001" in result.stdout + result.stderr
+    assert "./workshop is not writable by uid 10001" in result.stdout + result.stderr
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +273,14 @@ def test_a_recorded_load_run_and_every_notebook_run_in_the_jupyter_container(run
 
 
 def test_a_notebook_saved_in_jupyterlab_belongs_to_the_host_user(running: Stack) -> None:
-    """Failure case 3 fixed: with LAB_UID/LAB_GID, saving works and the file stays the user's."""
+    """Failure case 3 fixed: with LAB_UID/LAB_GID, saving works and the file stays the user's;
+    JupyterLab serves the working copies in ./workshop, made at start from ./notebooks, whose
+    tracked files stay as they were."""
+    tracked = sorted(p.name for p in (running.workdir / "notebooks").glob("[0-9][0-9]-*.ipynb"))
+    copies = running.workdir / "workshop"
+    assert tracked and [(copies / name).read_bytes() for name in tracked] == \
+        [(running.workdir / "notebooks" / name).read_bytes() for name in tracked]
+    assert all((copies / name).stat().st_uid == int(running.env["LAB_UID"]) for name in tracked)
     body = {"type": "notebook", "format": "json",
             "content": {"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}}
     with http() as client:
@@ -277,7 +288,7 @@ def test_a_notebook_saved_in_jupyterlab_belongs_to_the_host_user(running: Stack)
                            json=body, timeout=30,
                            headers={"Authorization": f"token {running.env['JUPYTER_TOKEN']}"})
     assert saved.status_code in (200, 201), saved.text
-    path = running.workdir / "notebooks" / "saved-by-test.ipynb"
+    path = copies / "saved-by-test.ipynb"
     assert path.is_file() and path.stat().st_uid == int(running.env["LAB_UID"])
 
 
