@@ -26,6 +26,7 @@ from app.models import TEXT_MAX, Export
 from app.observability.tracing import current_trace_id
 from app.observability.web import current_request_id
 from app.todos import service
+from app.todos.rows import render_rows
 from app.validation import shown
 
 bp = Blueprint("todos", __name__)
@@ -109,11 +110,13 @@ def render_list(
     )
     if edit_id is None:
         edit_id = requested_edit_id()
-        edit_text = next((t.text for t in page.items if t.id == edit_id), "")
+        if edit_id is not None:
+            edit_text = next((t.text for t in page.items if t.id == edit_id), "")
+    urls = row_url_prefixes(page.page or 1)
+    rows = render_rows(page.items, urls, page.page, edit_id, edit_text, edit_error or "")
     html = render_template(
-        "index.html", page=page, urls=row_url_prefixes(page.page or 1), error=error, text=text,
-        request_id=current_request_id(),
-        trace_id=current_trace_id(), edit_id=edit_id, edit_error=edit_error, edit_text=edit_text,
+        "index.html", page=page, urls=urls, rows=rows, error=error, text=text,
+        request_id=current_request_id(), trace_id=current_trace_id(),
         export=find_export(request.args.get("export")), watch=request.args.get("watch") == "1",
         text_max=TEXT_MAX, idempotency_field=idempotency.FORM_FIELD,
         # A fresh key per page: a form resubmitted after a lost answer is not added twice.
