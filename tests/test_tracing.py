@@ -155,6 +155,22 @@ def test_every_traced_response_names_its_span_in_traceparent(
 
 
 @pytest.mark.stack
+def test_a_page_is_traced_as_its_request_and_its_one_statement(
+        traced: Running, collector: FakeOtlpReceiver) -> None:
+    """Taking a pooled connection makes no `connect` span (docs/benchmarks.md, change 13),
+    and the count of todos rides on the page's query."""
+    assert requests.post(traced.web.url + "/api/todos", json={"text": "traced"}, timeout=10).ok
+    trace_id, span_id = ids(requests.get(traced.web.url + "/", timeout=10).headers["traceparent"])
+    # The statement's span ends before the request's: once that has arrived, so has it.
+    collector.wait_for(lambda spans: any(s.span_id == span_id for s in spans))
+    spans = sorted(collector.trace(trace_id), key=lambda s: s.kind)
+    assert [(s.kind, s.parent_id) for s in spans] == [(SERVER, ""), (CLIENT, span_id)], [
+        s.name for s in spans]
+    assert str(spans[1].attributes.get("db.statement")).startswith("SELECT")
+    assert not [s for s in collector.snapshot() if s.name == "connect"]
+
+
+@pytest.mark.stack
 def test_an_incoming_traceparent_is_continued(traced: Running, collector: FakeOtlpReceiver) -> None:
     caller_trace, caller_span = uuid.uuid4().hex, uuid.uuid4().hex[:16]
     response = requests.get(traced.web.url + "/api/todos", timeout=10,

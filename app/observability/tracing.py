@@ -322,8 +322,11 @@ def instrument_flask(app: Flask) -> None:
 
 
 def instrument_engine(engine: Any) -> None:
-    """Trace SQL through SQLAlchemy (the only DB instrumentor, so no duplicate spans)."""
+    """Trace SQL through SQLAlchemy (the only DB instrumentor, so no duplicate spans): one
+    span per statement, and none for taking a connection from the pool."""
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry.instrumentation.utils import unwrap
+    from sqlalchemy.engine import Engine
 
     # The instrumentor declares "sqlalchemy < 2.1" and otherwise silently instruments
     # nothing (no DB spans at all). The engine events it uses are unchanged in 2.1, and
@@ -331,6 +334,13 @@ def instrument_engine(engine: Any) -> None:
     SQLAlchemyInstrumentor().instrument(
         engine=engine, enable_commenter=False, skip_dep_check=True
     )
+    # The instrumentor also wraps Engine.connect in a `connect` span: a pool checkout and
+    # its pre-ping, in every request that touches the database. It was one span in three
+    # on GET / and one in four on POST /api/todos, and a large share of tracing's CPU
+    # (docs/benchmarks.md, change 13). Not kept: the checkout's time stays in the trace as
+    # the request span's own time before its first statement. The statement spans (the
+    # engine's events) are unchanged; unwrap does nothing when the wrapper is not there.
+    unwrap(Engine, "connect")
 
 
 def flush_tracing(timeout_ms: int = 5000) -> None:
