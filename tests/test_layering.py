@@ -2,7 +2,8 @@
 
     lab                                   the launcher's command line, on top
     bench                                 the benchmarks
-    worker  analysis  loadtests  stack    beside each other, none importing another
+    loadtests                             the load runner (it reads its runs with analysis)
+    worker  analysis  stack               beside each other, none importing another
     app                                   the web app, at the bottom
 
 Nothing outside tests/ imports tests. Imports inside functions count as much as the others.
@@ -17,7 +18,7 @@ import pytest
 from tests.support.processes import ROOT
 
 LAYERS: dict[str, int] = {
-    "app": 0, "worker": 1, "analysis": 1, "loadtests": 1, "stack": 1, "bench": 2, "lab": 3,
+    "app": 0, "worker": 1, "analysis": 1, "stack": 1, "loadtests": 2, "bench": 3, "lab": 4,
 }
 
 
