@@ -138,8 +138,8 @@ def stack() -> Iterator[Stack]:
                 shutil.chown(item, uid, gid)
         env = {**read_env_file(), "POSTGRES_PASSWORD": PASSWORD, "SECRET_KEY": "compose-test-secret",
                "JUPYTER_TOKEN": "compose-test-token", "LAB_UID": str(uid), "LAB_GID": str(gid)}
-        for variable in ("CADDY_PORT", "PROMETHEUS_PORT", "JAEGER_UI_PORT", "LOCUST_PORT",
-                         "JUPYTER_PORT"):
+        for variable in ("CADDY_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "JAEGER_UI_PORT",
+                         "LOCUST_PORT", "JUPYTER_PORT"):
             env[variable] = str(free_port())
         env_file = workdir / ".env"
         env_file.write_text("".join(f"{k}={v}\n" for k, v in env.items()), encoding="utf-8")
