@@ -40,7 +40,7 @@ $(VENV)/bin/python:
 
 # The lab: exactly the hashed versions of requirements-lab.lock (a room installing a month
 # apart gets the same), then the project itself without resolving anything again.
-$(LAB_STAMP): pyproject.toml requirements-lab.lock | $(VENV)/bin/python
+$(LAB_STAMP): pyproject.toml requirements-lab.lock $(VENV)/bin/python
 	$(BIN)/python -m pip install -q --require-hashes -r requirements-lab.lock
 	$(BIN)/python -m pip install -q --no-deps -e .
 	@rm -f $(VENV)/.lab-* $(VENV)/.test-*

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 from tests.support.processes import ROOT
@@ -61,3 +62,22 @@ def test_the_lab_needs_no_browser_and_the_tests_do(tmp_path: Path) -> None:
                            text=True, timeout=60, check=False)
     assert tests.returncode == 1
     assert "missing: chromium" in tests.stderr and "apt-get install chromium" in tests.stderr
+
+
+def test_make_lab_with_another_python_installs_into_the_venv_it_makes_again(tmp_path: Path) -> None:
+    """`make lab PYTHON=python3.13` over a venv of another version: the venv is made again and
+    the lock installed into it (the old venv's install stamp, removed with it, must not count)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    other = venv / "bin" / "python"
+    other.write_text("#!/bin/sh\necho 2.7\n", encoding="utf-8")  # answers any -c with its version
+    other.chmod(0o755)
+    lock_inputs = b"".join((ROOT / name).read_bytes() for name in ("pyproject.toml", "requirements-lab.lock"))
+    locksum = subprocess.run(["cksum"], input=lock_inputs, capture_output=True, check=True,
+                             timeout=30).stdout.split()[0].decode()
+    (venv / f".lab-{locksum}").touch()  # installed, for the old version
+    commands = subprocess.run(["make", "-n", "-C", str(ROOT), "lab", f"VENV={venv}",
+                               f"PYTHON={sys.executable}"],
+                              capture_output=True, text=True, check=True, timeout=60).stdout
+    assert "-m venv" in commands, commands
+    assert "--require-hashes -r requirements-lab.lock" in commands, commands
