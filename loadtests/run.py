@@ -113,13 +113,6 @@ class LoadRunResult:
         ])
 
 
-def _number(raw: str | None) -> float | None:
-    """A CSV cell as a number; Locust writes "N/A" when there is none."""
-    if raw is None or raw.strip() in ("", "N/A"):
-        return None
-    return float(raw)
-
-
 def read_stats(stats_json: Path) -> list[EndpointStats]:
     """Every request name of a run, and the "Aggregated" total (method ""), from Locust's
     --json-file: written at quit from every request, where `_stats.csv`, rewritten on a
