@@ -69,6 +69,36 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
+class ConfiguredCelery(Celery):
+    """A Celery app that uses the broker and result store it is configured with.
+
+    Celery's settings read CELERY_BROKER_URL (and its _READ_ and _WRITE_ forms) and
+    CELERY_RESULT_BACKEND from the environment *ahead of* the configuration
+    (celery/app/utils.py, Settings.broker_url): a shell that exported them would send an app
+    built for another broker to the exported one. Here the app's own settings, which read the
+    same variables once, are what every connection and the result backend use.
+    """
+
+    def connection_for_read(self, url: str | None = None, **kwargs: Any) -> Any:
+        """The consuming connection, to the configured broker."""
+        return super().connection_for_read(url or self.conf.get("broker_url"), **kwargs)
+
+    def connection_for_write(self, url: str | None = None, **kwargs: Any) -> Any:
+        """The publishing connection, to the configured broker."""
+        return super().connection_for_write(url or self.conf.get("broker_url"), **kwargs)
+
+    def connection(self, hostname: str | None = None, *args: Any, **kwargs: Any) -> Any:
+        """Celery's older connection entry point, to the configured broker as well."""
+        return super().connection(hostname or self.conf.get("broker_url"), *args, **kwargs)
+
+    def _get_backend(self) -> Any:
+        """The configured result store (not the environment's CELERY_RESULT_BACKEND)."""
+        configured: str | None = self.conf.get("result_backend")
+        if configured:
+            self.backend_cls = configured
+        return super()._get_backend()
+
+
 def celery_init_app(app: Flask, settings: Settings) -> Celery:
     """Create the Celery app whose tasks run inside app.app_context()."""
 
@@ -79,7 +109,7 @@ def celery_init_app(app: Flask, settings: Settings) -> Celery:
             with app.app_context():
                 return self.run(*args, **kwargs)
 
-    celery_app = Celery(app.name, task_cls=FlaskTask)
+    celery_app = ConfiguredCelery(app.name, task_cls=FlaskTask)
     celery_app.config_from_object(celery_config(settings))
     celery_app.set_default()
     app.extensions["celery"] = celery_app

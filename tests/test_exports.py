@@ -143,7 +143,9 @@ def test_download_before_the_export_finished_is_409(app: Flask, client: FlaskCli
     assert client.get(f"/tasks/{pending}").get_json()["state"] == "queued"
 
 
-@pytest.mark.parametrize("task_id", ["not-a-uuid", str(uuid.uuid4()), "../../etc/passwd", "1"])
+# A fixed unknown UUID: a random one would name the test differently in each xdist worker.
+@pytest.mark.parametrize("task_id", ["not-a-uuid", "0b6f2a8e-3c1d-4e5f-9a7b-1c2d3e4f5a6b",
+                                     "../../etc/passwd", "1"])
 def test_unknown_export_ids_are_404(client: FlaskClient, task_id: str) -> None:
     for path in (f"/tasks/{task_id}", f"/download/{task_id}"):
         response = client.get(path)
@@ -167,6 +169,26 @@ def test_broker_down_answers_503_and_records_the_failure(
     background = client.get("/healthz/background")
     assert background.status_code == 503
     assert background.get_json()["broker"].startswith("unreachable")
+
+
+def test_the_configured_broker_wins_over_the_one_exported_in_the_shell(
+    backend: Backend, make_app: Callable[..., Flask], redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A learner who exported the README's settings (a live Redis) and builds an app for a dead
+    broker gets the dead one: Celery's own settings would take the exported URL first."""
+    for name in ("CELERY_BROKER_URL", "CELERY_BROKER_READ_URL", "CELERY_BROKER_WRITE_URL",
+                 "CELERY_RESULT_BACKEND"):
+        monkeypatch.setenv(name, redis_url)
+    closed = "redis://127.0.0.1:9/0"
+    app = make_app(backend.settings(CELERY_BROKER_URL=closed, CELERY_RESULT_BACKEND=closed,
+                                    BROKER_TIMEOUT="1"))
+    celery_app = app.extensions["celery"]
+    for connection in (celery_app.connection_for_write(), celery_app.connection_for_read()):
+        with connection:
+            assert (connection.transport_cls, connection.hostname, connection.port) == \
+                ("redis", "127.0.0.1", 9)
+    assert celery_app.backend.url == closed
+    assert app.test_client().post("/export").status_code == 503
 
 
 def private_broker_env(backend: Backend, stack: ExitStack, tmp_path: Path) -> dict[str, str]:
