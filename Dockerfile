@@ -54,7 +54,7 @@ COPY . /app
 RUN apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends "jq=1.6*" \
     && rm -rf /var/lib/apt/lists/* \
-    && python -c "from analysis.notebook_run import ensure_kernel; ensure_kernel()"
+    && python -c "from curriculum.notebook_run import ensure_kernel; ensure_kernel()"
 USER 10001:10001
 EXPOSE 8089 8888
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \

@@ -71,7 +71,7 @@ ALERTMANAGER_CONFIG = ROOT / "stack" / "alertmanager" / "alertmanager.yml"
 # The lab's SLO windows are the production ones divided by this (todo-slo.yml says so too).
 LAB_TIME_SCALE = 10
 PRODUCTION_BUDGET_PERIOD = timedelta(days=30)
-# A noisy bad share is allowed this many binomial standard deviations (as analysis.incident).
+# A noisy bad share is allowed this many binomial standard deviations (as curriculum.incident).
 SIGMAS = 4.0
 ERRORS, LATENCY = "errors", "latency"
 

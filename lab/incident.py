@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from analysis.blind_incident import TARGET_ENDPOINTS
+from curriculum.blind_incident import TARGET_ENDPOINTS
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from analysis.notebook_run import notebooks
+from curriculum.notebook_run import notebooks
 from lab.errors import LabError
 from stack.config import LabConfig
 

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from analysis import blind_incident, logs
-from analysis.blind_incident import RATE_WINDOW_S, Run, WindowTolerance, grade, parse_time, plan
+from analysis import logs
 from analysis.lab_context import LabContext, wait_for_scrape
+from curriculum import blind_incident
+from curriculum.blind_incident import RATE_WINDOW_S, Run, WindowTolerance, grade, parse_time, plan
 from lab.cli import main
 from tests.support.launcher import lab_env, lab_stack, run_lab
 

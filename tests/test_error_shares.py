@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis import incident, prom
+from analysis import prom
+from curriculum import incident
 from tests.support.promdata import FAULT, RecordedPrometheus, requests_between
 
 pytestmark = pytest.mark.stack

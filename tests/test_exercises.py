@@ -4,7 +4,7 @@ differently, and a wrong answer (which must come with advice on how to fix it).
 PromQL answers run against a real Prometheus serving known synthetic traffic
 (tests/support/promdata.py); pandas answers against the recorded logs of tests/data/analysis.
 
-Adding an exercise to analysis/exercise_bank.py means adding one `Case` to CASES below: the
+Adding an exercise to curriculum/exercise_bank.py means adding one `Case` to CASES below: the
 test that every exercise has a case fails until then. An answer is either a literal (PromQL
 string, option key, number) or a function of the data (`lambda d: d["access"]...`), where `d`
 holds: access (access lines of the recorded run), log_frame (all its log lines), spans (its
@@ -23,8 +23,9 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import benchmarks, exercises, logs, rule_grader, traces
-from analysis.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
+from analysis import benchmarks, logs, traces
+from curriculum import exercises, rule_grader
+from curriculum.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
 from tests.support.promdata import (
     TARGETS,
     RecordedPrometheus,
@@ -215,7 +216,7 @@ CASES: dict[str, Case] = {
     "6.6": Case(lambda d: _bench("c") - _bench("b"), lambda d: round(_bench("c") - _bench("b"), 3),
                 lambda d: _bench("c") - _bench("a"), advice="Compare (c) with (b)"),
     "7.2": Case("a", "A", "b", advice="Counters miss nothing"),
-    # Seed 7 draws a slow_db fault (analysis.blind_incident.plan): every endpoint, `*`.
+    # Seed 7 draws a slow_db fault (curriculum.blind_incident.plan): every endpoint, `*`.
     "7.3": Case("slow_db", "SLOW_DB", "latency", advice="the cause is shared",
                 context=("seed", "duration"), given={"seed": 7, "duration": 300}),
     "7.4": Case("*", " * ", "api.list_todos", advice="by (endpoint)",
@@ -226,7 +227,7 @@ CASES: dict[str, Case] = {
 def test_every_exercise_of_the_bank_has_a_case_and_a_solution() -> None:
     assert set(CASES) == set(EXERCISES), "add a Case to CASES for each new exercise (and back)"
     solutions = exercises.solutions().SOLUTIONS
-    assert set(EXERCISES) <= set(solutions), "every exercise needs a solution in notebooks/solutions.py"
+    assert set(EXERCISES) <= set(solutions), "every exercise needs a solution in curriculum/solutions.py"
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,7 @@ PROBE = """
 import sys
 from lab.cli import main
 code = main(sys.argv[1:])
-loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "locust", "analysis")
+loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("pandas", "locust", "analysis", "curriculum")
                 or m.startswith("lab.commands."))
 print("LOADED", " ".join(loaded))
 """

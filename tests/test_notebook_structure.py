@@ -13,8 +13,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from analysis import exercises, notebook_run, progress
-from analysis.exercise_bank import EXERCISES
+from curriculum import exercises, notebook_run, progress
+from curriculum.exercise_bank import EXERCISES
 
 TRACKED = notebook_run.notebooks()
 

@@ -15,8 +15,9 @@ import pandas as pd
 import pytest
 import requests
 
-from analysis import exercises, locust_json, logs, notebook_run
+from analysis import locust_json, logs
 from analysis.lab_context import LabContext
+from curriculum import exercises, notebook_run
 from tests.support.launcher import lab_env, lab_stack, run_lab
 
 FAULT, RATE = "error_rate.api.list_todos", 0.3

@@ -9,8 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis import exercises, notebook_run, progress
-from analysis.exercise_bank import EXERCISES, Exercise, Mistake
+from curriculum import exercises, notebook_run, progress
+from curriculum.exercise_bank import EXERCISES, Exercise, Mistake
 from lab.cli import main
 
 DATA = Path(__file__).parent / "data" / "analysis"
@@ -46,7 +46,7 @@ def test_a_learners_executed_notebook_is_graded_right_wrong_and_unanswered(
     monkeypatch.delenv(exercises.FILL_VARIABLE, raising=False)
     book = nbformat.v4.new_notebook()
     book.cells = [
-        _cell("from pathlib import Path\nfrom analysis import exercises, logs\n"
+        _cell("from pathlib import Path\nfrom analysis import logs\nfrom curriculum import exercises\n"
               f"frame = logs.load_logs(Path({str(DATA / 'web.jsonl')!r})).frame\n"
               "access = logs.access_lines(frame)"),
         _cell("ANSWER = access[access.status_code >= 500].groupby('endpoint').size()",

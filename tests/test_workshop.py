@@ -9,7 +9,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from analysis import notebook_run, progress
+from curriculum import notebook_run, progress
 from lab import workshop
 from lab.cli import build_parser
 from lab.errors import LabError

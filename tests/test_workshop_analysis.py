@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import alerting, benchmarks, cardinality, counters, logs, rule_grader, sampling
+from analysis import alerting, benchmarks, cardinality, counters, logs, sampling
 from analysis.lab_context import FaultWindow
 from app.observability import names
+from curriculum import rule_grader
 from tests.support.promdata import RecordedPrometheus
 
 DATA = Path(__file__).parent / "data" / "analysis"

@@ -1,7 +1,7 @@
 """`lab incident --seed N [--blind]`: replay a reproducible incident by switching faults over time.
 
 Without --blind the schedule (several episodes) is printed as it is applied. With --blind one
-fault drawn from the seed (analysis.blind_incident) runs without a word about what it is;
+fault drawn from the seed (curriculum.blind_incident) runs without a word about what it is;
 `lab incident answer --seed N --fault KIND --endpoint NAME --start T --end T` grades the
 learner's diagnosis afterwards (or while it runs).
 """
@@ -13,8 +13,8 @@ import json
 import time
 from datetime import UTC, datetime
 
-from analysis import blind_incident
 from app.faults import write_faults
+from curriculum import blind_incident
 from lab.errors import LabError
 from lab.incident import Step, schedule
 from lab.switchboard import board

@@ -1,7 +1,7 @@
 """`lab progress [--json] [NOTEBOOK...]`: grade a learner's saved notebooks without running them.
 
 With no argument it grades the learner's working copies (VAR_DIR/workshop, made by
-`lab notebook`). Each exercise is right, wrong or unanswered (analysis.progress says how a
+`lab notebook`). Each exercise is right, wrong or unanswered (curriculum.progress says how a
 saved notebook is read). `--json` prints one document a facilitator collects per learner;
 `--room FILE...` reads such documents and shows, per exercise, how the room is doing and who
 has a wrong answer (who to help first).
@@ -54,7 +54,7 @@ def _prometheus(config: LabConfig, offline: bool) -> Prometheus | None:
 
 def _room(files: list[Path]) -> int:
     """Per exercise across learners: right/wrong/unanswered counts and who is wrong."""
-    from analysis import progress
+    from curriculum import progress
 
     reports = []
     for path in files:
@@ -72,7 +72,7 @@ def _room(files: list[Path]) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Grade, then print a table (or JSON) and a one-line summary; or summarise a room."""
-    from analysis import notebook_run, progress
+    from curriculum import notebook_run, progress
 
     if args.room:
         return _room(list(args.room))

@@ -111,7 +111,7 @@ class RuleRun:
     """One alerting rule written to a rules file, asked whether it fires on scenario after scenario.
 
     The one place the workshop runs promtool on a learner's rule: `grade` below and the
-    exercise engine's answer_type "alert" (analysis.exercises) both ask through it.
+    exercise engine's answer_type "alert" (curriculum.exercises) both ask through it.
     """
 
     def __init__(self, workdir: Path, expr: str, for_: str = FOR, alert: str = ALERT) -> None:

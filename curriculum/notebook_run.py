@@ -139,13 +139,13 @@ def write_report(outcomes: Sequence[NotebookOutcome], path: Path, summary: Mappi
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m analysis.notebook_run [OUT_DIR]`: every notebook headless, exercises answered.
+    """`python -m curriculum.notebook_run [OUT_DIR]`: every notebook headless, exercises answered.
 
     For a stack this launcher did not start (the compose jupyter container): the notebooks
     find the lab through the environment (analysis.lab_context). Exit 1 when one failed.
     """
-    from analysis.exercises import FILL_VARIABLE
     from analysis.lab_context import LabContext
+    from curriculum.exercises import FILL_VARIABLE
 
     args = list(sys.argv[1:] if argv is None else argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -2,7 +2,7 @@
 
 PromQL exercises hold the query; pandas exercises hold a function of the same data the
 notebook passes to the check (``access``: the access-log lines of the run). The checks in
-analysis.exercises compare *results*, so any equivalent answer is right.
+curriculum.exercises compare *results*, so any equivalent answer is right.
 """
 
 from __future__ import annotations
@@ -196,14 +196,14 @@ SOLUTIONS["7.2"] = "a"
 # 7.3, 7.4 The blind incident of a seed: its fault kind and endpoint (derived from the seed).
 def blind_kind(seed: int, duration: float) -> str:
     """The fault kind the seed draws."""
-    from analysis import blind_incident
+    from curriculum import blind_incident
 
     return blind_incident.plan(seed, duration).kind
 
 
 def blind_endpoint(seed: int, duration: float) -> str:
     """The endpoint the seed's fault hits ('*' for slow_db)."""
-    from analysis import blind_incident
+    from curriculum import blind_incident
 
     return blind_incident.plan(seed, duration).endpoint or blind_incident.ALL_ENDPOINTS
 
@@ -213,7 +213,7 @@ SOLUTIONS["7.4"] = blind_endpoint
 
 
 # The blind incident's window (not an exercise of the bank: graded by
-# analysis.blind_incident.answer with its own tolerance): when the fault went on and off.
+# curriculum.blind_incident.answer with its own tolerance): when the fault went on and off.
 def blind_window(run: Any) -> tuple[str, str]:
     """(start, end) of the run's fault, ISO 8601."""
     return run.fault_on.isoformat(), run.fault_off.isoformat()
@@ -241,8 +241,8 @@ LIST_ERRORS_ALERT = (
 
 
 def rule_outcomes() -> dict[str, str]:
-    """What every scenario of analysis.rule_grader says about a right rule."""
-    from analysis import rule_grader
+    """What every scenario of curriculum.rule_grader says about a right rule."""
+    from curriculum import rule_grader
 
     return {scenario.name: "as it should" for scenario in rule_grader.SCENARIOS}
 

@@ -1,7 +1,7 @@
 """The workshop's exercises: question, hint, why, options, tolerance and common mistakes.
 
-Each exercise is data; analysis.exercises checks answers against it and the reference solution
-in notebooks/solutions.py. Adding one means adding an `Exercise` to EXERCISES below, a solution
+Each exercise is data; curriculum.exercises checks answers against it and the reference solution
+in curriculum/solutions.py. Adding one means adding an `Exercise` to EXERCISES below, a solution
 to SOLUTIONS and a case to tests/test_exercises.py (a right, an equivalent and a wrong answer).
 
 Answer types:
@@ -18,7 +18,7 @@ Answer types:
 An alert exercise's `rule_test` is YAML: a list of scenarios, each `name`, `series` (selector ->
 values in promtool's notation, 5 s apart), `eval_time` and `fires` (true/false). The learner's
 rule is right when it fires in exactly the scenarios that say so, whatever labels it gives
-the alert (analysis.rule_grader.RuleRun asks promtool); the reference must pass them too.
+the alert (curriculum.rule_grader.RuleRun asks promtool); the reference must pass them too.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """Exercise checks for the notebooks: is the learner's answer right, and if not, how to fix it?
 
 One entry point, ``check(exercise_id, answer, **context)``, for every exercise of the bank
-(analysis.exercise_bank): PromQL (context: ``prometheus``, ``at``), computed values (context:
+(curriculum.exercise_bank): PromQL (context: ``prometheus``, ``at``), computed values (context:
 the notebook's data, passed to the reference function), choices and numbers. An answer is
-right when it gives the same *result* as the reference solution (notebooks/solutions.py), not
+right when it gives the same *result* as the reference solution (curriculum/solutions.py), not
 when it is spelled the same:
 
 - PromQL results are compared series by series. A label the answer has and the reference has
@@ -28,7 +28,6 @@ output, from which `lab progress` grades a saved notebook without running it.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -48,9 +47,8 @@ import pandas as pd
 import yaml
 
 from analysis import prom
-from analysis.exercise_bank import EXERCISES, FLOAT_ROUNDING, Exercise, Mistake, Tolerance
+from curriculum.exercise_bank import EXERCISES, FLOAT_ROUNDING, Exercise, Mistake, Tolerance
 
-SOLUTIONS_FILE = Path(__file__).resolve().parents[1] / "notebooks" / "solutions.py"
 FILL_VARIABLE = "LAB_FILL_SOLUTIONS"
 VERDICT_MIME = "application/vnd.todolab.verdict+json"
 STATUSES = ("right", "wrong", "unanswered")
@@ -108,13 +106,10 @@ def filling() -> bool:
     return os.environ.get(FILL_VARIABLE, "").strip() in ("1", "true", "yes")
 
 
-def solutions(path: Path = SOLUTIONS_FILE) -> ModuleType:
-    """The solutions module (notebooks/solutions.py), loaded by path."""
-    spec = importlib.util.spec_from_file_location("lab_notebook_solutions", path)
-    if spec is None or spec.loader is None:
-        raise FileNotFoundError(path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+def solutions() -> ModuleType:
+    """The reference solutions module (curriculum.solutions), imported on first use."""
+    from curriculum import solutions as module
+
     return module
 
 
@@ -122,7 +117,7 @@ def reference(exercise: str) -> Any:
     """The reference solution of an exercise: PromQL, a function of the data, a key or a number."""
     table: dict[str, Any] = solutions().SOLUTIONS
     if exercise not in table:
-        raise KeyError(f"no solution for exercise {exercise} in {SOLUTIONS_FILE}")
+        raise KeyError(f"no solution for exercise {exercise} in curriculum/solutions.py")
     return table[exercise]
 
 
@@ -131,7 +126,7 @@ def exercise(exercise_id: str) -> Exercise:
     try:
         return EXERCISES[exercise_id]
     except KeyError:
-        raise KeyError(f"no exercise {exercise_id!r} in analysis/exercise_bank.py "
+        raise KeyError(f"no exercise {exercise_id!r} in curriculum/exercise_bank.py "
                        f"(known: {', '.join(sorted(EXERCISES))})") from None
 
 
@@ -540,7 +535,7 @@ def rule_of(answer: Any) -> tuple[str, str]:
 
 def run_rule_test(item: Exercise, answer: Any) -> str | None:
     """None when the rule fires in exactly the exercise's scenarios that call for it; else which not."""
-    from analysis.rule_grader import RuleError, RuleRun
+    from curriculum.rule_grader import RuleError, RuleRun
 
     expr, for_ = rule_of(answer)
     with tempfile.TemporaryDirectory(prefix="lab-exercise-") as tmp:

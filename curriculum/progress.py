@@ -2,7 +2,7 @@
 
 An exercise in a notebook is an answer cell (first line `ANSWER = None`, metadata
 `{"tags": ["exercise-answer"], "exercise": "M.N"}`) and a check cell (tag `exercise-check`)
-whose saved output holds the verdict (analysis.exercises.VERDICT_MIME). Notebooks without
+whose saved output holds the verdict (curriculum.exercises.VERDICT_MIME). Notebooks without
 that metadata are read too: an `ANSWER = ...` cell belongs to the exercise id named in the
 next `exercises.check...("M.N", ...)` cell.
 
@@ -29,8 +29,9 @@ from typing import Any
 
 import nbformat
 
-from analysis import exercises, prom
-from analysis.exercise_bank import EXERCISES
+from analysis import prom
+from curriculum import exercises
+from curriculum.exercise_bank import EXERCISES
 
 ANSWER_TAG, CHECK_TAG = "exercise-answer", "exercise-check"
 ANSWER_NAME = "ANSWER"
