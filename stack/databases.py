@@ -37,20 +37,33 @@ def _holder_is_gone(holder: bytes | str | None) -> bool:
     return False
 
 
+def _clients_on(client: redis.Redis, number: int) -> int:
+    """How many connections of any process use Redis database number right now."""
+    return sum(1 for entry in client.client_list() if str(entry.get("db")) == str(number))
+
+
 @contextmanager
 def reserved_redis_db() -> Iterator[str]:
-    """A Redis database number nobody else holds, flushed before and after."""
+    """A Redis database number nobody else holds or uses, flushed before and after.
+
+    A number is taken when its lock is free (its holder released it after stopping what used
+    it), or when the lock's holder no longer runs *and* no client is connected to it: a killed
+    run's orphaned worker still consuming there keeps it from being handed out again (it would
+    take the next run's tasks).
+    """
     client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
     for number in range(1, 16):
         lock = f"todolab:test-db-lock:{number}"
         if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
             break
-        if _holder_is_gone(client.get(lock)):
-            # A run killed before its cleanup left its lock behind; the number is free.
+        if _holder_is_gone(client.get(lock)) and _clients_on(client, number) == 0:
+            # A run killed before its cleanup left its lock behind; nothing uses the number.
             client.set(lock, os.getpid(), ex=4 * 3600)
             break
     else:
-        raise RuntimeError("no free Redis database number (1-15) for this test run")
+        raise RuntimeError("no free Redis database number (1-15) for this test run: each is "
+                           "held by a running test run or still used by a client "
+                           "(redis-cli CLIENT LIST shows which)")
     url = f"{REDIS_BASE_URL}/{number}"
     redis.Redis.from_url(url).flushdb()
     try:

@@ -10,11 +10,14 @@ one signal to the group reaches gunicorn's workers and Celery's pool children to
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import os
 import signal
 import socket
 import subprocess
+import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import ExitStack
@@ -86,13 +89,50 @@ def http_session() -> requests.Session:
     return session
 
 
-def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> subprocess.Popen[bytes]:
-    """Start argv in a new session (its group id is its pid), output appended to log_path."""
+# prctl(2)'s option that asks the kernel for a signal when the parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def follow_parent() -> None:
+    """Ask the kernel to send this process SIGTERM when its parent dies (Linux; elsewhere
+    nothing): a test run's xdist worker calls it, so it stops (and stops its stacks) with the
+    run that started it."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn that makes the child receive SIGTERM when this process dies, or None where
+    that cannot be asked: not Linux, or not the main thread (the kernel sends the signal when
+    the *thread* that started the child ends, and only the main thread lives as long as the
+    process)."""
+    if not sys.platform.startswith("linux") or threading.current_thread() is not threading.main_thread():
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getpid()
+
+    def arm() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
+
+
+def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path,
+          die_with_parent: bool = False) -> subprocess.Popen[bytes]:
+    """Start argv in a new session (its group id is its pid), output appended to log_path.
+
+    With die_with_parent (an attached service: a test's stack) the child is sent SIGTERM when
+    this process dies, however it dies (SIGKILL included), so no service outlives the run
+    that started it; a detached service (`lab up`) outlives its launcher on purpose.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         return subprocess.Popen(
             list(argv), cwd=cwd, env=dict(env), stdin=subprocess.DEVNULL, stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_die_with_parent() if die_with_parent else None,
         )
 
 
@@ -147,9 +187,10 @@ class Proc:
 
 
 def start(name: str, argv: Sequence[str], env: Mapping[str, str], cwd: Path, log_path: Path) -> Proc:
-    """Start argv attached (see Proc), its output appended to log_path."""
+    """Start argv attached (see Proc), its output appended to log_path; it dies with this
+    process."""
     offset = log_path.stat().st_size if log_path.exists() else 0
-    return Proc(name, spawn(argv, env, cwd, log_path), log_path, dict(env), offset)
+    return Proc(name, spawn(argv, env, cwd, log_path, die_with_parent=True), log_path, dict(env), offset)
 
 
 def pid_path(run_dir: Path, service: str) -> Path:

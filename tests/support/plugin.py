@@ -18,12 +18,17 @@ overriding a fixture, never from copying setup:
   (PostgreSQL and Redis, or the embedded defaults), started on first use; `live_web` and
   `live_worker` are its parts.
 
-Every process these fixtures start is stopped by its pid (its session), never by name.
+Every process these fixtures start is stopped by its pid (its session), never by name, and
+none outlives the run: a run stopped by SIGTERM or SIGHUP (`timeout`, a CI limit, a closed
+terminal) tears its stacks down as Ctrl-C does, an xdist worker stops with the run that
+started it, and every service a stack starts is sent SIGTERM by the kernel when the process
+that started it dies, however it dies (stack.processes.spawn).
 """
 
 from __future__ import annotations
 
 import itertools
+import signal
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
@@ -33,7 +38,7 @@ import pytest
 from stack import launch
 from stack.config import LabConfig
 from stack.databases import reserved_redis_db
-from stack.processes import Proc
+from stack.processes import Proc, follow_parent
 from tests.support.backends import Backend
 
 # What every test stack runs with unless a test says otherwise: short broker timeouts so an
@@ -45,6 +50,24 @@ TEST_SETTINGS: dict[str, str] = {
 _worker_numbers = itertools.count(1)
 
 StackFactory = Callable[..., AbstractContextManager[launch.Running]]
+# The signals that stop a run from outside; each tears the run down as Ctrl-C would.
+STOPPING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _stop_like_ctrl_c(signum: int, frame: object) -> None:
+    """Turn a stopping signal into KeyboardInterrupt: pytest then runs every fixture's teardown
+    (the stacks' `finally`) before it exits, where the signal's default would end the process
+    at once and leave its stacks running."""
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Stopping signals end a run cleanly; an xdist worker stops when its controller dies."""
+    for sig in STOPPING_SIGNALS:
+        signal.signal(sig, _stop_like_ctrl_c)
+    if hasattr(config, "workerinput"):
+        follow_parent()
 
 
 def worker_args(name: str = "worker") -> tuple[str, ...]:

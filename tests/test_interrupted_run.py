@@ -1,0 +1,93 @@
+"""No process outlives the run that started it: a test run stopped from outside (SIGTERM from
+`timeout` or a CI limit, SIGHUP from a closed terminal) stops its stacks, and the next run
+passes on the same Redis databases.
+
+The run under test is a real pytest run of tests/data/interrupted/stack_run.py: it starts a
+stack of its own (gunicorn with its workers, a prefork Celery worker with its pool) from the
+plugin, says which processes it started, and waits. The signal goes to the pytest process
+alone, as `timeout` sends it, also when that process is xdist's controller and the stack runs
+in its worker.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+import redis
+
+from tests.support.processes import ROOT, wait_until
+
+RUN = ROOT / "tests" / "data" / "interrupted" / "stack_run.py"
+
+
+def _pytest(report: Path, *options: str, quick: bool = False) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "INTERRUPTED_RUN_REPORT": str(report),
+           "INTERRUPTED_RUN_QUICK": "1" if quick else "0"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *options, str(RUN)],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _running(pids: list[int]) -> list[str]:
+    """The processes among pids that still run (a zombie has ended)."""
+    alive = []
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{pid} {' '.join(proc.cmdline())[:120]}")
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _clients_on(url: str) -> int:
+    number = int(url.rsplit("/", 1)[1])
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(1 for c in client.client_list() if str(c.get("db")) == str(number)) - 1  # less ours
+    finally:
+        client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("sig", "options"), [
+    (signal.SIGTERM, ()),
+    (signal.SIGHUP, ("-n", "1")),
+], ids=["SIGTERM", "SIGHUP-to-xdist-controller"])
+def test_a_run_stopped_from_outside_leaves_nothing_running_and_the_next_run_passes(
+        tmp_path: Path, sig: signal.Signals, options: tuple[str, ...]) -> None:
+    report = tmp_path / "started.json"
+    run = _pytest(report, *options)
+    try:
+        wait_until(report.exists, 120, "the run to start its stack")
+        started = json.loads(report.read_text(encoding="utf-8"))
+        everything = [run.pid, *(p.pid for p in psutil.Process(run.pid).children(recursive=True))]
+        assert len(started["pids"]) >= 4, started  # gunicorn and its workers, Celery and its pool
+        os.kill(run.pid, sig)
+        output, _ = run.communicate(timeout=120)
+    finally:
+        if run.poll() is None:
+            os.killpg(run.pid, signal.SIGKILL)
+            run.wait(10)
+    text = output.decode("utf-8", errors="replace")
+    print(text[-2000:])
+    assert run.returncode != 0
+    # gunicorn's and Celery's own children end a moment after their parents.
+    leftover = set(started["pids"]) | set(everything)
+    wait_until(lambda: not _running(sorted(leftover)), 30, "the stack's processes to end")
+    assert _running(sorted(leftover)) == []
+    for url in (started["broker"], started["run_db"]):
+        assert _clients_on(url) == 0, f"a client still uses {url}"
+
+    report.unlink()
+    again = _pytest(report, *options, quick=True)
+    output, _ = again.communicate(timeout=300)
+    assert again.returncode == 0, output.decode("utf-8", errors="replace")[-3000:]
