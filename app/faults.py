@@ -15,6 +15,11 @@ Fault names (NAME or NAME.ENDPOINT, where ENDPOINT is a Flask endpoint such as t
 - slow_db=S             each list/read query is preceded by a real `pg_sleep(S)` query
 - export_failure_rate=F fraction F of export tasks that fail
 - worker_delay=S        seconds a worker waits before running each task
+
+A switchboard written *quiet* (the key QUIET_KEY set to true, as a blind incident writes it)
+acts the same and says nothing: no log line announces the change, no span attribute names the
+fault, and a request failed by design answers the app's plain "internal error". The fault is
+then seen only through its effects, as on call.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ _RATE_KINDS = ("error_rate", "export_failure_rate")
 _SECONDS_KINDS = ("slow_db", "worker_delay")
 MAX_SECONDS = 30.0
 _NAME = re.compile(r"^(?P<kind>[a-z_]+)(?:\.(?P<endpoint>[A-Za-z0-9_.]+))?$")
+# The switchboard file's one key that is not a fault: true keeps the faults silent.
+QUIET_KEY = "_quiet"
 # Endpoints a fault never touches: probes and the metrics scrape must keep telling the truth.
 EXEMPT_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "health.metrics", "health.background"})
 
@@ -93,12 +100,14 @@ def _format(value: Any) -> str:
     return str(value)
 
 
-def write_faults(path: Path, faults: Mapping[str, float | list[float]]) -> None:
-    """Replace the switchboard file atomically (readers never see half a file)."""
+def write_faults(path: Path, faults: Mapping[str, float | list[float]], quiet: bool = False) -> None:
+    """Replace the switchboard file atomically (readers never see half a file); quiet faults
+    act without a word (see the module's docstring)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".faults.", dir=path.parent)
+    content: dict[str, Any] = {**faults, QUIET_KEY: True} if quiet else dict(faults)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(dict(faults), fh, indent=2, sort_keys=True)
+        json.dump(content, fh, indent=2, sort_keys=True)
         fh.write("\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
@@ -121,6 +130,7 @@ class Switchboard:
         self.announce = announce
         self._signature: tuple[int, int, int] | None = None
         self._faults: dict[str, float | list[float]] = {}
+        self._quiet = False
         self._lock = threading.Lock()
 
     def current(self) -> dict[str, float | list[float]]:
@@ -136,17 +146,27 @@ class Switchboard:
                     self._reload(signature)
         return self._faults
 
+    @property
+    def quiet(self) -> bool:
+        """True while the faults in force act without a word (a blind incident)."""
+        self.current()
+        return self._quiet
+
     def _reload(self, signature: tuple[int, int, int] | None) -> None:
         faults: dict[str, float | list[float]] = {}
+        quiet = False
         if signature is not None:
             try:
-                faults = validate(json.loads(self.path.read_text(encoding="utf-8")))
+                data = json.loads(self.path.read_text(encoding="utf-8"))
+                quiet = data.pop(QUIET_KEY, False) is True
+                faults = validate(data)
             except (OSError, ValueError, AttributeError) as exc:
                 # A broken switchboard must not break the service: keep what was in force.
                 log.error("fault file %s unreadable, keeping previous faults: %s", self.path, exc)
                 self._signature = signature
                 return
-        if faults != self._faults and self.announce:
+        self._quiet = quiet
+        if faults != self._faults and self.announce and not quiet:
             summary = ", ".join(f"{k}={_format(v)}" for k, v in sorted(faults.items()))
             log.warning("fault injection changed: %s", summary or "none", extra={"faults": faults})
         self._faults = faults
@@ -166,7 +186,7 @@ class Switchboard:
         if found is None or not isinstance(found[1], float) or found[1] <= 0:
             return None
         if random.random() < found[1]:
-            return mark(Effect(found[0], f"rate {found[1]:g}"))
+            return self.mark(Effect(found[0], f"rate {found[1]:g}"))
         return None
 
     def delay(self, kind: str, endpoint: str | None = None) -> Effect | None:
@@ -178,7 +198,7 @@ class Switchboard:
         seconds = random.uniform(value[0], value[1]) if isinstance(value, list) else value
         if seconds <= 0:
             return None
-        effect = mark(Effect(found[0], f"{seconds:.3f}s"), seconds)
+        effect = self.mark(Effect(found[0], f"{seconds:.3f}s"), seconds)
         time.sleep(seconds)
         return effect
 
@@ -188,14 +208,20 @@ class Switchboard:
         return float(found[1]) if found is not None and isinstance(found[1], float) else 0.0
 
 
-def mark(effect: Effect, seconds: float | None = None) -> Effect:
-    """Record the fault on the current span so a trace explains itself."""
+    def mark(self, effect: Effect, seconds: float | None = None) -> Effect:
+        """Record the fault on the current span so a trace explains itself (not when quiet)."""
+        if not self._quiet:
+            _mark_span(effect, seconds)
+        return effect
+
+
+def _mark_span(effect: Effect, seconds: float | None) -> None:
+    """The fault's attributes on the current span."""
     span = trace.get_current_span()
     span.set_attribute("fault.injected", True)
     span.set_attribute("fault.name", effect.name)
     if seconds is not None:
         span.set_attribute("fault.delay_ms", round(seconds * 1000, 3))
-    return effect
 
 
 _boards: dict[Path, Switchboard] = {}

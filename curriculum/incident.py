@@ -1,19 +1,16 @@
 """Inject a fault, provoke it, and check that what the telemetry shows matches what was injected.
 
-Faults are switched through the lab's switchboard: the file FAULTS_FILE (default
-$VAR_DIR/faults.json) that every web and worker process re-reads, or, when FAULTS_TOKEN is
-set (compose), the token-protected admin route of the app.
+Faults are switched through the lab's one switchboard client (stack.switchboard.FaultSwitch):
+the file FAULTS_FILE (default $VAR_DIR/faults.json) that every web and worker process re-reads,
+or, when FAULTS_TOKEN is set (compose), the token-protected admin route of the app.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import pandas as pd
 import requests
@@ -21,63 +18,19 @@ import requests
 from analysis import logs, prom
 from analysis.lab_context import FaultWindow, LabContext, RunRecord
 from analysis.verify import COUNT_SELECTOR, Check
-from app.faults import validate, write_faults
-from app.layout import Layout
 from app.observability import names
+from stack.switchboard import FaultSwitch
 
 # A rate check allows this many binomial standard deviations: a correct injector fails it
 # about once in 16,000 runs; a wrong rate of 0.1 vs 0.2 over 100 requests fails it.
 SIGMAS = 4.0
 
 
-@dataclass(frozen=True)
-class Switch:
-    """The lab's fault switchboard, reached through its file or the admin route."""
-
-    faults_file: Path | None
-    app_url: str
-    token: str | None
-
-    @classmethod
-    def for_lab(cls, context: LabContext, env: Mapping[str, str] | None = None) -> Switch:
-        """The switchboard of the lab described by context."""
-        source = os.environ if env is None else env
-        token = source.get("FAULTS_TOKEN") or None
-        path = Path(source.get("FAULTS_FILE") or Layout(context.var_dir).faults_file)
-        return cls(None if token else path, context.app_url, token)
-
-    def current(self) -> dict[str, float | list[float]]:
-        """The faults in force."""
-        if self.faults_file is None:
-            answer = requests.get(f"{self.app_url}/admin/faults", headers=self._auth(), timeout=5)
-            answer.raise_for_status()
-            return dict(answer.json().get("faults", answer.json()))
-        if not self.faults_file.is_file():
-            return {}
-        return dict(json.loads(self.faults_file.read_text(encoding="utf-8") or "{}"))
-
-    def set(self, faults: Mapping[str, float | list[float]]) -> dict[str, float | list[float]]:
-        """Put faults in force (others stay); returns all in force."""
-        wanted = {**self.current(), **validate(faults)}
-        self._write(wanted)
-        return wanted
-
-    def clear(self, *fault_names: str) -> dict[str, float | list[float]]:
-        """Switch the named faults off (all when none named); returns what stays."""
-        left = {k: v for k, v in self.current().items() if fault_names and k not in fault_names}
-        self._write(left)
-        return left
-
-    def _write(self, faults: Mapping[str, float | list[float]]) -> None:
-        if self.faults_file is not None:
-            write_faults(self.faults_file, faults)
-            return
-        answer = requests.put(f"{self.app_url}/admin/faults", json=dict(faults),
-                              headers=self._auth(), timeout=5)
-        answer.raise_for_status()
-
-    def _auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
+def switch_for(context: LabContext) -> FaultSwitch:
+    """The fault switchboard of the lab the notebook's context describes (its file, or the
+    app's admin route when FAULTS_TOKEN is set: stack.switchboard says why)."""
+    return FaultSwitch.for_env({**os.environ, "VAR_DIR": str(context.var_dir),
+                                "LAB_APP_URL": context.app_url})
 
 
 def provoke(app_url: str, path: str, count: int) -> pd.DataFrame:

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 
 from analysis import prom
 from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
-from app.faults import FaultError, parse_assignment, write_faults
+from app.faults import FaultError, parse_assignment
 from lab.errors import LabError
-from lab.switchboard import board
 from loadtests.run import LoadRunError, run_headless
 from stack import launch, processes, prometheus_config, topology
 from stack.config import LOCAL, LabConfig, app_url, reports_dir
+from stack.switchboard import FaultSwitch
 
 
 @dataclass(frozen=True)
@@ -75,27 +75,18 @@ def parse_fault(assignment: str, window: str | None, duration: float) -> Planned
     return PlannedFault(name, value, on_s, off_s)
 
 
-# Several planned faults switch from their own threads: one read-modify-write at a time.
-_SWITCHING = threading.Lock()
-
-
-def _switch(config: LabConfig, planned: PlannedFault, began: float, done: threading.Event,
+def _switch(switch: FaultSwitch, planned: PlannedFault, began: float, done: threading.Event,
             record: list[FaultWindow]) -> None:
     """Switch the fault on and off at its times (off early if the run ends first)."""
-    switchboard = board()
     if done.wait(max(0.0, began + planned.on_s - time.monotonic())):
         return
-    switchboard_file = switchboard.path
-    with _SWITCHING:
-        write_faults(switchboard_file, {**switchboard.current(), planned.name: planned.value})
+    switch.set({planned.name: planned.value})
     on = datetime.now(UTC)
     print(f"fault on:  {planned.name}={planned.value:g}", flush=True)
     try:
         done.wait(max(0.0, began + planned.off_s - time.monotonic()))
     finally:
-        with _SWITCHING:
-            current = {k: v for k, v in switchboard.current().items() if k != planned.name}
-            write_faults(switchboard_file, current)
+        switch.clear(planned.name)
         off = datetime.now(UTC)
         print(f"fault off: {planned.name}", flush=True)
         record.append(FaultWindow(planned.name, planned.value, on, off))
@@ -114,8 +105,9 @@ def recorded_load(config: LabConfig, shape: str, users: int | None, duration: in
     windows: list[FaultWindow] = []
     planned = [] if fault is None else [fault] if isinstance(fault, PlannedFault) else list(fault)
     began = time.monotonic()
-    switchers = [threading.Thread(target=_switch, args=(config, one, began, done, windows),
-                                  daemon=True) for one in planned]
+    switch = FaultSwitch.for_config(config)
+    switchers = [threading.Thread(target=_switch, args=(switch, one, began, done, windows), daemon=True)
+                 for one in planned]
     for switcher in switchers:
         switcher.start()
     try:

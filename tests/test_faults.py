@@ -18,16 +18,27 @@ from app.faults import FaultError, Switchboard, parse_assignment, write_faults
 from lab.incident import schedule
 from stack.config import BIN_DIR
 from stack.launch import Running
+from stack.switchboard import FaultSwitch, SwitchboardError
 from tests.support.plugin import StackFactory
-from tests.support.processes import ROOT, wait_until
+from tests.support.processes import ROOT, free_port, wait_until
 
 LAB = str(BIN_DIR / "lab")
 TOKEN = "workshop-token-0123456789"
 
 
-def lab(stack: Running, *args: str) -> subprocess.CompletedProcess[str]:
-    """Run the `lab` CLI against this stack's VAR_DIR."""
-    return subprocess.run([LAB, *args], cwd=ROOT, env={**stack.env, "PATH": "/usr/bin:/bin"},
+def lab_env(stack: Running, through: str = "route") -> dict[str, str]:
+    """The environment a user's `lab` runs with against this stack: its app's address and the
+    faults token (as on the Docker stack: the switchboard is reached through the admin route),
+    or no token (as on the local lab: through the file)."""
+    env = {**stack.env, "PATH": "/usr/bin:/bin", "LAB_APP_URL": stack.web.url}
+    if through == "file":
+        env.pop("FAULTS_TOKEN")
+    return env
+
+
+def lab(stack: Running, *args: str, through: str = "route") -> subprocess.CompletedProcess[str]:
+    """Run the `lab` CLI against this stack."""
+    return subprocess.run([LAB, *args], cwd=ROOT, env=lab_env(stack, through),
                           capture_output=True, text=True, timeout=60)
 
 
@@ -194,6 +205,81 @@ def test_admin_route_needs_the_token(stack: Running) -> None:
     assert "error_rate.todos.add=0.5" in lab(stack, "fault", "list").stdout
     bad = requests.put(url, json={"error_rate": 3}, headers=auth, timeout=5)
     assert bad.status_code == 400 and "between 0 and 1" in bad.json()["error"]
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize("through", ["file", "route"])
+def test_one_switchboard_client_switches_the_same_through_the_file_and_the_route(
+        stack: Running, through: str) -> None:
+    """`lab fault` and FaultSwitch (which every command and the notebooks use) switch the faults
+    every process reads, through the file on the local lab and the admin route with a token."""
+    switch = FaultSwitch.for_env(lab_env(stack, through))
+    assert (switch.faults_file is None) == (through == "route")
+    assert lab(stack, "fault", "set", "error_rate.todos.add=0.25", through=through).returncode == 0
+    assert switch.set({"latency.todos.index": [0.1, 0.2]}) == {
+        "error_rate.todos.add": 0.25, "latency.todos.index": [0.1, 0.2]}
+    # Both ways see one switchboard: the file the app's processes read.
+    route = requests.get(f"{stack.web.url}/admin/faults", headers={"Authorization": f"Bearer {TOKEN}"},
+                         timeout=5).json()
+    assert route == {"faults": switch.current(), "quiet": False}
+    assert json.loads(stack.config.layout.faults_file.read_text()) == switch.current()
+    assert switch.clear("todos.add") == switch.current()  # not in force: nothing changes
+    assert lab(stack, "fault", "clear", "error_rate.todos.add", through=through).stdout.strip() == \
+        "latency.todos.index=0.1-0.2"
+    assert switch.clear() == {}
+    assert "no fault in force" in lab(stack, "fault", "list", through=through).stdout
+
+
+@pytest.mark.stack
+def test_a_switchboard_that_does_not_answer_is_a_clear_error(stack: Running) -> None:
+    env = {**lab_env(stack), "LAB_APP_URL": f"http://127.0.0.1:{free_port()}"}
+    result = subprocess.run([LAB, "fault", "list"], cwd=ROOT, env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 2 and "did not answer" in result.stderr, result.stderr
+    wrong = FaultSwitch(None, stack.web.url, "not-the-token")
+    with pytest.raises(SwitchboardError, match="answered 401"):
+        wrong.current()
+
+
+@pytest.mark.stack
+def test_a_quiet_fault_acts_and_nothing_names_it(stack: Running) -> None:
+    """A blind incident's faults (written quiet) are seen only through their effects: no log
+    line, no span attribute, no error text, no metric says fault."""
+    switch = FaultSwitch.for_env(lab_env(stack))
+
+    def naming_fault() -> list[str]:
+        """The samples of web and worker that say fault (the switchboard route's own, from the
+        other tests' switches)."""
+        scraped = requests.get(f"{stack.web.url}/metrics", timeout=5).text + requests.get(
+            stack.worker.metrics_url, timeout=5).text
+        return sorted(line for line in scraped.splitlines() if "fault" in line.lower())
+
+    before = naming_fault()
+    offset = len(stack.web.output())
+    switch.replace({"error_rate.api.list_todos": 1.0, "latency.todos.index": 0.05, "slow_db": 0.05},
+                   quiet=True)
+    failed = [requests.get(f"{stack.web.url}/api/todos", timeout=10) for _ in range(10)]
+    slow = [requests.get(f"{stack.web.url}/", timeout=10) for _ in range(10)]
+    assert {a.status_code for a in failed} == {500}
+    assert {a.json()["error"] for a in failed} == {"internal error"}
+    assert all(set(a.json()) == {"error", "request_id"} for a in failed)
+    assert {a.status_code for a in slow} == {200}
+    assert min(a.elapsed.total_seconds() for a in slow) >= 0.1  # latency and slow_db both acted
+    switch.replace({}, quiet=True)
+    trace_ids = {a.headers["traceparent"].split("-")[1] for a in failed + slow}
+
+    def spans() -> list[dict[str, Any]]:
+        lines = stack.config.layout.span_file.read_text().splitlines()
+        return [s for s in map(json.loads, lines) if s["trace_id"] in trace_ids]
+
+    wait_until(lambda: {s["trace_id"] for s in spans()} == trace_ids, 15, "the twenty traces")
+    assert "fault" not in (stack.web.output()[offset:] + json.dumps(spans())).lower()
+    assert naming_fault() == before
+    # The same faults written aloud are named, as a guided incident teaches.
+    switch.replace({"error_rate.api.list_todos": 1.0})
+    named = requests.get(f"{stack.web.url}/api/todos", timeout=10).json()
+    assert named["fault"] == "error_rate.api.list_todos"
+    assert "fault injection changed" in stack.web.output()[offset:]
 
 
 @pytest.mark.stack

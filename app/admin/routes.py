@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import hmac
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, g, jsonify, request
 
 from app.errors import ApiError
-from app.faults import EXEMPT_ENDPOINTS, FaultError, Switchboard, validate, write_faults
+from app.faults import EXEMPT_ENDPOINTS, QUIET_KEY, FaultError, Switchboard, validate, write_faults
 from app.observability import names
+from app.observability.web import UNOBSERVED
 from app.todos.routes import json_body
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -36,6 +37,8 @@ def inject_faults() -> None:
     faults.delay("latency", endpoint)
     failure = faults.should_fail("error_rate", endpoint)
     if failure is not None:
+        if faults.quiet:  # seen only by its effect: the plain answer of any failure
+            raise ApiError(500, "internal error")
         raise ApiError(500, "injected fault: this request failed by design", fault=failure.name)
 
 
@@ -52,19 +55,35 @@ def _authorize() -> None:
 def list_faults() -> tuple[Response, int]:
     """The faults in force."""
     _authorize()
-    return jsonify({"faults": current_board().current()}), 200
+    return _in_force()
+
+
+def _in_force() -> tuple[Response, int]:
+    """The faults in force, and whether they act quietly (then this request leaves no access
+    line and no request metric: the blind incident's switches stay unseen)."""
+    board = current_board()
+    if board.quiet:
+        setattr(g, UNOBSERVED, True)
+    return jsonify({"faults": board.current(), "quiet": board.quiet}), 200
 
 
 @bp.put("/faults")
 def replace_faults() -> tuple[Response, int]:
-    """Replace every fault with the JSON object sent ({} clears)."""
+    """Replace every fault with the JSON object sent ({} clears; "_quiet": true keeps them
+    silent, as a blind incident does)."""
     _authorize()
+    body = json_body()
+    quiet = body.pop(QUIET_KEY, False)
+    if not isinstance(quiet, bool):
+        raise ApiError(400, f"{QUIET_KEY} is true or false, got {quiet!r}")
     try:
-        faults = validate(json_body())
+        faults = validate(body)
     except FaultError as exc:
         raise ApiError(400, str(exc)) from None
-    write_faults(current_board().path, faults)
-    return jsonify({"faults": current_board().current()}), 200
+    if quiet:  # also the switch that turns quiet faults off
+        setattr(g, UNOBSERVED, True)
+    write_faults(current_board().path, faults, quiet=quiet)
+    return _in_force()
 
 
 @bp.delete("/faults")
@@ -72,4 +91,4 @@ def clear_faults() -> tuple[Response, int]:
     """Switch every fault off."""
     _authorize()
     write_faults(current_board().path, {})
-    return jsonify({"faults": current_board().current()}), 200
+    return _in_force()

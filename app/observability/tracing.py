@@ -151,9 +151,11 @@ class OnceLoggingExporter(SpanExporter):
 # Requests that are not traced unless OTEL_PYTHON_FLASK_EXCLUDED_URLS (or the generic
 # OTEL_PYTHON_EXCLUDED_URLS) says otherwise: Prometheus scrapes and health probes. Compose
 # and orchestrators probe every few seconds; traced, they would bury the user's requests
-# in Jaeger and cost a span each (docs/benchmarks.md). Regular expressions, comma-separated
-# as OpenTelemetry defines the variable, searched in the request's path.
-DEFAULT_EXCLUDED_URLS = "/metrics$,/healthz$,/readyz$"
+# in Jaeger and cost a span each (docs/benchmarks.md). The fault switchboard's route is an
+# operator's action, not traffic; traced, a blind incident's switches would show its window.
+# Regular expressions, comma-separated as OpenTelemetry defines the variable, searched in the
+# request's path.
+DEFAULT_EXCLUDED_URLS = "/metrics$,/healthz$,/readyz$,/admin/faults$"
 
 
 def excluded_urls() -> str:

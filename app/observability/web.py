@@ -19,6 +19,9 @@ access_log = logging.getLogger(names.ACCESS_LOGGER)
 
 # Requests for the metrics endpoint are not application traffic.
 _UNMEASURED_ENDPOINTS = frozenset({"health.metrics"})
+# Set on flask.g by a request that must leave no access line and no request metric: a switch
+# of quiet faults (a blind incident), which would otherwise show when its fault went on.
+UNOBSERVED = "unobserved"
 
 
 @functools.lru_cache(maxsize=8)
@@ -90,7 +93,7 @@ def init_app(
             # request metrics against; the request id stays, users see it on error pages.
             return response
         endpoint = request.url_rule.endpoint if request.url_rule else names.UNMATCHED_ENDPOINT
-        if endpoint in _UNMEASURED_ENDPOINTS:
+        if endpoint in _UNMEASURED_ENDPOINTS or g.get(UNOBSERVED, False):
             return response
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         HTTP_REQUEST_DURATION.labels(

@@ -12,7 +12,7 @@ from sqlalchemy import Select, func, select, text, tuple_
 
 from app.db import commit_and_keep, db
 from app.errors import ApiError
-from app.faults import Effect, mark
+from app.faults import Effect
 from app.models import Todo, TodoCount
 from app.validation import clean_text
 
@@ -59,9 +59,10 @@ def parse_id(raw: Any) -> int:
 
 def slow_query_fault() -> None:
     """Under the slow_db fault, run a real slow query first (it shows as a DB span)."""
-    seconds = current_app.extensions["faults"].seconds("slow_db")
+    board = current_app.extensions["faults"]
+    seconds = board.seconds("slow_db")
     if seconds > 0:
-        mark(Effect("slow_db", f"{seconds:g}s"), seconds)
+        board.mark(Effect("slow_db", f"{seconds:g}s"), seconds)
         db.session.execute(text("SELECT pg_sleep(:s)"), {"s": seconds})
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from app.faults import FaultError, parse_assignment, write_faults
+from app.faults import FaultError, parse_assignment
 from lab.errors import LabError
-from lab.switchboard import board
+from stack.switchboard import FaultSwitch, SwitchboardError
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -31,19 +31,18 @@ def _show(faults: dict[str, float | list[float]]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Apply the action and show what is in force now."""
-    switchboard = board()
-    faults = dict(switchboard.current())
-    if args.action == "set":
-        try:
-            faults.update(parse_assignment(a) for a in args.assignments)
-        except FaultError as exc:
-            raise LabError(str(exc), 2) from None
-        write_faults(switchboard.path, faults)
-    elif args.action == "clear":
-        unknown = [n for n in args.names if n not in faults]
-        if unknown:
-            raise LabError(f"not in force: {', '.join(unknown)}", 2)
-        faults = {k: v for k, v in faults.items() if args.names and k not in args.names}
-        write_faults(switchboard.path, faults)
+    switch = FaultSwitch.for_env()
+    try:
+        if args.action == "set":
+            faults = switch.set(dict(parse_assignment(a) for a in args.assignments))
+        elif args.action == "clear":
+            unknown = [n for n in args.names if n not in switch.current()]
+            if unknown:
+                raise LabError(f"not in force: {', '.join(unknown)}", 2)
+            faults = switch.clear(*args.names)
+        else:
+            faults = switch.current()
+    except (FaultError, SwitchboardError) as exc:
+        raise LabError(str(exc), 2) from None
     _show(faults)
     return 0

@@ -13,12 +13,11 @@ import json
 import time
 from datetime import UTC, datetime
 
-from app.faults import write_faults
 from curriculum import blind_incident
 from lab.errors import LabError
 from lab.incident import Step, schedule
-from lab.switchboard import board
 from stack.config import LabConfig
+from stack.switchboard import FaultSwitch
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -44,18 +43,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def _apply(steps: list[Step], duration: float, blind: bool) -> None:
-    """Apply each step at its time; every fault is cleared at the end, even on Ctrl-C."""
-    switchboard = board()
+    """Apply each step at its time; every fault is cleared at the end, even on Ctrl-C. A blind
+    incident's faults are quiet: no log line, span attribute or error text names them, and
+    clearing them is as silent."""
+    switch = FaultSwitch.for_env()
     started = time.monotonic()
     try:
         for step in steps:
             time.sleep(max(0.0, started + step.at - time.monotonic()))
-            write_faults(switchboard.path, step.faults)
+            switch.replace(step.faults, quiet=blind)
             if not blind:
                 print(f"[t+{time.monotonic() - started:6.1f}s] applied: {step.description}", flush=True)
         time.sleep(max(0.0, started + duration - time.monotonic()))
     finally:
-        write_faults(switchboard.path, {})
+        switch.replace({}, quiet=blind)
 
 
 def _run_blind(args: argparse.Namespace, config: LabConfig) -> int:
