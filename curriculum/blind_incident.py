@@ -221,12 +221,13 @@ class WindowTolerance:
         return f"-{self.early_s:g} s/+{self.late_s:g} s"
 
 
-def _edge(name: str, given: datetime, truth: datetime, tolerance: WindowTolerance) -> Part:
-    """One edge of the window, with why it is off when it is."""
+def _edge(name: str, given: datetime, truth: datetime, tolerance: WindowTolerance, reveal: bool) -> Part:
+    """One edge of the window, with why it is off when it is (the true time only when revealed)."""
     off = (given - truth).total_seconds()
     right = -tolerance.early_s <= off <= tolerance.late_s
-    said = f"you said {given:%H:%M:%S}, it was {truth:%H:%M:%S} UTC ({off:+.0f} s; accepted " \
-           f"{tolerance.describe()})"
+    said = f"you said {given:%H:%M:%S} UTC (accepted {tolerance.describe()} around the true {name})"
+    if reveal:
+        said += f"; it was {truth:%H:%M:%S} UTC ({off:+.0f} s)"
     if right:
         return Part(name, True, said)
     if off > 0:
@@ -236,6 +237,10 @@ def _edge(name: str, given: datetime, truth: datetime, tolerance: WindowToleranc
                if name == "end" else
                " Too late: the fault was already in force. The first affected request in the log "
                "(or the first scrape where the endpoint's counter jumps) marks the start.")
+    elif name == "end":
+        why = (" Too early: the fault was still in force then. Look for the last affected request "
+               "in the log, not the moment the chart began to fall: a rate over a window falls "
+               "while the fault still acts.")
     else:
         why = (" Too early: nothing was wrong yet then. Was that a neighbouring endpoint or "
                "ordinary noise? Compare with the minutes before.")
@@ -243,39 +248,51 @@ def _edge(name: str, given: datetime, truth: datetime, tolerance: WindowToleranc
 
 
 def grade(run: Run, fault: str, endpoint: str, start: datetime, end: datetime,
-          tolerance: WindowTolerance | None = None) -> Grade:
-    """Grade a diagnosis of run's incident: kind, endpoint, and each edge of the window."""
+          tolerance: WindowTolerance | None = None, reveal: bool = False) -> Grade:
+    """Grade a diagnosis of run's incident: kind, endpoint, and each edge of the window.
+
+    A wrong part says what to look at and how to tell, never the answer itself, so that the
+    learner can investigate again; reveal (asked for by the learner) adds the truth.
+    """
     truth = run.incident
     tolerance = tolerance or WindowTolerance.for_lab()
     kind = fault.strip().lower()
-    parts = [Part("fault kind", kind == truth.kind,
-                  f"it was {truth.kind}" + ("." if kind == truth.kind else
-                                            f", not {kind}. A {truth.kind} fault shows as "
-                                            f"{WHAT_SHOWS[truth.kind]}."))]
+    if kind == truth.kind:
+        kind_part = Part("fault kind", True, f"{truth.kind}.")
+    else:
+        tell = "; ".join(f"{name}: {shows}" for name, shows in WHAT_SHOWS.items() if name != kind)
+        kind_part = Part("fault kind", False, (
+            f"not {kind}. Check the symptom against what each kind shows ({kind}: "
+            f"{WHAT_SHOWS.get(kind, 'not a kind the incident draws')}) and against the others: {tell}."
+            + (f" It was {truth.kind}." if reveal else "")))
+    parts = [kind_part]
     named = endpoint.strip()
     if truth.endpoint is None:
         right = named.lower() in ALL_SYNONYMS
-        parts.append(Part("endpoint", right, "every endpoint that reads the database" + (
-            "." if right else f", not only {named}: compare the p95 of several endpoints; when "
-                              "they all rise together the cause is shared (the database).")))
+        parts.append(Part("endpoint", right, "every endpoint that reads the database." if right else (
+            f"not {named} alone: compare the p95 of several endpoints with their own minutes "
+            "before; when several rise together the cause is something they share."
+            + (" It was every endpoint that reads the database." if reveal else ""))))
     else:
         right = named == truth.endpoint
-        parts.append(Part("endpoint", right, f"it was {truth.endpoint}" + (
-            "." if right else f", not {named}: break the symptom down `by (endpoint)` (or "
-                              "group the access log by endpoint) and compare each with the "
-                              "minutes before the incident.")))
-    parts.append(_edge("start", start, run.fault_on, tolerance))
-    parts.append(_edge("end", end, run.fault_off, tolerance))
+        parts.append(Part("endpoint", right, f"{truth.endpoint}." if right else (
+            f"not {named}: break the symptom down `by (endpoint)` (or group the access log by "
+            "endpoint) and compare each with the minutes before the incident."
+            + (f" It was {truth.endpoint}." if reveal else ""))))
+    parts.append(_edge("start", start, run.fault_on, tolerance, reveal))
+    parts.append(_edge("end", end, run.fault_off, tolerance, reveal))
     return Grade(run.seed, tuple(parts))
 
 
 def answer(seed: int, fault: str, endpoint: str, start: str, end: str,
-           var_dir: Path | None = None, scrape_interval_s: float | None = None) -> Grade:
-    """Grade a diagnosis from a notebook: the same as `lab incident answer`."""
+           var_dir: Path | None = None, scrape_interval_s: float | None = None,
+           reveal: bool = False) -> Grade:
+    """Grade a diagnosis from a notebook: the same as `lab incident answer` (reveal=True: and
+    say the answer)."""
     from analysis.lab_context import LabContext
 
     context = LabContext.from_env()
     run = Run.load(var_dir or context.var_dir, seed)
     tolerance = WindowTolerance.for_lab(scrape_interval_s or context.scrape_interval_s)
     return grade(run, fault, endpoint, parse_time(start, run.started), parse_time(end, run.started),
-                 tolerance)
+                 tolerance, reveal)

@@ -77,6 +77,7 @@ def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are
     assert truth.kind not in out and str(truth.endpoint) not in out and "answer --seed" in out
     record = json.loads(blind_incident.record_path(var, seed).read_text(encoding="utf-8"))
     assert set(record) == {"seed", "duration", "started"}
+    run_record = blind_incident.Run.load(var, seed)
 
     right = _lab(env, "incident", "answer", "--seed", str(seed), "--fault", truth.kind,
                  "--endpoint", str(truth.endpoint), "--start", f"+{truth.on_s + 3:g}",
@@ -90,10 +91,19 @@ def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are
                  "--end", f"+{truth.off_s + 200:g}")
     assert wrong.returncode == 1
     assert "1 of 4 right" in wrong.stdout
-    assert f"it was {truth.kind}, not {other_kind}" in wrong.stdout
-    assert blind_incident.WHAT_SHOWS[truth.kind] in wrong.stdout  # what to look for next time
-    assert f"it was {truth.endpoint}, not api.nothing" in wrong.stdout and "by (endpoint)" in wrong.stdout
+    # Each wrong part says where to look and how to tell, and gives nothing away...
+    assert f"not {other_kind}" in wrong.stdout
+    assert blind_incident.WHAT_SHOWS[truth.kind] in wrong.stdout  # among what each kind shows
+    assert "not api.nothing" in wrong.stdout and "by (endpoint)" in wrong.stdout
     assert "✘ end" in wrong.stdout and "Too late" in wrong.stdout
+    assert f"It was {truth.kind}" not in wrong.stdout and str(truth.endpoint) not in wrong.stdout
+    assert f"{run_record.fault_off:%H:%M:%S}" not in wrong.stdout
+    # ...until the learner asks for it.
+    revealed = _lab(env, "incident", "answer", "--seed", str(seed), "--fault", other_kind,
+                    "--endpoint", "api.nothing", "--start", f"+{truth.on_s + 3:g}",
+                    "--end", f"+{truth.off_s + 200:g}", "--reveal")
+    assert f"It was {truth.kind}." in revealed.stdout and f"It was {truth.endpoint}." in revealed.stdout
+    assert f"it was {run_record.fault_off:%H:%M:%S} UTC" in revealed.stdout
 
 
 def _clean_env() -> dict[str, str]:
@@ -114,7 +124,16 @@ def test_the_window_tolerance_follows_scrape_interval_and_rate_window() -> None:
     assert graded.right, str(graded)
     early = grade(run, "slow_db", "api.list_todos", on - timedelta(seconds=11), off, tolerance)
     assert [p.right for p in early.parts] == [True, False, False, True]
-    assert "Too early" in str(early) and "every endpoint that reads the database" in str(early)
+    assert "Too early: nothing was wrong yet" in str(early) and "several rise together" in str(early)
+    assert "every endpoint that reads the database" not in str(early)
+    assert "every endpoint that reads the database" in str(
+        grade(run, "slow_db", "api.list_todos", on, off, tolerance, reveal=True))
+    # An end edge too early is told apart from a start too early.
+    ended_early = grade(run, "slow_db", "*", on, off - timedelta(seconds=11), tolerance)
+    assert [p.right for p in ended_early.parts] == [True, True, True, False]
+    assert "the fault was still in force then" in str(ended_early)
+    assert "nothing was wrong yet" not in str(ended_early)
+    assert f"{off:%H:%M:%S}" not in str(ended_early)
 
 
 def test_answer_times_may_be_relative_clock_or_iso() -> None:

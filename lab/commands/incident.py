@@ -40,6 +40,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                            "incident's start, or ISO 8601")
     diagnosis.add_argument("--end", help="when it ended (same forms)")
     diagnosis.add_argument("--json", action="store_true", help="print the grade as JSON")
+    diagnosis.add_argument("--reveal", action="store_true",
+                           help="also say the right answer for each part (a wrong part otherwise "
+                                "says where to look, not what it was)")
 
 
 def _apply(steps: list[Step], duration: float, blind: bool) -> None:
@@ -90,7 +93,7 @@ def _answer(args: argparse.Namespace, config: LabConfig) -> int:
     from stack.prometheus_config import SCRAPE_INTERVAL
 
     tolerance = blind_incident.WindowTolerance.for_lab(float(SCRAPE_INTERVAL.removesuffix("s")))
-    graded = blind_incident.grade(run, args.fault, args.endpoint, start, end, tolerance)
+    graded = blind_incident.grade(run, args.fault, args.endpoint, start, end, tolerance, args.reveal)
     print(json.dumps(graded.as_dict(), indent=1) if args.json else graded)
     return 0 if graded.right else 1
 
