@@ -75,8 +75,14 @@ lab: install system-deps
 down:
 	@test -x $(BIN)/lab && $(BIN)/lab down || true
 
+# The suite runs in TEST_WORKERS processes (pytest-xdist), a test file per process at a time
+# (its module's stacks stay in one process); every stack has its own ports and databases.
+# TEST_WORKERS=0 runs it in this process alone.
+TEST_WORKERS ?= 2
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile)
+
 test: $(TEST_STAMP) system-deps-test services
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest $(XDIST)
 	@$(MAKE) --no-print-directory test-other-pythons
 
 test-other-pythons:
@@ -92,7 +98,7 @@ test-other-pythons:
 # started, no browser; PostgreSQL and Redis must answer (started here when they are not).
 FAST := not slow and not stack and not browser
 test-fast: $(TEST_STAMP) services
-	$(BIN)/python -m pytest -m "$(FAST)"
+	$(BIN)/python -m pytest $(XDIST) -m "$(FAST)"
 
 # The compose stack on a real Docker engine, as a workshop room starts it (tests/docker/):
 # installs Docker when missing, starts its own dockerd when none answers (stopped after).

@@ -52,8 +52,11 @@ def _mark_backend(item: pytest.Item) -> None:
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None, None, None]:
-    """Mark each test with its data store, then run slow tests last (as pytest's own suite).
+def pytest_collection_modifyitems(config: pytest.Config,
+                                  items: list[pytest.Item]) -> Generator[None, None, None]:
+    """Mark each test with its data store, then order the slow tests: last in a run of one
+    process (as pytest's own suite: quick feedback first), first when xdist shares the run out
+    (its files are handed out in this order, and the longest started first ends the run soonest).
 
     The marks are set before `-m` selects; the order after every other plugin (and
     pytest's fixture grouping) has had its say; the sort is stable, the rest keeps its order.
@@ -61,7 +64,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> Generator[None, N
     for item in items:
         _mark_backend(item)
     yield
-    items.sort(key=lambda item: item.get_closest_marker("slow") is not None)
+    slow_first = hasattr(config, "workerinput")  # an xdist worker: every worker sorts alike
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is not None) != slow_first)
 
 
 def pytest_configure(config: pytest.Config) -> None:
