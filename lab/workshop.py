@@ -36,6 +36,22 @@ def tracked(config: LabConfig) -> list[Path]:
     return notebooks(config.root / "notebooks")
 
 
+def working_copy(config: LabConfig, name: str) -> Path:
+    """The notebook a learner names: a path to a saved notebook, or the name of a working copy
+    as `lab notebook --reset` takes it (01-metrics, 01-metrics.ipynb)."""
+    given = Path(name)
+    if given.is_file():
+        return given
+    stem = given.name.removesuffix(".ipynb")
+    copy = config.workshop_dir / f"{stem}.ipynb"
+    if copy.is_file() and given.parent == Path("."):
+        return copy
+    known = ", ".join(p.stem for p in notebooks(config.workshop_dir)) or \
+        "none yet: run `lab notebook` first"
+    raise LabError(f"no such notebook: {name} (neither a file nor a working copy in "
+                   f"{config.workshop_dir}; working copies: {known})", 2)
+
+
 def working_copies(config: LabConfig, reset: bool = False,
                    names: Sequence[str] = ()) -> CopyReport:
     """Copy each tracked notebook that has no working copy yet; with reset, replace them.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +156,39 @@ def test_a_facilitator_sees_per_exercise_who_has_a_wrong_answer(
     assert "3 learner(s)" in out and "ana, bo" in out
     (tmp_path / "bad.json").write_text("not json", encoding="utf-8")
     assert main(["progress", "--room", str(tmp_path / "bad.json")]) == 2
+
+
+def test_a_working_copy_is_named_as_lab_notebook_names_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """`lab progress 01-metrics` grades the working copy, as `lab notebook --reset 01-metrics`
+    takes the name; a name that is neither says which copies there are."""
+    var = tmp_path / "var"
+    monkeypatch.setenv("VAR_DIR", str(var))
+    (var / "workshop").mkdir(parents=True)
+    tracked = Path(__file__).parents[1] / "notebooks" / "01-metrics.ipynb"
+    (var / "workshop" / "01-metrics.ipynb").write_bytes(tracked.read_bytes())
+    for name in ("01-metrics", "01-metrics.ipynb"):
+        graded = _progress(capsys, "--offline", name)
+        assert graded["notebooks"] == [str(var / "workshop" / "01-metrics.ipynb")]
+        assert {row["module"] for row in graded["exercises"]} == {"01-metrics"}
+    assert main(["progress", "02-logs"]) == 2
+    assert "working copies: 01-metrics" in capsys.readouterr().err
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`lab progress --room ... | head` ends without a BrokenPipe traceback."""
+    rows = [{"id": exercise_id, "module": item.module, "status": "wrong"}
+            for exercise_id, item in EXERCISES.items()]
+    files = []
+    for number in range(40):  # long names: far more output than a pipe holds
+        path = tmp_path / f"learner-{number}.json"
+        path.write_text(json.dumps({"learner": f"learner-{number}-" + "x" * 200, "exercises": rows}),
+                        encoding="utf-8")
+        files.append(str(path))
+    command = [sys.executable, "-m", "lab.cli", "progress", "--room", *files]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert run.stdout is not None and run.stdout.readline().startswith(b"40 learner(s)")
+    run.stdout.close()  # as `head -n 1` does
+    _, err = run.communicate(timeout=60)
+    assert b"Traceback" not in err and b"BrokenPipe" not in err, err.decode()
+    assert run.returncode == 141

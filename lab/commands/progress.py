@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Notebooks to grade, output format, who the learner is, whether to ask Prometheus."""
-    parser.add_argument("notebooks", nargs="*", type=Path, metavar="NOTEBOOK",
-                        help="saved notebooks (default: the working copies of `lab notebook`)")
+    parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK",
+                        help="saved notebooks: paths, or names of working copies such as "
+                             "01-metrics (default: every working copy of `lab notebook`)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--learner", default=None,
                         help="name written into the JSON (default: the user name)")
@@ -77,15 +78,14 @@ def run(args: argparse.Namespace) -> int:
     if args.room:
         return _room(list(args.room))
     config = LabConfig.from_env()
-    paths: list[Path] = list(args.notebooks)
+    from lab.workshop import working_copy
+
+    paths = [working_copy(config, name) for name in args.notebooks]
     if not paths:
         paths = notebook_run.notebooks(config.workshop_dir)
         if not paths:
             raise LabError(f"no working copies in {config.workshop_dir}: run `lab notebook` "
                            "first, or name the notebooks to grade", 1)
-    missing = [str(p) for p in paths if not p.is_file()]
-    if missing:
-        raise LabError(f"no such notebook: {', '.join(missing)}", 2)
     graded = progress.grade(paths, _prometheus(config, args.offline))
     counts = progress.summary(graded)
     if args.json:
