@@ -265,8 +265,12 @@ def compare_vectors(answer: pd.DataFrame, expected: pd.DataFrame,
                 f"{_describe(common)}): check your filters and your `by (...)`")
     for key, value in want.items():
         if not _same(got[key], value, tolerance):
+            # Say which series and which way, never the reference's value: the learner has
+            # something left to find.
             where = f"series {{{key}}}" if key else "the value"
-            return f"{where} is {got[key]:.6g}, the reference gives {value:.6g}"
+            way = "high" if got[key] > value or math.isnan(value) else "low"
+            return (f"{where} is {got[key]:.6g}, too {way}: the series are the right ones, their "
+                    "values are not; check the function, its range window and what you divide by")
     return None
 
 
@@ -295,10 +299,11 @@ def compare_values(answer: Any, expected: Any, tolerance: Tolerance = FLOAT_ROUN
             return (f"expected a pandas Series (one value per {expected.index.name}), "
                     f"got {type(answer).__name__}")
         if list(map(str, answer.index)) != list(map(str, expected.index)):
-            return f"index {list(answer.index)[:5]} differs from the reference {list(expected.index)[:5]}"
+            return (f"your index has {len(answer)} entries (first: {list(answer.index)[:3]}), the "
+                    f"question wants {len(expected)}: check your filter and what you group by")
         same = [_same(float(a), float(b), tolerance)
                 for a, b in zip(answer.to_numpy(), expected.to_numpy(), strict=True)]
-        return None if all(same) else "same index as the reference, other values"
+        return None if all(same) else "the right index, other values: check what you count or compute"
     if isinstance(expected, pd.DataFrame):
         if not isinstance(answer, pd.DataFrame):
             return f"expected a pandas DataFrame (a table), got {type(answer).__name__}"
@@ -310,7 +315,7 @@ def compare_values(answer: Any, expected: Any, tolerance: Tolerance = FLOAT_ROUN
                                           rtol=max(tolerance.rel, 1e-9), atol=max(tolerance.abs, 1e-12))
         except AssertionError as exc:
             first = str(exc).strip().splitlines()[0]
-            return f"the table differs from the reference: {first}"
+            return f"the table is not the one the question asks for: {first}"
         return None
     if isinstance(expected, float | int | np.floating | np.integer) and not isinstance(expected, bool):
         try:
@@ -375,8 +380,9 @@ def _wrong_advice(item: Exercise, found: tuple[str, ...]) -> tuple[str, ...]:
 def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     """Check an answer to any exercise of the bank; context is what the exercise needs.
 
-    promql: ``prometheus`` (analysis.prom.Prometheus) and ``at`` (the moment both queries are
-    evaluated; now when omitted). value: the data the reference function takes (e.g.
+    promql: ``prometheus`` (analysis.prom.Prometheus), ``at`` (the moment both queries are
+    evaluated; now when omitted) and ``start``: when given, both are compared at moments spread
+    over [start, at] too (the notebooks pass their run's window, fault included). value: the data the reference function takes (e.g.
     ``access=access``). choice: nothing. number: what the reference function takes, if any.
     jq: ``log``, the JSON-lines file both filters run on. alert: nothing (promtool runs offline).
     """
@@ -389,35 +395,57 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     return checker(item, answer, context)
 
 
+# How many moments of a range a PromQL answer is compared at (besides its end).
+RANGE_MOMENTS = 12
+
+
+def _moments(start: datetime | None, at: datetime) -> list[datetime]:
+    """The moments a PromQL answer is compared at: `at` alone, or RANGE_MOMENTS spread evenly
+    over [start, at] and `at` itself (an answer right at one instant only, a constant such as
+    `vector(1)` on a run whose share is 1 at the end, is wrong somewhere in the range)."""
+    if start is None or start >= at:
+        return [at]
+    span = at - start
+    return [start + span * (i / RANGE_MOMENTS) for i in range(1, RANGE_MOMENTS)] + [at]
+
+
 def _check_promql(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
     prometheus: prom.Prometheus = context.pop("prometheus")
     at: datetime = context.pop("at", None) or datetime.now(UTC)
+    start: datetime | None = context.pop("start", None)
     expected_query = str(reference(item.id))
     if answer is None:  # filling: the reference answers
         answer = expected_query
     if not isinstance(answer, str):
         return _not_text(item, answer, "a PromQL string", 'ANSWER = "sum by (...) (...)"')
     text, moment = _collapse(answer), prom.require_aware(at, "at").isoformat()
-    try:
-        got = prometheus.instant(answer, at)
-    except Exception as exc:  # Prometheus answers a syntax error with HTTP 400
-        found = diagnose(item, text, pd.DataFrame(), None,
-                         {**context, "query": text, "prometheus": prometheus})
-        return _verdict(item, "wrong", f"Prometheus refused it: {exc}", answer,
-                        _wrong_advice(item, found), at=moment)
-    expected = prometheus.instant(expected_query, at)
-    if expected.empty:
+    mistakes = {**context, "query": text, "prometheus": prometheus}
+    compared = 0
+    for when in _moments(start and prom.require_aware(start, "start"), at):
+        try:
+            got = prometheus.instant(answer, when)
+        except Exception as exc:  # Prometheus answers a syntax error with HTTP 400
+            found = diagnose(item, text, pd.DataFrame(), None, mistakes)
+            return _verdict(item, "wrong", f"Prometheus refused it: {exc}", answer,
+                            _wrong_advice(item, found), at=moment)
+        expected = prometheus.instant(expected_query, when)
+        if expected.empty and got.empty:
+            continue  # nothing to compare yet (before the traffic, or a window still empty)
+        compared += 1
+        problem = (compare_vectors(got, expected, item.tolerance) if not expected.empty else
+                   f"{len(got)} series where the question wants none (no traffic of that kind then)")
+        if problem:
+            found = diagnose(item, text, got, expected, mistakes)
+            where = "" if when == at else f"at {when:%H:%M:%S} UTC (during the range checked): "
+            return _verdict(item, "wrong", where + problem, answer, _wrong_advice(item, found),
+                            at=moment)
+    if compared == 0:
         return _verdict(item, "wrong", "the reference query returned nothing: was there "
                         "traffic before this moment?", answer,
                         ("Send some traffic (`lab load`, or click around the app), wait a "
                          "scrape interval, and run the check again.",), at=moment)
-    problem = compare_vectors(got, expected, item.tolerance)
-    if problem:
-        found = diagnose(item, text, got, expected,
-                         {**context, "query": text, "prometheus": prometheus})
-        return _verdict(item, "wrong", problem, answer, _wrong_advice(item, found), at=moment)
-    return _verdict(item, "right", f"{len(got)} series, same values as the reference", answer,
-                    at=moment)
+    span = "" if start is None else f", at {compared} moments from {start:%H:%M:%S} to {at:%H:%M:%S} UTC"
+    return _verdict(item, "right", f"same series and values as the reference{span}", answer, at=moment)
 
 
 def _expected_value(item: Exercise, context: Mapping[str, Any]) -> Any:
@@ -520,8 +548,11 @@ def _check_jq(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdict:
                         log=str(log))
     found = diagnose(item, _collapse(answer), got, expected, context)
     shown = json.dumps(got[:2])[:200]
-    return _verdict(item, "wrong", f"{len(got)} value(s) (first: {shown}), the reference gives "
-                    f"{len(expected)}", answer, _wrong_advice(item, found), log=str(log))
+    count = ("more than the question wants" if len(got) > len(expected) else
+             "fewer than the question wants" if len(got) < len(expected) else
+             "as many as the question wants, but other ones")
+    return _verdict(item, "wrong", f"{len(got)} value(s) (first: {shown}): {count}", answer,
+                    _wrong_advice(item, found), log=str(log))
 
 
 def rule_of(answer: Any) -> tuple[str, str]:

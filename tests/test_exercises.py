@@ -13,6 +13,7 @@ span file), prometheus and at (the synthetic Prometheus and the end of its traff
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -437,7 +438,7 @@ def test_a_table_answer_may_order_its_columns_differently() -> None:
     same = pd.DataFrame({"p95": [1.0, 2.0000000001]}, index=pd.Index(["a", "b"], name="endpoint"))
     assert exercises.compare_values(same, expected) is None
     other = pd.DataFrame({"p95": [1.0, 2.5]}, index=pd.Index(["a", "b"], name="endpoint"))
-    assert "differs" in (exercises.compare_values(other, expected) or "")
+    assert "not the one the question asks for" in (exercises.compare_values(other, expected) or "")
     assert "expected a pandas DataFrame" in (exercises.compare_values([1, 2], expected) or "")
 
 
@@ -495,3 +496,29 @@ def test_an_alert_exercise_needs_well_formed_scenarios() -> None:
     with pytest.raises(ValueError, match="list of scenarios"):
         Exercise(id="5.8", module="05-alerting", kind="query", answer_type="alert", question="q",
                  hint="h", why="w", rule_test="- {name: x, eval_time: 1m}")
+
+
+@pytest.mark.stack
+def test_an_answer_right_at_one_instant_only_is_wrong_over_the_range(synthetic: RecordedPrometheus) -> None:
+    """A constant that copies the reference's values at the end (what `vector(1)` is on a run
+    whose share is 1 at the end) is right at that instant and wrong over a range that holds the
+    fault; the verdict says when, and not the reference's value."""
+    at = synthetic.end
+    frozen = synthetic.client.instant(str(exercises.reference("1.1")), at)
+    constant = " or ".join(f'label_replace(vector({row.value!r}), "endpoint", "{row.endpoint}", "", "")'
+                           for row in frozen.itertuples())
+    assert exercises.check("1.1", constant, prometheus=synthetic.client, at=at).right
+    over_range = exercises.check("1.1", constant, prometheus=synthetic.client,
+                                 start=at - timedelta(minutes=5), at=at)
+    assert not over_range.right
+    assert "during the range checked" in over_range.message and "todos.toggle" in over_range.message
+    # The end's 1m window holds the fault's 500s: before the fault, the constant is too high.
+    assert "too high" in over_range.message
+    (when,) = [m for m in exercises._moments(at - timedelta(minutes=5), at)
+               if over_range.message.startswith(f"at {m:%H:%M:%S} UTC")]
+    then = synthetic.client.instant(str(exercises.reference("1.1")), when).set_index("endpoint")
+    number = re.escape(f"{then.loc['todos.toggle', 'value']:.6g}")
+    assert not re.search(rf"(?<![\d.:]){number}(?![\d.:])", over_range.message), over_range.message
+    right = exercises.check("1.1", CASES["1.1"].equivalent, prometheus=synthetic.client,
+                            start=at - timedelta(minutes=5), at=at)
+    assert right.right and f"at {exercises.RANGE_MOMENTS} moments" in right.message
