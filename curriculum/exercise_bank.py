@@ -1076,10 +1076,13 @@ add(Exercise(
     id="5.5", module="05-alerting", kind="query", answer_type="value",
     question="Write an **alert expression** that pages when **more than 10% of `api.list_todos` "
              "requests fail over the last 2 minutes** (the rule adds `for: 1m`). "
-             "`promtool test rules` runs it on six scenarios; it is right when it fires exactly "
-             "where it should.",
-    hint="The 5xx rate of the endpoint over `[2m]`, divided by the rate of all its requests over "
-         "`[2m]`, compared with `> 0.1`. Sum both sides so their labels match.",
+             "`promtool test rules` runs it on thirteen scenarios (just above and just under the "
+             "threshold, quiet and busy traffic, another endpoint failing, traffic that stops...); "
+             "it is right when it fires exactly where it should.",
+    hint="Build the condition in two steps: first a query for the endpoint's *share* of failed "
+         "requests over the question's window, run in the Prometheus UI (it lies between 0 and 1 "
+         "and rises in the lab's fault window); then compare it with the threshold. Ask yourself "
+         "what labels the two sides of your division keep.",
     why="An alert is a PromQL condition plus time: the window decides what 'recently' means "
         "(a longer one still fires after traffic stopped), the filter decides what is "
         "watched, the threshold how bad is bad, and `for:` how long it must last. Testing it "
@@ -1089,13 +1092,32 @@ add(Exercise(
         "endpoint": Mistake("Filter on `endpoint=\"api.list_todos\"` on both sides: your rule "
                             "fired for another endpoint's failures.",
                             when=_rule_advice("30% of todos.index", "fired, but should not")),
-        "threshold": Mistake("The threshold is 10%: `> 0.1` (your rule fired at 5%).",
-                             when=_rule_advice("5% of api.list_todos", "fired, but should not")),
-        "window": Mistake("Use a 2-minute window, `[2m]`: a longer one keeps firing after the "
-                          "traffic has stopped.",
+        "endpoint_one_side": Mistake("Put the endpoint filter on both sides of the division: with "
+                                     "it on the 5xx side only, a busy other endpoint's requests "
+                                     "dilute the share (your rule missed 15% on the list).",
+                                     when=_rule_advice("15% of api.list_todos", "did not fire, but should")),
+        "threshold": Mistake("Compare with the threshold the question gives, 10% (your rule "
+                             "fired under it).",
+                             when=_rule_advice("9% of api.list_todos", "fired, but should not")),
+        "threshold_high": Mistake("Compare with the threshold the question gives, 10% (your rule "
+                                  "stayed silent just above it).",
+                                  when=_rule_advice("11% of api.list_todos", "did not fire, but should")),
+        "raw_rate": Mistake("A raw rate of 5xx answers changes with the traffic: the same share "
+                            "fires at busy times and not at quiet ones. Divide by the rate of all "
+                            "the endpoint's requests: a share between 0 and 1.",
+                            when=_rule_advice("8% of api.list_todos", "fired, but should not")),
+        "raw_rate_quiet": Mistake("Your rule missed a high share at quiet traffic: compare a share "
+                                  "(5xx rate divided by all requests' rate), not a count or a rate "
+                                  "of failures.",
+                                  when=_rule_advice("20% of api.list_todos", "did not fire, but should")),
+        "window": Mistake("Use the 2-minute window the question gives: a longer one keeps firing "
+                          "after the failures or the traffic have stopped.",
                           when=_rule_advice("30% failed, but", "fired, but should not")),
+        "window_short": Mistake("Use the 2-minute window the question gives: a shorter one forgets "
+                                "failures the last 2 minutes still hold.",
+                                when=_rule_advice("30% failed for five minutes", "did not fire, but should")),
         "silent": Mistake("It did not fire at 30% failures: divide the 5xx rate by the rate of "
-                          "all requests (a share between 0 and 1) and compare with `> 0.1`.",
+                          "all requests (a share between 0 and 1) and compare it with the threshold.",
                           when=_rule_advice("30% of api.list_todos", "did not fire, but should")),
         "load": Mistake("promtool could not load the rule: run `rule_grader.grade(ANSWER)` to "
                         "read its message (often a parenthesis or a quote).",

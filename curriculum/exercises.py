@@ -382,9 +382,10 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
 
     promql: ``prometheus`` (analysis.prom.Prometheus), ``at`` (the moment both queries are
     evaluated; now when omitted) and ``start``: when given, both are compared at moments spread
-    over [start, at] too (the notebooks pass their run's window, fault included). value: the data the reference function takes (e.g.
-    ``access=access``). choice: nothing. number: what the reference function takes, if any.
-    jq: ``log``, the JSON-lines file both filters run on. alert: nothing (promtool runs offline).
+    over [start, at] too (the notebooks pass their run's window, fault included). value: the
+    data the reference function takes (e.g. ``access=access``). choice: nothing. number: what
+    the reference function takes, if any. jq: ``log``, the JSON-lines file both filters run on.
+    alert: nothing (promtool runs offline).
     """
     item = exercise(exercise_id)
     if answer is None and not filling():

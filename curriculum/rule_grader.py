@@ -42,25 +42,61 @@ class Scenario:
     should_fire: bool
 
 
-def _steady(failed_per_step: int, endpoint: str = "api.list_todos") -> dict[str, str]:
-    """Ten minutes at 10 requests/s on endpoint, failed_per_step of each 50 answered 500."""
-    ok = REQUESTS_PER_STEP - failed_per_step
+def _steady(failed_per_step: int, endpoint: str = "api.list_todos",
+            per_step: int = REQUESTS_PER_STEP) -> dict[str, str]:
+    """Ten minutes of per_step requests each 5 s on endpoint (10/s by default), failed_per_step of
+    them answered 500."""
+    ok = per_step - failed_per_step
     series = {f'{COUNT}{{job="web",endpoint="{endpoint}",status="200"}}': f"0+{ok}x{STEPS}"}
     if failed_per_step:
         series[f'{COUNT}{{job="web",endpoint="{endpoint}",status="500"}}'] = f"0+{failed_per_step}x{STEPS}"
     return series
 
 
+def _phases(*phases: tuple[int, int, int], endpoint: str = "api.list_todos") -> dict[str, str]:
+    """Counters through phases of (steps of 5 s, requests answered 200 per step, answered 500
+    per step), one after the other (0 and 0: no traffic, the counters stay where they are)."""
+    values: dict[str, list[str]] = {"200": [], "500": []}
+    totals = {"200": 0, "500": 0}
+    for index, (steps, ok, failed) in enumerate(phases):
+        for status, step in (("200", ok), ("500", failed)):
+            first = totals[status] if index == 0 else totals[status] + step
+            count = steps if index == 0 else steps - 1
+            values[status].append(f"{first}+{step}x{count}")
+            totals[status] = first + step * count
+    return {f'{COUNT}{{job="web",endpoint="{endpoint}",status="{status}"}}': " ".join(parts)
+            for status, parts in values.items()}
+
+
+# Each scenario tells a right rule from one kind of wrong one: the threshold (just above and
+# just below 10%), the window (a longer one fires after the failures or the traffic stopped,
+# a shorter one misses a share the 2 minutes still hold), the filter (another endpoint
+# failing; a busy endpoint diluting a filter put on one side only) and the share against a raw
+# rate (the same share at low and at high traffic).
 SCENARIOS = (
     Scenario("30% of api.list_todos fail for ten minutes", _steady(15), "10m", True),
+    Scenario("11% of api.list_todos fail (just above the threshold)",
+             _steady(11, per_step=100), "10m", True),
+    Scenario("9% of api.list_todos fail (just under the threshold)",
+             _steady(9, per_step=100), "10m", False),
     Scenario("5% of api.list_todos fail (under the threshold)", _steady(2), "10m", False),
     Scenario("no failure at all", _steady(0), "10m", False),
     Scenario("30% of todos.index fail (another endpoint)",
              {**_steady(0), **_steady(15, "todos.index")}, "10m", False),
+    Scenario("15% of api.list_todos fail while todos.index serves nine times as much without failing",
+             {**_steady(3, per_step=20), **_steady(0, "todos.index", per_step=180)}, "10m", True),
+    Scenario("20% of api.list_todos fail at 2 requests per second (quiet traffic)",
+             _steady(2, per_step=10), "10m", True),
+    Scenario("8% of api.list_todos fail at 100 requests per second (busy traffic)",
+             _steady(40, per_step=500), "10m", False),
     Scenario("a 10-second burst of failures, then none (diluted by the 2-minute window)",
              {f'{COUNT}{{job="web",endpoint="api.list_todos",status="200"}}': "0+50x60 3000+0x1 3050+50x59",
               f'{COUNT}{{job="web",endpoint="api.list_todos",status="500"}}': "0+0x60 50+50x1 100+0x59"},
              "5m30s", False),
+    Scenario("30% failed for five minutes, none in the last 50 seconds (the 2 minutes still hold 17%)",
+             _phases((60, 35, 15), (10, 50, 0)), "5m45s", True),
+    Scenario("30% failed, but the last 2.5 minutes had no traffic at all",
+             _phases((60, 35, 15), (30, 0, 0)), "7m30s", False),
     Scenario("30% failed, but the last five minutes had no traffic at all",
              {f'{COUNT}{{job="web",endpoint="api.list_todos",status="200"}}': "0+35x60 2100+0x60",
               f'{COUNT}{{job="web",endpoint="api.list_todos",status="500"}}': "0+15x60 900+0x60"},

@@ -14,7 +14,7 @@ import pytest
 from analysis import alerting, benchmarks, cardinality, counters, logs, sampling
 from analysis.lab_context import FaultWindow
 from app.observability import names
-from curriculum import rule_grader
+from curriculum import exercises, rule_grader
 from tests.support.promdata import RecordedPrometheus
 
 DATA = Path(__file__).parent / "data" / "analysis"
@@ -126,6 +126,7 @@ def test_promtool_grades_an_alert_rule_by_where_it_fires_not_by_how_it_is_writte
 
     too_long = rule_grader.grade(LIST_ALERT.replace("[2m]", "[10m]"))
     assert [k for k, v in too_long.outcomes().items() if v != "as it should"] == [
+        "30% failed, but the last 2.5 minutes had no traffic at all",
         "30% failed, but the last five minutes had no traffic at all"]
     low = rule_grader.grade(LIST_ALERT.replace("> 0.1", "> 0.01"))
     assert low.outcomes()["5% of api.list_todos fail (under the threshold)"] == "fired, but should not"
@@ -133,6 +134,54 @@ def test_promtool_grades_an_alert_rule_by_where_it_fires_not_by_how_it_is_writte
     broken = rule_grader.grade("sum(rate(x[2m]) >")
     assert not broken.right and "parse error" in broken.error
     assert set(broken.outcomes().values()) == {"rule did not load"}
+
+
+FIVE_XX = 'http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}'
+ALL_LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"}'
+GOOD = 'http_request_duration_seconds_count{endpoint="api.list_todos",status!~"5.."}'
+# Wrong alert rules for exercise 5.5, each with the advice its verdict must give (a mistake of
+# the bank), and right ones written differently.
+WRONG_ALERTS = {
+    "threshold above": (LIST_ALERT.replace("> 0.1", "> 0.2"), "stayed silent just above it"),
+    "threshold below": (LIST_ALERT.replace("> 0.1", "> 0.05"), "fired under it"),
+    "window shorter": (LIST_ALERT.replace("[2m]", "[1m]"), "a shorter one forgets"),
+    "window longer": (LIST_ALERT.replace("[2m]", "[3m]"), "a longer one keeps firing"),
+    "no endpoint filter": (LIST_ALERT.replace('endpoint="api.list_todos",', "").replace(
+        '{endpoint="api.list_todos"}', ""), "fired for another endpoint's failures"),
+    "filter on the 5xx side only": (LIST_ALERT.replace(ALL_LIST, "http_request_duration_seconds_count"),
+                                    "on the 5xx side only"),
+    "raw rate, tuned": (f"sum(rate({FIVE_XX}[2m])) > 1", "changes with the traffic"),
+    "raw rate, low": (f"sum(rate({FIVE_XX}[2m])) > 0.1", "changes with the traffic"),
+    "raw count": (f"sum({FIVE_XX}) > 10", "fired under it"),
+    "a constant": ("vector(1)", "fired under it"),
+}
+RIGHT_ALERTS = {
+    "the reference": LIST_ALERT,
+    "increase and seconds": LIST_ALERT.replace("rate(", "increase(").replace("[2m]", "[120s]"),
+    "one minus the good share": f"1 - sum(rate({GOOD}[2m])) / sum(rate({ALL_LIST}[2m])) > 0.1",
+    "grouped by endpoint, threshold first": f"0.1 < sum by (endpoint) (rate({FIVE_XX}[2m])) "
+                                            f"/ sum by (endpoint) (rate({ALL_LIST}[2m]))",
+}
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian package prometheus) is needed")
+@pytest.mark.parametrize("name", list(WRONG_ALERTS))
+def test_each_wrong_alert_rule_is_refused_with_advice_that_fixes_it(name: str) -> None:
+    """5.5's scenarios tell every kind of wrong rule from the right one: threshold, window,
+    filter, share against rate; the verdict names the mistake and never shows the answer."""
+    expr, advice = WRONG_ALERTS[name]
+    verdict = exercises.check("5.5", rule_grader.grade(expr).outcomes())
+    assert not verdict.right
+    assert any(advice in text for text in verdict.advice), verdict.advice
+    assert "status=~" not in str(verdict)
+
+
+@pytest.mark.skipif(not shutil.which("promtool"), reason="promtool (Debian package prometheus) is needed")
+@pytest.mark.parametrize("name", list(RIGHT_ALERTS))
+def test_a_right_alert_rule_written_differently_is_right(name: str) -> None:
+    graded = rule_grader.grade(RIGHT_ALERTS[name])
+    assert graded.right, str(graded)
+    assert exercises.check("5.5", graded.outcomes()).right
 
 
 @pytest.mark.stack
