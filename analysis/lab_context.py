@@ -26,7 +26,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -90,6 +90,25 @@ class RunRecord:
             faults=[FaultWindow(f["name"], float(f["value"]), datetime.fromisoformat(f["on"]),
                                 datetime.fromisoformat(f["off"])) for f in data["faults"]],
         )
+
+
+# The one command that records the run every module needs: the workshop's faults (error windows
+# on the two list pages, then latency on one), as `lab demo` injects them (lab/loadrun.py).
+WORKSHOP_RUN = "lab load --faults workshop"
+
+
+def lacks(faults: Sequence[FaultWindow], kind: str, what: str) -> bool:
+    """True, after one line that says what is missing and the command that records it, when no
+    fault of kind (error_rate, latency, ...) is among the run's faults; False otherwise.
+
+    A notebook asks before it draws what a fault shows: a run without one (a plain `lab load`)
+    then gets a sentence and a command, never a flat chart under text about a spike.
+    """
+    if any(f.name.split(".")[0] == kind for f in faults):
+        return False
+    print(f"This run has no {kind} fault, so {what} would show nothing here. Record a run that "
+          f"has one with `{WORKSHOP_RUN}` (5 minutes), then run this notebook again.")
+    return True
 
 
 def _encode(value: Any) -> str:

@@ -19,6 +19,22 @@ from stack import launch, processes, prometheus_config, topology
 from stack.config import LOCAL, LabConfig, app_url, reports_dir
 from stack.switchboard import FaultSwitch
 
+# The workshop's faults, as `lab demo` and `lab load --faults workshop` (the day's run) inject
+# them, with their windows in seconds into the load. The list page (todos.index) and the API's
+# list (api.list_todos) take about half of the scenario's requests: half of their answers
+# failing makes about a quarter of all answers 5xx, well over the fast burn's 14.4% (one
+# endpoint alone sat near 17%, and an alert that close to its threshold fires late and
+# erratically) and over HighErrorRate's 5% for a minute. Then 0.4 s on the list page puts
+# about a third of all requests over 0.25 s: p95 misses the latency objective. Each window is
+# 100 s, longer than the slowest predicted firing (for: 1m after the window fills), and the
+# 60 s after the last one let the alerts resolve within the run.
+WORKSHOP_FAULTS = (("error_rate.todos.index=0.5", "20-120"), ("error_rate.api.list_todos=0.5", "20-120"),
+                   ("latency.todos.index=0.4", "140-240"))
+WORKSHOP_DURATION = 300
+WORKSHOP_USERS = 8
+# Short think times so a few users give the fault windows enough requests.
+WORKSHOP_WAIT = "0.2,0.8"
+
 
 @dataclass(frozen=True)
 class PlannedFault:
@@ -53,6 +69,14 @@ def require_running(config: LabConfig) -> None:
     down = [s.name for s in topology.build(config) if not launch.inspect(config, s).running]
     if down:
         raise LabError(f"not running: {', '.join(down)}; start the lab with `lab up` first")
+
+
+def workshop_faults(duration: float) -> list[PlannedFault]:
+    """The workshop's faults in a run of duration seconds (at least WORKSHOP_DURATION)."""
+    if duration < WORKSHOP_DURATION:
+        raise LabError(f"the workshop's faults need a run of at least {WORKSHOP_DURATION} s "
+                       f"(their windows end at 240 s and the alerts resolve by {WORKSHOP_DURATION} s)", 2)
+    return [parse_fault(fault, window, duration) for fault, window in WORKSHOP_FAULTS]
 
 
 def parse_fault(assignment: str, window: str | None, duration: float) -> PlannedFault:

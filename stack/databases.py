@@ -43,7 +43,7 @@ def _clients_on(client: redis.Redis, number: int) -> int:
 
 
 @contextmanager
-def reserved_redis_db() -> Iterator[str]:
+def reserved_redis_db(base_url: str = REDIS_BASE_URL) -> Iterator[str]:
     """A Redis database number nobody else holds or uses, flushed before and after.
 
     A number is taken when its lock is free (its holder released it after stopping what used
@@ -51,7 +51,8 @@ def reserved_redis_db() -> Iterator[str]:
     run's orphaned worker still consuming there keeps it from being handed out again (it would
     take the next run's tasks).
     """
-    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
+    base_url = base_url.rstrip("/")
+    client = redis.Redis.from_url(base_url + "/0")
     for number in range(1, 16):
         lock = f"todolab:test-db-lock:{number}"
         if client.set(lock, os.getpid(), nx=True, ex=4 * 3600):
@@ -64,7 +65,7 @@ def reserved_redis_db() -> Iterator[str]:
         raise RuntimeError("no free Redis database number (1-15) for this test run: each is "
                            "held by a running test run or still used by a client "
                            "(redis-cli CLIENT LIST shows which)")
-    url = f"{REDIS_BASE_URL}/{number}"
+    url = f"{base_url}/{number}"
     redis.Redis.from_url(url).flushdb()
     try:
         yield url

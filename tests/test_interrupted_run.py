@@ -22,6 +22,8 @@ import psutil
 import pytest
 import redis
 
+from stack.databases import REDIS_BASE_URL, reserved_redis_db
+from stack.private_services import private_redis
 from tests.support.processes import ROOT, wait_until
 
 RUN = ROOT / "tests" / "data" / "interrupted" / "stack_run.py"
@@ -48,13 +50,38 @@ def _running(pids: list[int]) -> list[str]:
     return alive
 
 
-def _clients_on(url: str) -> int:
+def _lock_holder(url: str) -> str | None:
+    """The pid that holds the test lock of url's Redis database, if any."""
     number = int(url.rsplit("/", 1)[1])
-    client = redis.Redis.from_url(url)
+    client = redis.Redis.from_url(REDIS_BASE_URL + "/0")
     try:
-        return sum(1 for c in client.client_list() if str(c.get("db")) == str(number)) - 1  # less ours
+        holder = client.get(f"todolab:test-db-lock:{number}")
+        return holder.decode() if holder else None
     finally:
         client.close()
+
+
+def test_a_database_whose_holder_died_is_not_taken_while_a_client_still_uses_it(tmp_path: Path) -> None:
+    """An orphan still connected to a Redis database keeps it from the next run, though the
+    lock's holder is gone; once it disconnects, the database is taken again. (On a Redis of
+    its own: the run's shared one hands numbers to parallel workers meanwhile.)"""
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()  # a pid that no longer runs
+    with private_redis(tmp_path, persistent=False) as server:
+        base = server.url.rsplit("/", 1)[0]
+        admin = redis.Redis.from_url(f"{base}/0")
+        orphan = redis.Redis.from_url(f"{base}/1")
+        try:
+            admin.set("todolab:test-db-lock:1", dead)  # a killed run's lock on database 1...
+            orphan.ping()  # ...and its orphaned worker, still connected to it
+            with reserved_redis_db(base) as taken:
+                assert taken == f"{base}/2"
+            orphan.close()
+            with reserved_redis_db(base) as taken:
+                assert taken == f"{base}/1"
+        finally:
+            orphan.close()
+            admin.close()
 
 
 @pytest.mark.slow
@@ -84,8 +111,10 @@ def test_a_run_stopped_from_outside_leaves_nothing_running_and_the_next_run_pass
     leftover = set(started["pids"]) | set(everything)
     wait_until(lambda: not _running(sorted(leftover)), 30, "the stack's processes to end")
     assert _running(sorted(leftover)) == []
+    # Its Redis databases were given back (a parallel run may already hold them again).
     for url in (started["broker"], started["run_db"]):
-        assert _clients_on(url) == 0, f"a client still uses {url}"
+        holder = _lock_holder(url)
+        assert holder is None or psutil.pid_exists(int(holder)), f"{url} still held by the stopped run"
 
     report.unlink()
     again = _pytest(report, *options, quick=True)

@@ -55,3 +55,22 @@ def test_every_registered_command_loads_with_a_run_function() -> None:
 def test_the_parser_configures_only_the_command_it_is_given() -> None:
     args = build_parser(["fault", "list"]).parse_args(["fault", "list"])
     assert args.command == "fault" and args.action == "list" and callable(args.run)
+
+
+def test_the_workshop_run_the_notebooks_name_is_a_lab_command_with_the_demos_faults() -> None:
+    """The command a notebook prints when its run lacks a fault (analysis.lab_context.WORKSHOP_RUN)
+    parses, and plans the faults `lab demo` injects, inside a five-minute run."""
+    from analysis.lab_context import WORKSHOP_RUN
+    from lab.errors import LabError
+    from lab.loadrun import WORKSHOP_DURATION, WORKSHOP_FAULTS, workshop_faults
+
+    words = WORKSHOP_RUN.split()[1:]
+    assert build_parser(words).parse_args(words).faults == "workshop"
+    planned = workshop_faults(WORKSHOP_DURATION)
+    assert [f"{p.name}={p.value:g}" for p in planned] == [fault for fault, _ in WORKSHOP_FAULTS]
+    assert all(0 < p.on_s < p.off_s <= WORKSHOP_DURATION for p in planned)
+    with pytest.raises(LabError, match="at least 300 s"):
+        workshop_faults(120)
+    both = subprocess.run([sys.executable, "-m", "lab.cli", "load", "--faults", "workshop", "--fault",
+                           "error_rate=0.1"], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert both.returncode == 2 and "not both" in both.stderr

@@ -17,6 +17,7 @@ import requests
 
 from analysis import locust_json, logs
 from analysis.lab_context import LabContext
+from app.faults import QUIET_KEY
 from curriculum import exercises, notebook_run
 from tests.support.launcher import lab_env, lab_stack, run_lab
 
@@ -121,7 +122,8 @@ def test_lab_demo_runs_every_notebook_and_its_verdicts_match_the_injected_fault(
     assert incident["trace_fault"] == incident["fault"]
     assert incident["detected_ratio"] > 0
     faults_file = Path(env["VAR_DIR"]) / "faults.json"
-    assert json.loads(faults_file.read_text()) == {}  # nothing left switched on
+    # Nothing left switched on (the blind incident clears its faults as quietly as it set them).
+    assert set(json.loads(faults_file.read_text())) <= {QUIET_KEY}
 
 
 def _notebook(path: Path, *sources: str) -> Path:
@@ -148,3 +150,35 @@ def test_a_notebook_that_raises_fails_the_run_and_the_report_says_why(tmp_path: 
                                      {"run": datetime.now().isoformat()}).read_text()
     assert "02-bad.ipynb: FAILED" in page and "3 of 4 checks pass" in page
     assert "01-good.ipynb: ran top to bottom" in page
+
+
+@pytest.mark.slow
+@pytest.mark.stack
+@pytest.mark.timeout(1200)
+@needs_stack
+def test_after_a_plain_lab_load_the_fault_modules_say_what_to_record_and_draw_no_empty_frame(
+        tmp_path: Path) -> None:
+    """A room that ran a plain `lab load` (no fault) opens 01, 04 and 05: each says in one line
+    what the run lacks and the command that records it, and shows no empty frame or flat chart
+    under text about a fault."""
+    from analysis.lab_context import WORKSHOP_RUN
+    from lab.notebook_env import notebook_env
+    from stack.config import LabConfig
+
+    reports = tmp_path / "reports"
+    env = lab_env(tmp_path / "var", {"LAB_REPORTS_DIR": str(reports), "LOAD_WAIT": "0.1,0.5"})
+    with lab_stack(env) as up:
+        assert up.code == 0, up.stderr
+        load = run_lab(env, "load", "--users", "4", "--duration", "20", timeout=300)
+        assert load.code == 0, load.stdout[-2000:] + load.stderr[-2000:]
+        tracked = Path(__file__).parents[1] / "notebooks"
+        chosen = [tracked / f"{name}.ipynb" for name in ("01-metrics", "04-verification", "05-alerting")]
+        notebook_vars = {**env, **notebook_env(LabConfig.from_env(env)), exercises.FILL_VARIABLE: "1"}
+        outcomes = notebook_run.run_notebooks(chosen, tmp_path / "executed", notebook_vars)
+    for outcome in outcomes:
+        assert outcome.ok, outcome.error
+        book = nbformat.read(tmp_path / "executed" / outcome.source.name, as_version=4)
+        shown = "\n".join(str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
+                          for cell in book.cells if cell.cell_type == "code" for output in cell.outputs)
+        assert "Empty DataFrame" not in shown, outcome.source.name
+        assert f"Record a run that has one with `{WORKSHOP_RUN}`" in shown, outcome.source.name

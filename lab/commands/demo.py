@@ -19,34 +19,32 @@ from datetime import UTC, datetime
 from curriculum import notebook_run
 from lab.alert_report import alert_section
 from lab.errors import LabError
-from lab.loadrun import PlannedFault, parse_fault, recorded_load
+from lab.loadrun import (
+    WORKSHOP_DURATION,
+    WORKSHOP_FAULTS,
+    WORKSHOP_USERS,
+    WORKSHOP_WAIT,
+    PlannedFault,
+    parse_fault,
+    recorded_load,
+    workshop_faults,
+)
 from lab.notebook_env import notebook_env
 from loadtests.shapes import SHAPE_NAMES
 from stack import launch
 from stack.config import LabConfig, app_url, reports_dir
 
-# The demo's faults and their windows (seconds into the load). The list page (todos.index)
-# and the API's list (api.list_todos) take about half of the scenario's requests: half of
-# their answers failing makes about a quarter of all answers 5xx, well over the fast burn's
-# 14.4% (one endpoint alone sat near 17%, and an alert that close to its threshold fires late
-# and erratically) and over HighErrorRate's 5% for a minute. Then 0.4 s on the list page
-# puts about a third of all requests over 0.25 s: p95 misses the latency objective. Each
-# window is 100 s, longer than the slowest predicted firing (for: 1m after the window
-# fills), and the 60 s after the last one let the alerts resolve within the run.
-DEFAULT_SCHEDULE = (("error_rate.todos.index=0.5", "20-120"), ("error_rate.api.list_todos=0.5", "20-120"),
-                    ("latency.todos.index=0.4", "140-240"))
-DEFAULT_DURATION = 300
-# Short think times so a few users give the fault windows enough requests.
-DEFAULT_WAIT = "0.2,0.8"
+DEFAULT_DURATION = WORKSHOP_DURATION
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Load and fault options; the defaults make the five-minute demo."""
     parser.add_argument("--shape", choices=SHAPE_NAMES, default="steady")
-    parser.add_argument("--users", type=int, default=8, help="Locust users (default 8)")
+    parser.add_argument("--users", type=int, default=WORKSHOP_USERS,
+                        help=f"Locust users (default {WORKSHOP_USERS})")
     parser.add_argument("--duration", type=int, default=DEFAULT_DURATION,
                         help=f"seconds of load (default {DEFAULT_DURATION})")
-    schedule = ", ".join(f"{fault} at {window} s" for fault, window in DEFAULT_SCHEDULE)
+    schedule = ", ".join(f"{fault} at {window} s" for fault, window in WORKSHOP_FAULTS)
     parser.add_argument("--fault", default=None,
                         help=f"one fault instead of the default schedule ({schedule}); 'none' for none")
     parser.add_argument("--fault-window", metavar="A-B", default=None,
@@ -61,10 +59,10 @@ def run(args: argparse.Namespace) -> int:
     launch.up(config, args.timeout)
     planned: list[PlannedFault] = []
     if args.fault is None:
-        planned = [parse_fault(fault, window, float(args.duration)) for fault, window in DEFAULT_SCHEDULE]
+        planned = workshop_faults(float(args.duration))
     elif args.fault.lower() != "none":
         planned = [parse_fault(args.fault, args.fault_window, float(args.duration))]
-    wait = config.env.get("LOAD_WAIT") or DEFAULT_WAIT
+    wait = config.env.get("LOAD_WAIT") or WORKSHOP_WAIT
     record = recorded_load(config, args.shape, args.users, args.duration, planned,
                            extra_env={"LOAD_WAIT": wait})
     alerts_html = alert_section(config, record)

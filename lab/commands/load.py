@@ -1,4 +1,5 @@
-"""`lab load [--shape NAME] [--users N] [--duration S] [--workers N] [--fault NAME=VALUE ...]`.
+"""`lab load [--shape NAME] [--users N] [--duration S] [--workers N] [--fault NAME=VALUE ...]
+[--faults workshop]`.
 
 Runs the lab's Locust scenario headless against the running stack through Caddy, between two
 quiet edges (a Prometheus scrape on each side of a moment without traffic), optionally with
@@ -14,7 +15,15 @@ import argparse
 import os
 
 from lab.errors import LabError
-from lab.loadrun import parse_fault, recorded_load
+from lab.loadrun import (
+    WORKSHOP_DURATION,
+    WORKSHOP_USERS,
+    WORKSHOP_WAIT,
+    PlannedFault,
+    parse_fault,
+    recorded_load,
+    workshop_faults,
+)
 from loadtests.shapes import SHAPE_NAMES
 from stack.config import LabConfig
 
@@ -30,6 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="inject this fault during the run, e.g. error_rate.api.list_todos=0.2")
     parser.add_argument("--fault-window", metavar="A-B", default=None,
                         help="seconds after the start when the fault is on (default: middle third)")
+    parser.add_argument("--faults", choices=("workshop",), default=None,
+                        help="the workshop's faults, as `lab demo` injects them: the run every "
+                             f"module needs (5 minutes; {WORKSHOP_USERS} users unless --users)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,13 +49,20 @@ def run(args: argparse.Namespace) -> int:
     from loadtests.shapes import make_profile
 
     config = LabConfig.from_env()
+    workshop = args.faults == "workshop"
+    if workshop and args.fault:
+        raise LabError("--faults workshop or --fault, not both", 2)
+    users = args.users or (WORKSHOP_USERS if workshop else None)
+    duration = args.duration or (WORKSHOP_DURATION if workshop else None)
     try:
-        profile = make_profile(args.shape, args.users, None, args.duration)
+        profile = make_profile(args.shape, users, None, duration)
     except ValueError as exc:
         raise LabError(str(exc), 2) from None
     if args.workers < 0:
         raise LabError("--workers: 0 (one process) or more", 2)
-    fault = parse_fault(args.fault, args.fault_window, profile.duration) if args.fault else None
-    recorded_load(config, profile.name, profile.users, int(profile.duration), fault,
-                  workers=args.workers)
+    faults: list[PlannedFault] = workshop_faults(profile.duration) if workshop else \
+        [parse_fault(args.fault, args.fault_window, profile.duration)] if args.fault else []
+    extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT} if workshop else None
+    recorded_load(config, profile.name, profile.users, int(profile.duration), faults,
+                  extra_env=extra, workers=args.workers)
     return 0
