@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import pytest
 import requests
 import yaml
 
+from stack.switchboard import FaultSwitch
 from tests.docker import images
 from tests.support.compose import read_env_file
 from tests.support.processes import ROOT, free_port
@@ -32,6 +34,7 @@ from tests.support.processes import ROOT, free_port
 PROJECT = "todolabtest"
 HOST_UID = 4242  # the notebooks' owner: a host user who is neither root nor the image's 10001
 PASSWORD = "p@ss%40w:rd/x"  # what used to break DATABASE_URL
+FAULTS_TOKEN = "compose-test-faults-token"  # the admin route's token: the host switches faults
 HEALTH_TIMEOUT_S = 420.0
 # The official images the compose file names, each replaced by its stand-in (STANDINS.md).
 STANDIN_OF = {"db": "postgres", "redis": "redis", "caddy": "caddy", "prometheus": "prometheus",
@@ -137,7 +140,8 @@ def stack() -> Iterator[Stack]:
             for item in (workdir / "workshop").iterdir():
                 shutil.chown(item, uid, gid)
         env = {**read_env_file(), "POSTGRES_PASSWORD": PASSWORD, "SECRET_KEY": "compose-test-secret",
-               "JUPYTER_TOKEN": "compose-test-token", "LAB_UID": str(uid), "LAB_GID": str(gid)}
+               "JUPYTER_TOKEN": "compose-test-token", "LAB_UID": str(uid), "LAB_GID": str(gid),
+               "FAULTS_TOKEN": FAULTS_TOKEN}
         for variable in ("CADDY_PORT", "PROMETHEUS_PORT", "ALERTMANAGER_PORT", "JAEGER_UI_PORT",
                          "LOCUST_PORT", "JUPYTER_PORT"):
             env[variable] = str(free_port())
@@ -240,6 +244,32 @@ def test_the_app_answers_through_caddys_published_port(running: Stack) -> None:
                 found = {p["serviceName"] for p in data["processes"].values()}
             time.sleep(1)
         assert found == {"todo-web", "todo-worker"}
+
+
+def test_the_host_switches_the_containers_faults_through_the_one_switchboard_client(
+        running: Stack) -> None:
+    """`lab fault` on the host and FaultSwitch (every command's client) reach the containers'
+    switchboard through the admin route (the host cannot reach their volume); the jupyter
+    container's client, which uses the shared file, sees the same faults."""
+    host_env = {**os.environ, "LAB_APP_URL": running.url("CADDY_PORT", "").rstrip("/"),
+                "FAULTS_TOKEN": FAULTS_TOKEN, "VAR_DIR": str(running.workdir / "host-var")}
+    switch = FaultSwitch.for_env(host_env)
+    assert switch.faults_file is None
+    try:
+        lab = subprocess.run([sys.executable, "-m", "lab.cli", "fault", "set", "error_rate.api.list_todos=1"],
+                             env=host_env, capture_output=True, text=True, timeout=60, check=False)
+        assert lab.returncode == 0, lab.stderr
+        with http() as client:
+            answers = [client.get(running.url("CADDY_PORT", "/api/todos"), timeout=30) for _ in range(10)]
+        assert {a.status_code for a in answers} == {500}
+        inside = running.compose("exec", "-T", "jupyter", "python", "-c",
+                                 "from stack.switchboard import FaultSwitch; s = FaultSwitch.for_env(); "
+                                 "print(s.faults_file, s.current())", timeout=120)
+        assert "/var/lib/todo/faults/faults.json {'error_rate.api.list_todos': 1.0}" in inside.stdout
+    finally:
+        assert switch.clear() == {}
+    with http() as client:
+        assert client.get(running.url("CADDY_PORT", "/api/todos"), timeout=30).status_code == 200
 
 
 def test_prometheus_sees_every_target_up(running: Stack) -> None:
