@@ -420,8 +420,11 @@ add(Exercise(
     mistakes=_choice_advice({
         "a": "Counting each endpoint equally answers 'how bad is a typical endpoint', not 'what "
              "share of requests failed': 5 failures among 10 requests weigh as much as 0 among 1000.",
-        "c": "Extrapolation scales numerator and denominator alike; it cancels in a ratio.",
-        "d": "`rate` and `increase` differ by the window's length, which cancels in a ratio.",
+        "c": "Extrapolation is worked out per series, from each one's own first and last samples: "
+             "in a ratio of series scraped together it nearly cancels, never by enough to turn "
+             "0.5% into 25%.",
+        "d": "`rate` and `increase` of one series differ by the window's length, the same for "
+             "numerator and denominator: that factor cancels in a ratio.",
     }),
 ))
 
@@ -798,10 +801,11 @@ add(Exercise(
              "c": "the spans as they are: sampling keeps the proportions",
              "d": "the sampled traces' root spans, by their `http.route` attribute"},
     hint="Which signals are written for *every* request?",
-    why="Sampling is random per trace: multiplying by 10 gives an estimate with binomial noise, "
-        "and a parent-based or tail sampler keeps a biased share (more errors, more slow "
-        "requests). Counts come from metrics, which see every request at a fixed cost; traces "
-        "explain individual requests.",
+    why="A ratio sampler (parent-based or not) decides when a trace starts, before its outcome "
+        "is known: its sample is unbiased, but multiplying by 10 gives an estimate with binomial "
+        "noise. A tail sampler decides after the trace ended and keeps errors and slow requests "
+        "preferentially: its shares are biased. Counts come from metrics, which see every "
+        "request at a fixed cost; traces explain individual requests.",
     mistakes=_choice_advice({
         "a": "Multiplying gives an estimate with sampling noise (and bias under tail sampling); "
              "the metric has the exact count.",
@@ -920,9 +924,14 @@ add(Exercise(
         "succeeded. A window longer than the fault always dilutes it: detection and alerting "
         "(module 5) live with that.",
     mistakes=_choice_advice({
-        "b": "Counters miss nothing between scrapes: every request is counted in the app and "
-             "read at the next scrape (the verification checks show the counts are exact).",
-        "c": "Both sides of the ratio are extrapolated by the same factor; it cancels.",
+        "b": "A counter keeps counting between scrapes, so a request shows at the next scrape. "
+             "A series born inside the window (the endpoint's first 500 creates its 5xx series: "
+             "the lab does not create it ahead) has no sample before its first; `rate` "
+             "extrapolates it back towards zero, an estimate at its average pace. That is off "
+             "by a request or two at most, not the gap between the shares here.",
+        "c": "Each side is extrapolated from its own samples: the factors are close, not equal "
+             "(a series born inside the window is extended back to where it would be zero, the "
+             "others to the window's edges), a small effect next to this gap.",
         "d": "The client counted each answer once; it matches the access log exactly.",
     }),
 ))

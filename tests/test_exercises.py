@@ -216,7 +216,7 @@ CASES: dict[str, Case] = {
     # docs/benchmarks.md: POST /api/todos, (c) 5.224 - (b) 3.330 ms of CPU per request.
     "6.6": Case(lambda d: _bench("c") - _bench("b"), lambda d: round(_bench("c") - _bench("b"), 3),
                 lambda d: _bench("c") - _bench("a"), advice="Compare (c) with (b)"),
-    "7.2": Case("a", "A", "b", advice="Counters miss nothing"),
+    "7.2": Case("a", "A", "b", advice="shows at the next scrape"),
     # Seed 7 draws a slow_db fault (curriculum.blind_incident.plan): every endpoint, `*`.
     "7.3": Case("slow_db", "SLOW_DB", "latency", advice="the cause is shared",
                 context=("seed", "duration"), given={"seed": 7, "duration": 300}),

@@ -1,0 +1,114 @@
+"""Claims the workshop makes about how Prometheus behaves, asserted against the real Prometheus
+the lab runs (Debian's, 2.42 on this machine), on the synthetic traffic of tests/support/promdata.py.
+
+A sentence in a notebook about a tool is a claim; each one here names the notebook or exercise
+that makes it. When a Prometheus release changes the behaviour, this file fails and the text
+is corrected with it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import yaml
+
+from curriculum.exercise_bank import EXERCISES
+from tests.support.promdata import FAULT, RecordedPrometheus
+
+pytestmark = pytest.mark.stack
+
+COUNT = "http_request_duration_seconds_count"
+WINDOW_S = 60
+
+
+Samples = list[tuple[float, float]]
+
+
+def raw_samples(synthetic: RecordedPrometheus, selector: str,
+                at: datetime) -> list[tuple[dict[str, str], Samples]]:
+    """Every series of selector with its raw samples in the minute before at."""
+    answer = synthetic.client.client.custom_query(f"{selector}[{WINDOW_S}s]", params={"time": at.timestamp()})
+    return [(series["metric"], [(float(t), float(v)) for t, v in series["values"]]) for series in answer]
+
+
+def rate_by_hand(samples: Samples, at: float) -> float:
+    """01-metrics' sentence, computed as Prometheus 2.42 does: the increase between the window's
+    first and last samples; towards the start, a counter no further back than where it would reach
+    zero; each edge's gap added when it is under 1.1 average spacings, else half a spacing; all
+    divided by the window's length."""
+    (t0, v0), (t1, v1) = samples[0], samples[-1]
+    increase, sampled = v1 - v0, t1 - t0
+    spacing = sampled / (len(samples) - 1)
+    to_start, to_end = t0 - (at - WINDOW_S), at - t1
+    if increase > 0 and v0 >= 0:
+        to_start = min(to_start, sampled * v0 / increase)  # a counter does not start below zero
+    to_start = to_start if to_start < 1.1 * spacing else spacing / 2
+    to_end = to_end if to_end < 1.1 * spacing else spacing / 2
+    return increase * (sampled + to_start + to_end) / sampled / WINDOW_S
+
+
+def moments(synthetic: RecordedPrometheus) -> list[datetime]:
+    """Before, at the start of, inside and after the synthetic fault (FAULT, relative to the end),
+    off the scrape grid (the window's edges fall between samples) and on it."""
+    end = synthetic.end
+    return [end - timedelta(seconds=s) for s in (202.5, -FAULT[0] - 3.5, -FAULT[0] - 21, -FAULT[1] + 7.2, 0)]
+
+
+def test_rate_is_the_extrapolated_increase_divided_by_the_window(synthetic: RecordedPrometheus) -> None:
+    """01-metrics: "`rate(x[1m])` ... extrapolates that increase towards the window's edges ...
+    then divides by the window's length" (not by the time between the first and last sample)."""
+    checked = differs = 0
+    for at in moments(synthetic):
+        prometheus = synthetic.client.instant(f"rate({COUNT}[{WINDOW_S}s])", at)
+        for labels, samples in raw_samples(synthetic, COUNT, at):
+            if len(samples) < 2:
+                continue
+            row = prometheus[(prometheus["endpoint"] == labels["endpoint"])
+                             & (prometheus["status"] == labels["status"])]
+            (t0, v0), (t1, v1) = samples[0], samples[-1]
+            # Equal to float rounding (Prometheus takes the query's time to the millisecond).
+            assert float(row["value"].iloc[0]) == pytest.approx(rate_by_hand(samples, at.timestamp()),
+                                                                rel=1e-7)
+            # ... which is not the increase divided by the time between the first and last sample
+            # where the counter's pace changes inside the window (the fault's edges).
+            if v1 > v0 and float(row["value"].iloc[0]) != pytest.approx((v1 - v0) / (t1 - t0), rel=1e-6):
+                differs += 1
+            checked += 1
+    assert checked >= 20 and differs >= 1
+
+
+def test_a_series_born_inside_the_window_is_extrapolated_back_towards_zero(tmp_path: Path) -> None:
+    """Exercise 7.2's advice: a series born inside the window (the lab's labelled series appear
+    with their first request) is extrapolated from its own samples back towards where it would
+    be zero, so the two sides of a ratio are not scaled by the same factor.
+
+    On Prometheus's own engine (promtool test rules, the lab's version): `steady` counts 1
+    request/s from t=0; `born` appears at t=60 s already at 5 and counts 1/s on. At t=90 s, over
+    [1m]: steady's increase is its exact 60 (samples on both edges: factor 1); born's sampled
+    increase is 30 over 30 s, extended 5 s back (to where it would be 0, under 1.1 spacings):
+    35, a factor of 7/6, here its true count because its pace was steady.
+    """
+    assert "born inside the window" in EXERCISES["7.2"].mistakes["b"].advice
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool (Debian package prometheus) is needed"
+    (tmp_path / "rules.yml").write_text("groups: []\n", encoding="utf-8")
+    test = {"rule_files": ["rules.yml"], "evaluation_interval": "5s", "tests": [{
+        "interval": "5s",
+        "input_series": [{"series": "requests_total{series=\"steady\"}", "values": "0+5x24"},
+                         {"series": "requests_total{series=\"born\"}", "values": "_x12 5+5x12"}],
+        "promql_expr_test": [
+            {"expr": "increase(requests_total[1m])", "eval_time": "90s",
+             "exp_samples": [{"labels": "{series=\"steady\"}", "value": 60},
+                             {"labels": "{series=\"born\"}", "value": 35}]},
+            {"expr": "requests_total", "eval_time": "90s",  # what was really counted
+             "exp_samples": [{"labels": "requests_total{series=\"steady\"}", "value": 90},
+                             {"labels": "requests_total{series=\"born\"}", "value": 35}]},
+        ]}]}
+    (tmp_path / "claims.yml").write_text(yaml.safe_dump(test), encoding="utf-8")
+    done = subprocess.run([promtool, "test", "rules", "claims.yml"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
