@@ -12,6 +12,7 @@ from bench import database, procs
 from bench.overhead import config_env
 from bench.stats import spread, table
 from loadtests.run import run_headless
+from loadtests.shapes import make_profile
 from stack.processes import free_port
 
 # Readers and API clients without think time: each user sends its next request as soon as
@@ -51,9 +52,10 @@ def measure(database_url: str, tmp: Path, plan: Plan) -> dict[str, Any]:
             for workers in plan.workers:
                 meter.lap()
                 before = children_cpu_s()
-                result = run_headless(running.web.url, "steady", plan.users, plan.duration,
+                result = run_headless(running.web.url,
+                                      make_profile("steady", plan.users, plan.users, plan.duration),
                                       tmp / f"reports-{workers}-{round_number}", NO_WAIT,
-                                      spawn_rate=plan.users, workers=workers)
+                                      workers=workers)
                 locust_cpu = children_cpu_s() - before
                 server_cpu = meter.lap()
                 runs[workers].append({

@@ -40,6 +40,7 @@ import requests
 
 from app.layout import PROJECT_ROOT
 from loadtests.run import run_headless
+from loadtests.shapes import make_profile
 from stack import launch
 from stack.config import LabConfig
 from stack.errors import StackError
@@ -406,8 +407,8 @@ def main(argv: list[str] | None = None) -> int:
                 thread.start()
             # A worker_delay episode slows exports: poll long enough that only a stuck export
             # is reported as one.
-            result = run_headless(host, "soak", args.users, int(args.minutes * 60),
-                                  var_dir / "reports", spawn_rate=max(1.0, args.users / 10),
+            profile = make_profile("soak", args.users, max(1.0, args.users / 10), int(args.minutes * 60))
+            result = run_headless(host, profile, var_dir / "reports",
                                   extra_env={"LOAD_WAIT": "0.5,2", "LOAD_EXPORT_MAX_POLLS": "400"})
             ledger.stop()
             if incident:

@@ -15,6 +15,7 @@ from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
 from app.faults import FaultError, parse_assignment
 from lab.errors import LabError
 from loadtests.run import LoadRunError, run_headless
+from loadtests.shapes import Profile
 from stack import launch, processes, prometheus_config, topology
 from stack.config import LOCAL, LabConfig, app_url, reports_dir
 from stack.switchboard import FaultSwitch
@@ -116,7 +117,7 @@ def _switch(switch: FaultSwitch, planned: PlannedFault, began: float, done: thre
         record.append(FaultWindow(planned.name, planned.value, on, off))
 
 
-def recorded_load(config: LabConfig, shape: str, users: int | None, duration: int | None,
+def recorded_load(config: LabConfig, profile: Profile,
                   fault: PlannedFault | Sequence[PlannedFault] | None = None,
                   extra_env: dict[str, str] | None = None, workers: int = 0) -> RunRecord:
     """Run Locust between two quiet edges, with the fault(s) switched during it; record the run."""
@@ -135,7 +136,7 @@ def recorded_load(config: LabConfig, shape: str, users: int | None, duration: in
     for switcher in switchers:
         switcher.start()
     try:
-        result = run_headless(app_url(config), shape, users, duration, out, extra_env, workers=workers)
+        result = run_headless(app_url(config), profile, out, extra_env, workers=workers)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     finally:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtests.shapes import SHAPE_NAMES, make_profile
+from loadtests.shapes import SHAPE_NAMES, Profile, profile_from
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -168,21 +168,18 @@ def _free_port() -> int:
 
 def run_headless(
     host: str,
-    shape: str = "steady",
-    users: int | None = None,
-    duration: int | None = None,
+    profile: Profile,
     reports_dir: Path = Path("reports"),
     extra_env: Mapping[str, str] | None = None,
-    spawn_rate: float | None = None,
     workers: int = 0,
 ) -> LoadRunResult:
-    """Run the lab's locustfile headless against host and return its reports and figures.
+    """Run the lab's locustfile headless against host with profile (made once, by
+    loadtests.shapes.profile_from or make_profile) and return its reports and figures.
 
     workers: 0 runs one Locust process; N > 0 a master and N worker processes.
     """
     if workers < 0:
         raise ValueError(f"workers must be 0 (one process) or more, not {workers}")
-    profile = make_profile(shape, users, spawn_rate, duration)
     reports_dir = Path(reports_dir).resolve()
     reports_dir.mkdir(parents=True, exist_ok=True)
     prefix = report_prefix(reports_dir, profile.name)
@@ -265,8 +262,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
     parser.add_argument("--host", default=os.environ.get("LOAD_HOST", "http://127.0.0.1:8080"),
                         help="base URL of the app (default: LOAD_HOST or http://127.0.0.1:8080)")
-    parser.add_argument("--shape", choices=SHAPE_NAMES,
-                        default=os.environ.get("LOAD_SHAPE", "steady"))
+    parser.add_argument("--shape", choices=SHAPE_NAMES, default=None,
+                        help="the load shape (LOAD_SHAPE; default steady)")
     parser.add_argument("--users", type=int, default=None, help="peak users (LOAD_USERS)")
     parser.add_argument("--spawn-rate", type=float, default=None,
                         help="users started per second (LOAD_SPAWN_RATE)")
@@ -275,15 +272,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=0,
                         help="Locust worker processes under one master (default 0: one process)")
     args = parser.parse_args(argv)
-    users = args.users if args.users is not None else os.environ.get("LOAD_USERS") or None
-    spawn = args.spawn_rate if args.spawn_rate is not None else os.environ.get("LOAD_SPAWN_RATE")
-    duration = args.duration if args.duration is not None else os.environ.get("LOAD_DURATION")
     try:
-        profile = make_profile(args.shape, users, spawn or None, duration or None)
-        result = run_headless(
-            args.host, profile.name, profile.users, int(profile.duration), args.reports_dir,
-            spawn_rate=profile.spawn_rate, workers=args.workers,
-        )
+        profile = profile_from(os.environ, args.shape, args.users, args.spawn_rate, args.duration)
+        result = run_headless(args.host, profile, args.reports_dir, workers=args.workers)
     except (ValueError, LoadRunError) as exc:
         print(f"load: {exc}", file=sys.stderr)
         return 1

@@ -136,6 +136,35 @@ def _number(value: object, what: str) -> float | None:
     return number
 
 
+# The load settings a profile is made of: argument name -> the variable that sets it when the
+# command line does not (the locustfile's own options read the same variables, env_var=...).
+PROFILE_VARIABLES: dict[str, str] = {"shape": "LOAD_SHAPE", "users": "LOAD_USERS",
+                                     "spawn_rate": "LOAD_SPAWN_RATE", "duration": "LOAD_DURATION"}
+
+
+def profile_from(env: Mapping[str, str], shape: str | None = None, users: object = None,
+                 spawn_rate: object = None, duration: object = None) -> Profile:
+    """The one place a load setting becomes a profile: each value given (a command-line option)
+    wins over its LOAD_* variable in env, which wins over the shape's default; checked once
+    (ValueError naming what is wrong). `lab load`, `python -m loadtests.run` and the headless
+    runner all take their profile from here; Locust's own options read the same variables."""
+    given = {"shape": shape, "users": users, "spawn_rate": spawn_rate, "duration": duration}
+    chosen: dict[str, object] = {}
+    for name, variable in PROFILE_VARIABLES.items():
+        if given[name] not in (None, ""):
+            chosen[name] = given[name]
+            continue
+        chosen[name] = env.get(variable, "").strip() or None
+        if chosen[name] is not None:
+            alone = {"name": str(chosen[name])} if name == "shape" else {"name": "steady", name: chosen[name]}
+            try:  # checked alone, so that a bad variable is named in the message
+                make_profile(**alone)
+            except ValueError as exc:
+                raise ValueError(f"{variable}={chosen[name]!s}: {exc}") from None
+    return make_profile(str(chosen["shape"] or "steady"), chosen["users"], chosen["spawn_rate"],
+                        chosen["duration"])
+
+
 def make_profile(
     name: str, users: object = None, spawn_rate: object = None, duration: object = None
 ) -> Profile:

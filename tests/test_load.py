@@ -14,7 +14,7 @@ import requests
 from loadtests.checks import export_csv_problem
 from loadtests.config import LoadConfig, LoadConfigError, parse_wait, parse_weights
 from loadtests.run import LoadRunResult, main, read_user_counts, run_headless
-from loadtests.shapes import Ramp, Spike, make_profile
+from loadtests.shapes import Profile, Ramp, Spike, make_profile, profile_from
 from stack.launch import Running
 from tests.support.backends import Backend
 from tests.support.processes import BIN, free_port, start, wait_until
@@ -35,7 +35,7 @@ def stack(postgres_backend: Backend, live_stacks: Callable[[str], Running]) -> R
 def steady_run(stack: Running, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
     """A 25-second steady run with 8 users, two of each type."""
     result = run_headless(
-        stack.web.url, "steady", users=8, duration=25,
+        stack.web.url, make_profile("steady", users=8, duration=25),
         reports_dir=tmp_path_factory.mktemp("reports"), extra_env=FAST_USERS,
     )
     print(result.summary())  # shown with -s / -rP: the figures of this run
@@ -126,7 +126,7 @@ def test_requests_are_marked_as_synthetic(steady_run: LoadRunResult, stack: Runn
 def distributed_run(stack: Running, tmp_path_factory: pytest.TempPathFactory) -> LoadRunResult:
     """The same steady scenario from a Locust master and two worker processes."""
     result = run_headless(
-        stack.web.url, "steady", users=8, duration=20,
+        stack.web.url, make_profile("steady", users=8, duration=20),
         reports_dir=tmp_path_factory.mktemp("distributed-reports"), extra_env=FAST_USERS, workers=2,
     )
     print(result.summary())
@@ -170,8 +170,8 @@ def plateaus(counts: list[int]) -> list[int]:
 @pytest.mark.stack
 def test_ramp_steps_up_to_its_peak(stack: Running, tmp_path: Path) -> None:
     """A 20-second ramp to 8 users climbs 2, 4, 6, 8 and never goes down (stats history)."""
-    result = run_headless(stack.web.url, "ramp", users=8, duration=20, reports_dir=tmp_path,
-                          extra_env=FAST_USERS, spawn_rate=8)
+    result = run_headless(stack.web.url, make_profile("ramp", users=8, spawn_rate=8, duration=20),
+                          reports_dir=tmp_path, extra_env=FAST_USERS)
     assert result.failures == 0, failures_text(result)
     counts = [c for _, c in read_user_counts(result.history_csv) if c > 0]
     assert counts == sorted(counts), counts
@@ -182,7 +182,7 @@ def test_ramp_steps_up_to_its_peak(stack: Running, tmp_path: Path) -> None:
 @pytest.mark.stack
 def test_spike_goes_up_and_comes_back_down(stack: Running, tmp_path: Path) -> None:
     """A 20-second spike to 10 users holds 2, jumps to 10, then drops back to 2."""
-    result = run_headless(stack.web.url, "spike", users=10, duration=20, reports_dir=tmp_path,
+    result = run_headless(stack.web.url, make_profile("spike", users=10, duration=20), reports_dir=tmp_path,
                           extra_env={**FAST_USERS, "LOAD_WEIGHTS": "reader=3,api=1,writer=0,"
                                      "exporter=0"})
     assert result.failures == 0, failures_text(result)
@@ -344,3 +344,52 @@ def test_export_check_rejects_a_broken_csv(text: str, rows: int | None, problem:
     """A wrong header, a short row, a bad cell, broken quoting or a missing row is reported."""
     found = export_csv_problem(text, expected_rows=rows)
     assert found is not None and problem in found, found
+
+
+@pytest.mark.parametrize(("variable", "value", "field", "expected"), [
+    ("LOAD_SHAPE", "ramp", "name", "ramp"),
+    ("LOAD_USERS", "7", "users", 7),
+    ("LOAD_SPAWN_RATE", "3.5", "spawn_rate", 3.5),
+    ("LOAD_DURATION", "42", "duration", 42.0),
+])
+def test_each_load_setting_takes_effect_from_the_environment_and_the_option_wins(
+        variable: str, value: str, field: str, expected: object) -> None:
+    """The one place a load setting becomes a profile (profile_from): each LOAD_* variable takes
+    effect, a command-line value wins over it, and a bad one is named."""
+    assert getattr(profile_from({variable: value}), field) == expected
+    option = {"LOAD_SHAPE": ("shape", "spike"), "LOAD_USERS": ("users", 3),
+              "LOAD_SPAWN_RATE": ("spawn_rate", 1.5), "LOAD_DURATION": ("duration", 9)}[variable]
+    chosen = profile_from({variable: value}, **{option[0]: option[1]})  # type: ignore[arg-type]
+    assert getattr(chosen, field) == (option[1] if field != "duration" else float(option[1]))
+    with pytest.raises(ValueError, match=variable):
+        profile_from({variable: "nonsense"})
+
+
+@pytest.mark.parametrize("command", ["lab", "loadtests.run"])
+def test_lab_load_and_the_load_runner_take_the_same_load_settings(
+        command: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """`lab load` and `python -m loadtests.run` hand Locust the profile the LOAD_* settings make
+    (the runner they both call is replaced here by one that records what it was given)."""
+    import lab.loadrun
+    import loadtests.run
+    from lab.cli import main as lab_main
+
+    given: list[Profile] = []
+
+    def record(host: str, profile: Profile, *args: object, **kwargs: object) -> LoadRunResult:
+        given.append(profile)
+        raise loadtests.run.LoadRunError("recorded, not run")
+
+    for name, value in {"LOAD_SHAPE": "ramp", "LOAD_USERS": "5", "LOAD_SPAWN_RATE": "2.5",
+                        "LOAD_DURATION": "33", "VAR_DIR": str(tmp_path)}.items():
+        monkeypatch.setenv(name, value)
+    if command == "lab":
+        monkeypatch.setattr(lab.loadrun, "run_headless", record)
+        monkeypatch.setattr(lab.loadrun, "require_running", lambda config: None)
+        monkeypatch.setattr(lab.loadrun, "quiet_edge", lambda client: None)
+        assert lab_main(["load"]) == 1
+    else:
+        monkeypatch.setattr(loadtests.run, "run_headless", record)
+        assert loadtests.run.main([]) == 1
+    [profile] = given
+    assert (profile.name, profile.users, profile.spawn_rate, profile.duration) == ("ramp", 5, 2.5, 33.0)

@@ -20,6 +20,7 @@ import pytest
 
 from app.faults import write_faults
 from loadtests.run import LoadRunResult, run_headless
+from loadtests.shapes import make_profile
 from stack.processes import Proc
 from tests.support.backends import Backend
 from tests.support.plugin import StackFactory
@@ -40,7 +41,7 @@ def faulty_run(postgres_backend: Backend, stack_factory: StackFactory,
     faults = tmp_path_factory.mktemp("load-fault") / "faults.json"
     write_faults(faults, {"error_rate.todos.index": RATE})
     with stack_factory({"FAULTS_FILE": str(faults)}) as running:
-        result = run_headless(running.web.url, "steady", users=8, duration=25,
+        result = run_headless(running.web.url, make_profile("steady", users=8, duration=25),
                               reports_dir=tmp_path_factory.mktemp("reports"), extra_env=FAST_USERS)
         print(result.summary())
         yield result, running.web

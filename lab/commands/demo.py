@@ -30,7 +30,7 @@ from lab.loadrun import (
     workshop_faults,
 )
 from lab.notebook_env import notebook_env
-from loadtests.shapes import SHAPE_NAMES
+from loadtests.shapes import SHAPE_NAMES, make_profile
 from stack import launch
 from stack.config import LabConfig, app_url, reports_dir
 
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.fault.lower() != "none":
         planned = [parse_fault(args.fault, args.fault_window, float(args.duration))]
     wait = config.env.get("LOAD_WAIT") or WORKSHOP_WAIT
-    record = recorded_load(config, args.shape, args.users, args.duration, planned,
+    record = recorded_load(config, make_profile(args.shape, args.users, None, args.duration), planned,
                            extra_env={"LOAD_WAIT": wait})
     alerts_html = alert_section(config, record)
 

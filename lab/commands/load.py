@@ -12,7 +12,6 @@ and the reports are the same.
 from __future__ import annotations
 
 import argparse
-import os
 
 from lab.errors import LabError
 from lab.loadrun import (
@@ -30,9 +29,14 @@ from stack.config import LabConfig
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Shape, users, duration, and an optional fault window."""
-    parser.add_argument("--shape", choices=SHAPE_NAMES, default=os.environ.get("LOAD_SHAPE", "steady"))
-    parser.add_argument("--users", type=int, default=None, help="peak users (default: the shape's)")
-    parser.add_argument("--duration", type=int, default=None, help="seconds (default: the shape's)")
+    parser.add_argument("--shape", choices=SHAPE_NAMES, default=None,
+                        help="the load shape (default: LOAD_SHAPE, else steady)")
+    parser.add_argument("--users", type=int, default=None,
+                        help="peak users (default: LOAD_USERS, else the shape's)")
+    parser.add_argument("--spawn-rate", type=float, default=None,
+                        help="users started per second (default: LOAD_SPAWN_RATE, else the shape's)")
+    parser.add_argument("--duration", type=int, default=None,
+                        help="seconds (default: LOAD_DURATION, else the shape's)")
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="Locust worker processes under one master (default 0: a single process)")
     parser.add_argument("--fault", metavar="NAME=VALUE", default=None,
@@ -46,16 +50,17 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run the load and print where its reports are."""
-    from loadtests.shapes import make_profile
+    from loadtests.shapes import profile_from
 
     config = LabConfig.from_env()
     workshop = args.faults == "workshop"
     if workshop and args.fault:
         raise LabError("--faults workshop or --fault, not both", 2)
-    users = args.users or (WORKSHOP_USERS if workshop else None)
-    duration = args.duration or (WORKSHOP_DURATION if workshop else None)
+    env = config.env
+    if workshop:  # the workshop's run: its users and length unless the command line says otherwise
+        env = {**env, "LOAD_USERS": str(WORKSHOP_USERS), "LOAD_DURATION": str(WORKSHOP_DURATION)}
     try:
-        profile = make_profile(args.shape, users, None, duration)
+        profile = profile_from(env, args.shape, args.users, args.spawn_rate, args.duration)
     except ValueError as exc:
         raise LabError(str(exc), 2) from None
     if args.workers < 0:
@@ -63,6 +68,5 @@ def run(args: argparse.Namespace) -> int:
     faults: list[PlannedFault] = workshop_faults(profile.duration) if workshop else \
         [parse_fault(args.fault, args.fault_window, profile.duration)] if args.fault else []
     extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT} if workshop else None
-    recorded_load(config, profile.name, profile.users, int(profile.duration), faults,
-                  extra_env=extra, workers=args.workers)
+    recorded_load(config, profile, faults, extra_env=extra, workers=args.workers)
     return 0
