@@ -35,8 +35,9 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -52,6 +53,8 @@ from curriculum.exercise_bank import EXERCISES, FLOAT_ROUNDING, Exercise, Mistak
 FILL_VARIABLE = "LAB_FILL_SOLUTIONS"
 VERDICT_MIME = "application/vnd.todolab.verdict+json"
 STATUSES = ("right", "wrong", "unanswered")
+# Answers checked per exercise in this kernel (see check()).
+_ATTEMPTS: Counter[str] = Counter()
 REL_TOLERANCE = FLOAT_ROUNDING.rel  # kept for callers of the first version
 
 
@@ -393,7 +396,11 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     checker: Callable[..., Verdict] = {"promql": _check_promql, "value": _check_value,
                                        "choice": _check_choice, "number": _check_number,
                                        "jq": _check_jq, "alert": _check_alert}[item.answer_type]
-    return checker(item, answer, context)
+    verdict = checker(item, answer, context)
+    # The attempt's number (in this kernel) goes into the saved record: `lab progress` and a
+    # facilitator see how many tries an exercise took.
+    _ATTEMPTS[item.id] += 1
+    return replace(verdict, record={**verdict.record, "attempt": _ATTEMPTS[item.id]})
 
 
 # How many moments of a range a PromQL answer is compared at (besides its end).

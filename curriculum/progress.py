@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
@@ -49,13 +50,22 @@ class Graded:
     module: str
     status: str  # right, wrong, unanswered
     note: str = ""
+    attempts: int = 0  # answers checked (the saved verdict's attempt number), 0 when unknown
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> dict[str, str | int]:
         """The JSON row (the note only when there is one)."""
-        row = asdict(self)
+        row: dict[str, str | int] = asdict(self)
         if not self.note:
             row.pop("note")
         return row
+
+
+def _attempts(record: Mapping[str, Any]) -> int:
+    """The attempt number a saved verdict carries (0 for a record without one)."""
+    try:
+        return max(0, int(record.get("attempt", 0)))
+    except (TypeError, ValueError):
+        return 0
 
 
 @dataclass
@@ -159,10 +169,10 @@ def grade_slot(slot: _Slot, module: str, prometheus: prom.Prometheus | None = No
     record = saved_verdict(slot.check)
     if answer is NOT_LITERAL:
         if record and record.get("status") in exercises.STATUSES and _ran_after(slot.check, slot.answer):
-            return Graded(slot.exercise, module, str(record["status"]))
+            return Graded(slot.exercise, module, str(record["status"]), attempts=_attempts(record))
         return Graded(slot.exercise, module, "unanswered", UNCHECKED)
     if record and record.get("answer") == answer and record.get("status") in exercises.STATUSES:
-        return Graded(slot.exercise, module, str(record["status"]))
+        return Graded(slot.exercise, module, str(record["status"]), attempts=_attempts(record))
     if item is None:
         return Graded(slot.exercise, module, "unanswered", "not in the exercise bank")
     offline = exercises.grade_offline(item, answer, (record or {}).get("expected"))

@@ -51,6 +51,8 @@ def test_a_learners_executed_notebook_is_graded_right_wrong_and_unanswered(
         _cell("from pathlib import Path\nfrom analysis import logs\nfrom curriculum import exercises\n"
               f"frame = logs.load_logs(Path({str(DATA / 'web.jsonl')!r})).frame\n"
               "access = logs.access_lines(frame)"),
+        # A first, wrong try at 2.1 in the same kernel: the saved check is the second attempt.
+        _cell("exercises.check('2.1', access.groupby('endpoint').size(), access=access)"),
         _cell("ANSWER = access[access.status_code >= 500].groupby('endpoint').size()",
               "2.1", "exercise-answer"),
         _cell('exercises.check("2.1", ANSWER, access=access)', "2.1", "exercise-check"),
@@ -72,11 +74,14 @@ def test_a_learners_executed_notebook_is_graded_right_wrong_and_unanswered(
     assert {i: r["status"] for i, r in rows.items()} == {**module, "2.1": "right", "2.2": "unanswered",
                                                          "3.1": "wrong"}
     assert rows["3.1"]["module"] == "03-traces"
+    assert (rows["2.1"]["attempts"], rows["3.1"]["attempts"], rows["2.2"]["attempts"]) == (2, 1, 0)
+    assert main(["progress", str(saved)]) == 0
+    assert "2.1    right, 2 attempts" in capsys.readouterr().out
 
     # The learner edits a computed answer and saves without running the check: not graded.
     executed = nbformat.read(saved, as_version=4)
-    executed.cells[1].source = "ANSWER = access.groupby('endpoint').size()"
-    executed.cells[1].execution_count = 99
+    executed.cells[2].source = "ANSWER = access.groupby('endpoint').size()"
+    executed.cells[2].execution_count = 99
     nbformat.write(executed, saved)
     rows = {r["id"]: r for r in _progress(capsys, str(saved))["exercises"]}  # type: ignore[union-attr]
     assert rows["2.1"]["status"] == "unanswered" and "run the check cell" in rows["2.1"]["note"]

@@ -99,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     for row in graded:
         note = f"  ({row.note})" if row.note else ""
-        print(f"{row.module:<32} {row.id:<6} {row.status}{note}")
+        tries = f", {row.attempts} attempt{'s' if row.attempts != 1 else ''}" if row.attempts else ""
+        print(f"{row.module:<32} {row.id:<6} {row.status}{tries}{note}")
     print(f"{counts['right']} right, {counts['wrong']} wrong, {counts['unanswered']} unanswered "
           f"of {len(graded)} exercises")
     return 0
