@@ -17,34 +17,25 @@ import shutil
 from datetime import UTC, datetime
 
 from curriculum import notebook_run
+from lab import loadrun
 from lab.alert_report import alert_section
 from lab.errors import LabError
-from lab.loadrun import (
-    WORKSHOP_DURATION,
-    WORKSHOP_FAULTS,
-    WORKSHOP_USERS,
-    WORKSHOP_WAIT,
-    PlannedFault,
-    parse_fault,
-    recorded_load,
-    workshop_faults,
-)
 from lab.notebook_env import notebook_env
 from loadtests.shapes import SHAPE_NAMES, make_profile
 from stack import launch
 from stack.config import LabConfig, app_url, reports_dir
 
-DEFAULT_DURATION = WORKSHOP_DURATION
+DEFAULT_DURATION = loadrun.WORKSHOP_DURATION
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """Load and fault options; the defaults make the five-minute demo."""
     parser.add_argument("--shape", choices=SHAPE_NAMES, default="steady")
-    parser.add_argument("--users", type=int, default=WORKSHOP_USERS,
-                        help=f"Locust users (default {WORKSHOP_USERS})")
+    parser.add_argument("--users", type=int, default=loadrun.WORKSHOP_USERS,
+                        help=f"Locust users (default {loadrun.WORKSHOP_USERS})")
     parser.add_argument("--duration", type=int, default=DEFAULT_DURATION,
                         help=f"seconds of load (default {DEFAULT_DURATION})")
-    schedule = ", ".join(f"{fault} at {window} s" for fault, window in WORKSHOP_FAULTS)
+    schedule = ", ".join(f"{fault} at {window} s" for fault, window in loadrun.WORKSHOP_FAULTS)
     parser.add_argument("--fault", default=None,
                         help=f"one fault instead of the default schedule ({schedule}); 'none' for none")
     parser.add_argument("--fault-window", metavar="A-B", default=None,
@@ -57,14 +48,14 @@ def run(args: argparse.Namespace) -> int:
     """Up, load with a fault window, notebooks, report; print where everything is."""
     config = LabConfig.from_env()
     launch.up(config, args.timeout)
-    planned: list[PlannedFault] = []
+    planned: list[loadrun.PlannedFault] = []
     if args.fault is None:
-        planned = workshop_faults(float(args.duration))
+        planned = loadrun.workshop_faults(float(args.duration))
     elif args.fault.lower() != "none":
-        planned = [parse_fault(args.fault, args.fault_window, float(args.duration))]
-    wait = config.env.get("LOAD_WAIT") or WORKSHOP_WAIT
-    record = recorded_load(config, make_profile(args.shape, args.users, None, args.duration), planned,
-                           extra_env={"LOAD_WAIT": wait})
+        planned = [loadrun.parse_fault(args.fault, args.fault_window, float(args.duration))]
+    wait = config.env.get("LOAD_WAIT") or loadrun.WORKSHOP_WAIT
+    profile = make_profile(args.shape, args.users, None, args.duration)
+    record = loadrun.recorded_load(config, profile, planned, extra_env={"LOAD_WAIT": wait})
     alerts_html = alert_section(config, record)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -13,16 +13,8 @@ from __future__ import annotations
 
 import argparse
 
+from lab import loadrun
 from lab.errors import LabError
-from lab.loadrun import (
-    WORKSHOP_DURATION,
-    WORKSHOP_USERS,
-    WORKSHOP_WAIT,
-    PlannedFault,
-    parse_fault,
-    recorded_load,
-    workshop_faults,
-)
 from loadtests.shapes import SHAPE_NAMES
 from stack.config import LabConfig
 
@@ -45,7 +37,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seconds after the start when the fault is on (default: middle third)")
     parser.add_argument("--faults", choices=("workshop",), default=None,
                         help="the workshop's faults, as `lab demo` injects them: the run every "
-                             f"module needs (5 minutes; {WORKSHOP_USERS} users unless --users)")
+                             f"module needs (5 minutes; {loadrun.WORKSHOP_USERS} users unless --users)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,15 +50,16 @@ def run(args: argparse.Namespace) -> int:
         raise LabError("--faults workshop or --fault, not both", 2)
     env = config.env
     if workshop:  # the workshop's run: its users and length unless the command line says otherwise
-        env = {**env, "LOAD_USERS": str(WORKSHOP_USERS), "LOAD_DURATION": str(WORKSHOP_DURATION)}
+        env = {**env, "LOAD_USERS": str(loadrun.WORKSHOP_USERS),
+               "LOAD_DURATION": str(loadrun.WORKSHOP_DURATION)}
     try:
         profile = profile_from(env, args.shape, args.users, args.spawn_rate, args.duration)
     except ValueError as exc:
         raise LabError(str(exc), 2) from None
     if args.workers < 0:
         raise LabError("--workers: 0 (one process) or more", 2)
-    faults: list[PlannedFault] = workshop_faults(profile.duration) if workshop else \
-        [parse_fault(args.fault, args.fault_window, profile.duration)] if args.fault else []
-    extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT} if workshop else None
-    recorded_load(config, profile, faults, extra_env=extra, workers=args.workers)
+    faults: list[loadrun.PlannedFault] = loadrun.workshop_faults(profile.duration) if workshop else \
+        [loadrun.parse_fault(args.fault, args.fault_window, profile.duration)] if args.fault else []
+    extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or loadrun.WORKSHOP_WAIT} if workshop else None
+    loadrun.recorded_load(config, profile, faults, extra_env=extra, workers=args.workers)
     return 0
