@@ -1011,16 +1011,20 @@ add(Exercise(
     id="5.2", module="05-alerting", kind="query", answer_type="number",
     question="A fault makes **half of all requests fail**. What is its **burn rate** against "
              "the 99% availability objective?",
-    hint="The burn rate is the bad share divided by the budget share: `0.5 / (1 - 0.99)`.",
+    hint="A burn rate compares how fast the budget goes with the pace that would spend it "
+         "exactly over the SLO period. What share of requests may fail under the objective, "
+         "and what share fails now?",
     why="A burn rate of 1 spends the budget in exactly the SLO period; 50 spends a 30-day "
         "budget in 14.4 hours. The SRE Workbook pages at 14.4 (2% of the budget in an hour) "
         "and 6 (5% in six hours), each over a long and a short window.",
     tolerance=Tolerance(rel=0.01, reason="rounding"),
     mistakes={
-        "share": Mistake("0.5 is the bad share; the burn rate divides it by the budget share 0.01.",
+        "share": Mistake("That is the bad share itself; the burn rate says how many times faster "
+                         "than the budget allows it is spent: compare it with the budget's share.",
                          when=lambda answer, expected, **_: _close_to(answer, 0.5)),
-        "percent": Mistake("The budget share of a 99% objective is 0.01 (1%), not 1: "
-                           "`0.5 / 0.01`.", when=lambda answer, expected, **_: _close_to(answer, 0.5 / 0.99)),
+        "percent": Mistake("You divided by the objective itself: the budget is the share of "
+                           "requests the objective lets fail, written as a fraction.",
+                           when=lambda answer, expected, **_: _close_to(answer, 0.5 / 0.99)),
     },
 ))
 

@@ -139,7 +139,7 @@ CASES: dict[str, Case] = {
     "6.7": Case("a", "A", "b", advice="only new label combinations"),
     "5.1": Case(lambda d: 12 / (0.01 * 600), 2.0, 12 / 600, advice="divide it by the budget share",
                 context=("total", "bad", "objective"), given={"total": 600, "bad": 12, "objective": 0.99}),
-    "5.2": Case(50, 50.0, 0.5, advice="divides it by the budget share"),
+    "5.2": Case(50, 50.0, 0.5, advice="compare it with the budget's share"),
     "5.3": Case("b", "B", "a", advice="a tenth of the window"),
     "5.4": Case("b", "B", "a", advice="keeps it true"),
     "5.5": Case(
