@@ -79,7 +79,7 @@ down:
 # (its module's stacks stay in one process); every stack has its own ports and databases.
 # TEST_WORKERS=0 runs it in this process alone.
 TEST_WORKERS ?= 2
-XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile)
+XDIST = $(if $(filter 0,$(TEST_WORKERS)),-p no:xdist,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
 
 test: $(TEST_STAMP) system-deps-test services
 	$(BIN)/python -m pytest $(XDIST)
