@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+import requests
 import yaml
 
 from curriculum.exercise_bank import EXERCISES
@@ -112,3 +113,24 @@ def test_a_series_born_inside_the_window_is_extrapolated_back_towards_zero(tmp_p
     done = subprocess.run([promtool, "test", "rules", "claims.yml"], cwd=tmp_path, capture_output=True,
                           text=True, timeout=60, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_quantile_without_le_is_silently_empty(synthetic: RecordedPrometheus) -> None:
+    """01-metrics: "Without `le` ... `histogram_quantile` quietly returns nothing. No error, no
+    warning" (on the lab's Prometheus 2.42; later releases attach a warning annotation), while
+    the same query that keeps `le` answers."""
+    bucket = "http_request_duration_seconds_bucket"
+    at = synthetic.end.timestamp()
+
+    def ask(query: str) -> dict[str, object]:
+        answer = requests.get(f"{synthetic.client.url}/api/v1/query", params={"query": query, "time": at},
+                              timeout=10)
+        answer.raise_for_status()
+        body: dict[str, object] = answer.json()
+        return body
+
+    dropped = ask(f"histogram_quantile(0.95, sum(rate({bucket}[1m])))")
+    assert dropped["status"] == "success" and dropped["data"] == {"resultType": "vector", "result": []}
+    assert "warnings" not in dropped and "infos" not in dropped
+    kept = ask(f"histogram_quantile(0.95, sum by (le) (rate({bucket}[1m])))")
+    assert len(kept["data"]["result"]) == 1  # type: ignore[index]
