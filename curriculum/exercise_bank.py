@@ -468,6 +468,31 @@ add(Exercise(
     },
 ))
 
+add(Exercise(
+    id="1.8", module="01-metrics", kind="query", answer_type="promql",
+    question="Each endpoint's **share of all requests** over the last minute: one series per "
+             "`endpoint`, the shares adding up to 1.",
+    hint="The two sides of your division keep different labels: one series per endpoint on one "
+         "side, a single series on the other. Say which labels the match uses, and which side "
+         "holds the many.",
+    why="A binary operator pairs series by their labels. One series per endpoint against one "
+        "total is many-to-one: `ignoring (endpoint) group_left` (or `on () group_left`) says "
+        "so; `scalar(...)` turns the total into a plain number, which needs no matching. The "
+        "lab's burn-rate alerts compare each SLI with its budget the same way "
+        "(`on (slo) group_left`, stack/prometheus/rules/todo-slo.yml).",
+    mistakes={
+        "many_to_one": Mistake(
+            "One series on the right matches several on the left: Prometheus refuses that "
+            "unless you say which side has the many (`group_left`), or make the total a number "
+            "with `scalar(...)`.",
+            pattern=r"^(?!.*(group_left|group_right|scalar\()).*by\s*\(\s*endpoint\s*\).*/"),
+        "divided_by_itself": Mistake(
+            "Grouped by endpoint on both sides, each endpoint is divided by itself (1 "
+            "everywhere): the denominator is the total over all endpoints.",
+            pattern=r"/\s*sum\s*by\s*\(\s*endpoint\s*\)|/\s*sum\s*\(.*\)\s*by\s*\(\s*endpoint"),
+    },
+))
+
 # --- 02-logs (more) -------------------------------------------------------------------------
 
 add(Exercise(

@@ -73,6 +73,12 @@ SOLUTIONS["1.7"] = (
     "/ sum(rate(http_request_duration_seconds_count[1m]))"
 )
 
+# 1.8 Each endpoint's share of all requests: many (endpoints) to one (the total).
+SOLUTIONS["1.8"] = (
+    "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
+    "/ ignoring (endpoint) group_left sum(rate(http_request_duration_seconds_count[1m]))"
+)
+
 
 # 2.3 Queue time of an export from the logs: access line of the POST to the worker's first line.
 def export_queue_seconds(frame: pd.DataFrame, request_id: str) -> float:

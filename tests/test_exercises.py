@@ -170,6 +170,15 @@ CASES: dict[str, Case] = {
         "/ sum by (job) (rate(http_request_duration_seconds_count[60s]))",
         "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
         advice="a share of requests, not a duration"),
+    "1.8": Case(
+        "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
+        "/ ignoring (endpoint) group_left sum(rate(http_request_duration_seconds_count[1m]))",
+        # The total as a plain number: no matching at all.
+        "sum(rate(http_request_duration_seconds_count[60s])) by (endpoint) "
+        "/ scalar(sum(rate(http_request_duration_seconds_count[60s])))",
+        "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
+        "/ sum(rate(http_request_duration_seconds_count[1m]))",
+        advice="group_left"),
     "2.3": Case(
         lambda d: _queue_seconds(d["frame"], d["request_id"]),
         lambda d: round(_queue_seconds(d["frame"], d["request_id"]), 3),
@@ -523,3 +532,29 @@ def test_an_answer_right_at_one_instant_only_is_wrong_over_the_range(synthetic: 
     right = exercises.check("1.1", CASES["1.1"].equivalent, prometheus=synthetic.client,
                             start=at - timedelta(minutes=5), at=at)
     assert right.right and f"at {exercises.RANGE_MOMENTS} moments" in right.message
+
+
+@pytest.mark.stack
+@pytest.mark.parametrize(("answer", "right", "advice"), [
+    # Right, written differently: on () instead of ignoring, the total as a scalar, increase.
+    ("sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) / on () group_left "
+     "sum(rate(http_request_duration_seconds_count[1m]))", True, ""),
+    ("sum by (endpoint) (increase(http_request_duration_seconds_count[1m])) / ignoring (endpoint) "
+     "group_left sum(increase(http_request_duration_seconds_count[1m]))", True, ""),
+    # Wrong: refused without group_left, each endpoint by itself, a constant, shares of one run.
+    ("sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) / ignoring (endpoint) "
+     "sum(rate(http_request_duration_seconds_count[1m]))", False, "group_left"),
+    ("sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) / sum by (endpoint) "
+     "(rate(http_request_duration_seconds_count[1m]))", False, "divided by itself"),
+    ('label_replace(vector(0.2), "endpoint", "api.list_todos", "", "")', False, ""),
+    ("sum by (endpoint) (rate(http_request_duration_seconds_count[5m])) / ignoring (endpoint) "
+     "group_left sum(rate(http_request_duration_seconds_count[5m]))", False, ""),
+], ids=["on-()", "increase", "no-group_left", "by-itself", "constant", "5m-window"])
+def test_exercise_1_8_accepts_every_way_to_match_and_refuses_each_mistake(
+        synthetic: RecordedPrometheus, answer: str, right: bool, advice: str) -> None:
+    """Vector matching (1.8), compared over a range that holds the synthetic fault."""
+    verdict = exercises.check("1.8", answer, prometheus=synthetic.client,
+                              start=synthetic.end - timedelta(minutes=5), at=synthetic.end)
+    assert verdict.right == right, str(verdict)
+    if advice:
+        assert any(advice in text for text in verdict.advice), verdict.advice
