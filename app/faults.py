@@ -158,6 +158,8 @@ class Switchboard:
         if signature is not None:
             try:
                 data = json.loads(self.path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError(f"expected a JSON object, got {type(data).__name__}")
                 quiet = data.pop(QUIET_KEY, False) is True
                 faults = validate(data)
             except (OSError, ValueError, AttributeError) as exc:

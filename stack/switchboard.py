@@ -94,12 +94,14 @@ class FaultSwitch:
             return dict(body.get("faults", {})), bool(body.get("quiet", False))
         try:
             data = json.loads(self.faults_file.read_text(encoding="utf-8") or "{}")
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object of faults, got {type(data).__name__}")
+            quiet = data.pop(QUIET_KEY, False) is True
+            return validate(data), quiet
         except FileNotFoundError:
             return {}, False
         except (OSError, ValueError) as exc:
             raise SwitchboardError(f"the fault switchboard {self.faults_file} is unreadable: {exc}") from None
-        quiet = data.pop(QUIET_KEY, False) is True
-        return validate(data), quiet
 
     def _write(self, faults: Faults, quiet: bool) -> Faults:
         if self.faults_file is None:

@@ -241,6 +241,14 @@ def test_a_switchboard_that_does_not_answer_is_a_clear_error(stack: Running) -> 
         wrong.current()
 
 
+@pytest.mark.parametrize("content", ["{ not json", "[1, 2]", '{"nonsense": 1}'])
+def test_a_broken_switchboard_file_is_a_clear_error_for_the_client(tmp_path: Path, content: str) -> None:
+    path = tmp_path / "faults.json"
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(SwitchboardError, match="unreadable"):
+        FaultSwitch(path, "http://127.0.0.1:9").current()
+
+
 @pytest.mark.stack
 def test_a_quiet_fault_acts_and_nothing_names_it(stack: Running) -> None:
     """A blind incident's faults (written quiet) are seen only through their effects: no log
@@ -297,8 +305,9 @@ def test_a_broken_fault_file_keeps_the_service_up(stack: Running, tmp_path: Path
     board = Switchboard(tmp_path / "faults.json")
     write_faults(board.path, {"error_rate": 0.5})
     assert board.current() == {"error_rate": 0.5}
-    board.path.write_text("{ not json")
-    assert board.current() == {"error_rate": 0.5}
+    for broken in ("{ not json", "[1, 2]", '"error_rate"', '{"_quiet": true, "nonsense": 1}'):
+        board.path.write_text(broken)
+        assert board.current() == {"error_rate": 0.5}, broken
     board.path.unlink()
     assert board.current() == {}
 
