@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-from analysis import alerting
+from analysis import alert_rules, alerting
 from analysis.lab_context import RunRecord
 from app.observability import names
 from lab.loadrun import prometheus_client
@@ -21,7 +21,7 @@ def alert_section(config: LabConfig, record: RunRecord) -> str:
     detection delays; first waits (bounded) for alerts that should resolve to do so."""
     path = config.log_dir / names.ALERTS_LOG
     client = prometheus_client(config)
-    timers = alerting.config_timers(config.var_dir)
+    timers = alert_rules.config_timers(config.var_dir)
     if record.faults:
         # Wait as long as the latest predicted resolution of what should have fired.
         _, drawn = alerting.run_detection(client, alerting.load_alerts(path), record.faults,

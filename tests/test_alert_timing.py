@@ -1,9 +1,9 @@
 """Alert timing, measured on the real stack: `lab up` (web, worker, Caddy, the alert receiver,
 Alertmanager, Prometheus), `lab fault set error_rate=0.5` under steady traffic, and the
-notifications must arrive within the bounds analysis.alerting predicts from the rendered
+notifications must arrive within the bounds analysis.alert_rules predicts from the rendered
 configuration of this very lab; `lab fault clear`, and the resolved ones too.
 
-The bounds are the model's (analysis/alerting.py): every timer phase at its extremes, the
+The bounds are the model's (analysis/alert_rules.py): every timer phase at its extremes, the
 bad share allowed its binomial noise, plus the processing time this run actually took
 (longest scrape, rule evaluation and alert dispatch as Prometheus measured them, and
 Alertmanager's slowest webhook post), which is what a loaded machine stretches. Nothing
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from analysis import alerting, prom
+from analysis import alert_rules, alerting, prom
 from app.observability import names
 from tests.support.launcher import lab_env, lab_stack, run_lab
 from tests.support.processes import wait_until
@@ -121,11 +121,11 @@ def test_error_rate_fault_notifies_within_the_predicted_delays(lab: dict[str, st
         prometheus = prom.Prometheus(prom_url)
         wait_until(lambda: time.time() > fault_on + 1, 5, "a moment")
 
-        rules = {r.name: r for r in alerting.load_rules()}
-        timers = alerting.Timers.from_config(var_dir / "prometheus" / "prometheus.yml",
+        rules = {r.name: r for r in alert_rules.load_rules()}
+        timers = alert_rules.Timers.from_config(var_dir / "prometheus" / "prometheus.yml",
                                              var_dir / "alertmanager" / "alertmanager.yml")
         # The wait is generous; the assertion below is on the predicted bounds.
-        rough = max(alerting.predict(rules[a], timers, BAD_SHARE).firing.latest_s  # type: ignore[union-attr]
+        rough = max(alert_rules.predict(rules[a], timers, BAD_SHARE).firing.latest_s  # type: ignore[union-attr]
                     for a in ALERTS)
         wait_until(lambda: all(first(alerts_file, a, "firing", fault_on) for a in ALERTS),
                    rough * 2 + 60, f"firing notifications of {ALERTS}", interval=0.5)
@@ -136,7 +136,7 @@ def test_error_rate_fault_notifies_within_the_predicted_delays(lab: dict[str, st
 
         assert run_lab(lab, "fault", "clear").code == 0
         fault_off = faults_file.stat().st_mtime
-        rough = max(alerting.predict(rules[a], timers, BAD_SHARE).resolved.latest_s  # type: ignore[union-attr]
+        rough = max(alert_rules.predict(rules[a], timers, BAD_SHARE).resolved.latest_s  # type: ignore[union-attr]
                     for a in ALERTS)
         wait_until(lambda: all(first(alerts_file, a, "resolved", fault_off) for a in ALERTS),
                    rough * 2 + 60, f"resolved notifications of {ALERTS}", interval=0.5)
@@ -152,7 +152,7 @@ def test_error_rate_fault_notifies_within_the_predicted_delays(lab: dict[str, st
     lead = (max(client_lead, 0.0), max(client_lead, answered_before / rate))
     report = []
     for alert in ALERTS:
-        predicted = alerting.predict(rules[alert], timers, BAD_SHARE, lead_s=lead,
+        predicted = alert_rules.predict(rules[alert], timers, BAD_SHARE, lead_s=lead,
                                      request_rate=rate, processing_s=processing)
         assert predicted.firing is not None and predicted.resolved is not None
         fire_note, resolve_note = fired[alert], resolved[alert]
@@ -198,7 +198,7 @@ def test_worker_down_inhibits_no_export_succeeding_in_the_notifications(lab: dic
     ]
     sent_at = time.time()
     assert session.post(f"{am_url}/api/v2/alerts", json=posted, timeout=5).status_code == 200
-    timers = alerting.Timers.from_config(var_dir / "prometheus" / "prometheus.yml",
+    timers = alert_rules.Timers.from_config(var_dir / "prometheus" / "prometheus.yml",
                                          var_dir / "alertmanager" / "alertmanager.yml")
     wait_until(lambda: first(alerts_file, "WorkerDown", "firing", sent_at) is not None,
                timers.group_wait_s * 3 + 30, "WorkerDown's notification", interval=0.5)

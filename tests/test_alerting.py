@@ -1,6 +1,6 @@
-"""analysis.alerting and the alert receiver, without a running stack: the configuration is
-read as Prometheus and Alertmanager read it, the delay model's arithmetic, the receiver's
-records as a notebook loads them, and the error budget."""
+"""analysis.alert_rules, analysis.alerting and the alert receiver, without a running stack:
+the configuration is read as Prometheus and Alertmanager read it, the delay model's
+arithmetic, the receiver's records as a notebook loads them, and the error budget."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import requests
 
-from analysis import alerting
+from analysis import alert_rules, alerting
 from analysis.lab_context import FaultWindow
 from app.observability import names
 from stack import alert_receiver
@@ -25,18 +25,18 @@ T0 = datetime(2026, 1, 5, 12, 0, 0, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
-def rules() -> dict[str, alerting.AlertRule]:
+def rules() -> dict[str, alert_rules.AlertRule]:
     """The lab's alerting rules by name."""
-    return {r.name: r for r in alerting.load_rules()}
+    return {r.name: r for r in alert_rules.load_rules()}
 
 
 @pytest.fixture(scope="module")
-def timers() -> alerting.Timers:
+def timers() -> alert_rules.Timers:
     """The configured intervals."""
-    return alerting.Timers.from_config()
+    return alert_rules.Timers.from_config()
 
 
-def test_the_timers_come_from_the_config_files_and_are_lab_sized(timers: alerting.Timers) -> None:
+def test_the_timers_come_from_the_config_files_and_are_lab_sized(timers: alert_rules.Timers) -> None:
     """Scrape and evaluation every 5 s; Alertmanager waits seconds, not minutes."""
     assert (timers.scrape_interval_s, timers.evaluation_interval_s) == (5.0, 5.0)
     assert 0 < timers.group_wait_s < timers.group_interval_s <= 60
@@ -47,14 +47,15 @@ def test_the_timers_come_from_the_config_files_and_are_lab_sized(timers: alertin
 
 def test_objectives_are_stated_once_in_the_rules() -> None:
     """99% not 5xx and 95% under 0.25 s, read from todo-slo.yml."""
-    assert alerting.objectives() == {"availability": 0.99, "latency": 0.95}
+    assert alert_rules.objectives() == {"availability": 0.99, "latency": 0.95}
 
 
-def test_burn_rate_alerts_are_the_workbooks_windows_scaled_down(rules: dict[str, alerting.AlertRule]) -> None:
+def test_burn_rate_alerts_are_the_workbooks_windows_scaled_down(
+        rules: dict[str, alert_rules.AlertRule]) -> None:
     """Fast: 14.4x over 1h and 5m; slow: 6x over 6h and 30m; both divided by the lab's scale."""
-    assert alerting.burn_rate_threshold(0.02, timedelta(hours=1)) == pytest.approx(14.4)
-    assert alerting.burn_rate_threshold(0.05, timedelta(hours=6)) == pytest.approx(6.0)
-    scale = alerting.LAB_TIME_SCALE
+    assert alert_rules.burn_rate_threshold(0.02, timedelta(hours=1)) == pytest.approx(14.4)
+    assert alert_rules.burn_rate_threshold(0.05, timedelta(hours=6)) == pytest.approx(6.0)
+    scale = alert_rules.LAB_TIME_SCALE
     expected = {
         "AvailabilityFastBurn": (14.4 * 0.01, [3600 / scale, 300 / scale], "errors"),
         "AvailabilitySlowBurn": (6 * 0.01, [6 * 3600 / scale, 1800 / scale], "errors"),
@@ -72,7 +73,7 @@ def test_burn_rate_alerts_are_the_workbooks_windows_scaled_down(rules: dict[str,
     assert not rules["AvailabilityFastBurn"].reads_other_group
 
 
-def test_every_alert_is_understood_by_the_model(rules: dict[str, alerting.AlertRule]) -> None:
+def test_every_alert_is_understood_by_the_model(rules: dict[str, alert_rules.AlertRule]) -> None:
     """A ratio alert has its conditions parsed; only scrape-failure style alerts have none."""
     for alert in rules.values():
         uses_ratio = ":ratio_rate" in alert.expr or ":p95_" in alert.expr
@@ -81,10 +82,10 @@ def test_every_alert_is_understood_by_the_model(rules: dict[str, alerting.AlertR
 
 
 def test_an_instant_alert_is_for_plus_group_wait_plus_one_scrape_and_evaluation(
-    rules: dict[str, alerting.AlertRule], timers: alerting.Timers,
+    rules: dict[str, alert_rules.AlertRule], timers: alert_rules.Timers,
 ) -> None:
     """WorkerDown: 30 s of `for` and the group_wait always; a scrape and an evaluation at most."""
-    found = alerting.predict(rules["WorkerDown"], timers, processing_s=1.5)
+    found = alert_rules.predict(rules["WorkerDown"], timers, processing_s=1.5)
     assert found.firing is not None and found.resolved is not None
     assert found.firing.earliest_s == 30 + timers.group_wait_s
     assert found.firing.latest_s == 30 + timers.group_wait_s + 5 + 5 + 1.5
@@ -93,11 +94,11 @@ def test_an_instant_alert_is_for_plus_group_wait_plus_one_scrape_and_evaluation(
 
 
 def test_a_burn_rate_alert_waits_for_its_long_window_and_resets_with_its_short_one(
-    rules: dict[str, alerting.AlertRule], timers: alerting.Timers,
+    rules: dict[str, alert_rules.AlertRule], timers: alert_rules.Timers,
 ) -> None:
     """Half the requests fail, full windows: the 6m window needs 0.288 x 360 s = 104 s; after
     the fault the 30s window drains below 14.4% in 30 x (1 - 0.288) = 21 s."""
-    found = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5)
+    found = alert_rules.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5)
     assert found.firing is not None and found.resolved is not None
     fill = found.firing.terms["window filling"]
     assert fill[0] == pytest.approx(0.288 * 355 - 5) and fill[1] == pytest.approx(0.288 * 360)
@@ -108,11 +109,11 @@ def test_a_burn_rate_alert_waits_for_its_long_window_and_resets_with_its_short_o
 
 
 def test_traffic_that_began_just_before_the_fault_fills_the_window_sooner(
-    rules: dict[str, alerting.AlertRule], timers: alerting.Timers,
+    rules: dict[str, alert_rules.AlertRule], timers: alert_rules.Timers,
 ) -> None:
     """With 20 s of traffic before the fault, 10% of a 1m window means 2.2 s of errors, not 6."""
-    full = alerting.predict(rules["HighErrorRate"], timers, bad_share=0.5)
-    early = alerting.predict(rules["HighErrorRate"], timers, bad_share=0.5, lead_s=20)
+    full = alert_rules.predict(rules["HighErrorRate"], timers, bad_share=0.5)
+    early = alert_rules.predict(rules["HighErrorRate"], timers, bad_share=0.5, lead_s=20)
     assert early.firing is not None and full.firing is not None
     assert early.firing.terms["window filling"][1] == pytest.approx(0.1 * 25 / 0.9)
     assert full.firing.terms["window filling"][1] == pytest.approx(6.0)
@@ -121,24 +122,24 @@ def test_traffic_that_began_just_before_the_fault_fills_the_window_sooner(
 
 
 def test_a_fault_too_weak_for_the_threshold_is_predicted_not_to_fire(
-    rules: dict[str, alerting.AlertRule], timers: alerting.Timers,
+    rules: dict[str, alert_rules.AlertRule], timers: alert_rules.Timers,
 ) -> None:
     """10% errors never cross the fast burn's 14.4%; near the threshold, noise decides."""
-    assert alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.10).firing is None
+    assert alert_rules.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.10).firing is None
     # 16% against 14.4% at 2 requests/s: within the noise, it may fire late or never.
-    near = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.16, request_rate=2)
+    near = alert_rules.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.16, request_rate=2)
     assert near.firing is not None and math.isinf(near.firing.latest_s)
-    noisy = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5, request_rate=5)
-    exact = alerting.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5)
+    noisy = alert_rules.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5, request_rate=5)
+    exact = alert_rules.predict(rules["AvailabilityFastBurn"], timers, bad_share=0.5)
     assert noisy.firing is not None and exact.firing is not None
     assert noisy.firing.earliest_s < exact.firing.earliest_s <= exact.firing.latest_s < noisy.firing.latest_s
     with pytest.raises(ValueError, match="bad_share"):
-        alerting.predict(rules["HighErrorRate"], timers)
+        alert_rules.predict(rules["HighErrorRate"], timers)
 
 
 def test_predict_all_tabulates_the_alerts_of_a_signal() -> None:
     """A latency fault predicts only latency alerts; the slow burn fires, the fast one not at 50%."""
-    table = alerting.predict_all({"latency": 0.5}).set_index("alert")
+    table = alert_rules.predict_all({"latency": 0.5}).set_index("alert")
     assert set(table.index) == {"LatencyObjectiveBreached", "LatencyFastBurn", "LatencySlowBurn"}
     assert math.isnan(table.loc["LatencyFastBurn", "fire_latest_s"])
     assert table.loc["LatencySlowBurn", "fire_earliest_s"] <= table.loc["LatencySlowBurn", "fire_latest_s"]
@@ -146,20 +147,20 @@ def test_predict_all_tabulates_the_alerts_of_a_signal() -> None:
 
 def test_error_budget_arithmetic() -> None:
     """1,000 requests at 99%: 10 may fail; 4 failed leaves 60% of the budget, burn rate 0.4."""
-    budget = alerting.ErrorBudget(objective=0.99, total=1000, bad=4)
+    budget = alert_rules.ErrorBudget(objective=0.99, total=1000, bad=4)
     assert budget.allowed == pytest.approx(10)
     assert budget.remaining == pytest.approx(0.6)
     assert budget.burn_rate == pytest.approx(0.4)
-    assert alerting.ErrorBudget(0.99, 1000, 25).remaining == pytest.approx(-1.5)
-    assert math.isnan(alerting.ErrorBudget(0.99, 0, 0).remaining)
+    assert alert_rules.ErrorBudget(0.99, 1000, 25).remaining == pytest.approx(-1.5)
+    assert math.isnan(alert_rules.ErrorBudget(0.99, 0, 0).remaining)
 
 
 def test_durations_are_read_like_prometheus_reads_them() -> None:
-    assert alerting.duration_s("1m30s") == 90
-    assert alerting.duration_s("250ms") == 0.25
-    assert alerting.duration_s(None, 60) == 60
+    assert alert_rules.duration_s("1m30s") == 90
+    assert alert_rules.duration_s("250ms") == 0.25
+    assert alert_rules.duration_s(None, 60) == 60
     with pytest.raises(ValueError):
-        alerting.duration_s("5 minutes")
+        alert_rules.duration_s("5 minutes")
 
 
 # --- the receiver --------------------------------------------------------------------------
@@ -282,16 +283,16 @@ def test_the_report_section_measures_the_fault_and_draws_its_alerts(synthetic: R
     truth = requests_between(*FAULT, status="5") / requests_between(*FAULT)
     assert share == pytest.approx(truth, abs=0.01)
     assert rate == pytest.approx(requests_between(*FAULT) / (FAULT[1] - FAULT[0]), rel=0.05)
-    timers = alerting.Timers.from_config()
+    timers = alert_rules.Timers.from_config()
     no_alerts = alerting.load_alerts(Path("/nonexistent/alerts.jsonl"))
     table, drawn = alerting.run_detection(synthetic.client, no_alerts, [fault],
                                           synthetic.end - timedelta(minutes=10), timers)
-    errors_alerts = {a.name for a in alerting.load_rules() if a.signal == "errors"}
+    errors_alerts = {a.name for a in alert_rules.load_rules() if a.signal == "errors"}
     assert set(table["alert"]) == errors_alerts
     assert (table["bad share"] == round(share, 3)).all()
     # Nothing was notified: an alert predicted to fire is not "as predicted".
     assert not table.set_index("alert").loc[list(drawn), "as predicted"].any()
-    near = alerting.Prediction("Near", 0.16, alerting.Delay(10.0, math.inf, {}), None)
+    near = alert_rules.Prediction("Near", 0.16, alert_rules.Delay(10.0, math.inf, {}), None)
     html = alerting.report_section(synthetic.client, no_alerts, [fault], on - timedelta(minutes=1),
                                    off + timedelta(seconds=5), timers, 0.5)
     assert "data:image/png;base64," in html and "predicted firing (s)" in html

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis import alerting, benchmarks, cardinality, counters, logs, sampling
+from analysis import alert_rules, alerting, benchmarks, cardinality, counters, logs, sampling
 from analysis.lab_context import FaultWindow
 from app.observability import names
 from curriculum import exercises, rule_grader
@@ -192,7 +192,7 @@ def test_an_alert_that_may_never_fire_is_drawn_to_the_plots_edge(synthetic: Reco
     start, end = synthetic.end - timedelta(minutes=5), synthetic.end
     fault = FaultWindow("error_rate.api.list_todos", 0.3, start + timedelta(minutes=1),
                         start + timedelta(minutes=3))
-    never = alerting.Prediction("HighErrorRate", 0.05, alerting.Delay(70.0, math.inf, {}), None)
+    never = alert_rules.Prediction("HighErrorRate", 0.05, alert_rules.Delay(70.0, math.inf, {}), None)
     figure = alerting.plot_alert_timeline(synthetic.client, alerting.load_alerts(tmp_path / "none.jsonl"),
                                           start, end, [fault], {"HighErrorRate": (fault, never)})
     assert [ax.get_yticklabels()[0].get_text() for ax in figure.axes[1:2]] == ["HighErrorRate"]
