@@ -113,6 +113,16 @@ def write_faults(path: Path, faults: Mapping[str, float | list[float]], quiet: b
     os.replace(tmp, path)
 
 
+def read_faults(text: str) -> tuple[dict[str, float | list[float]], bool]:
+    """The faults a switchboard file holds and whether they are quiet (the inverse of
+    write_faults); ValueError when it is not a JSON object of valid faults."""
+    data = json.loads(text)
+    if not isinstance(data, dict):
+        raise ValueError(f"expected a JSON object of faults, got {type(data).__name__}")
+    quiet = data.pop(QUIET_KEY, False) is True
+    return validate(data), quiet
+
+
 @dataclass(frozen=True)
 class Effect:
     """What one fault did to the current request or task, for the span and the log."""
@@ -157,11 +167,7 @@ class Switchboard:
         quiet = False
         if signature is not None:
             try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-                if not isinstance(data, dict):
-                    raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-                quiet = data.pop(QUIET_KEY, False) is True
-                faults = validate(data)
+                faults, quiet = read_faults(self.path.read_text(encoding="utf-8"))
             except (OSError, ValueError, AttributeError) as exc:
                 # A broken switchboard must not break the service: keep what was in force.
                 log.error("fault file %s unreadable, keeping previous faults: %s", self.path, exc)

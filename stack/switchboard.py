@@ -18,7 +18,6 @@ of their own (`lab load` with several fault windows) never lose each other's.
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections.abc import Mapping
@@ -28,7 +27,7 @@ from typing import Any
 
 import requests
 
-from app.faults import QUIET_KEY, validate, write_faults
+from app.faults import QUIET_KEY, read_faults, validate, write_faults
 from stack.config import LabConfig, app_url
 from stack.processes import http_session
 
@@ -60,11 +59,6 @@ class FaultSwitch:
         faults_file = Path(config.env.get("FAULTS_FILE", "").strip() or config.layout.faults_file)
         return cls(None if token else faults_file, app_url(config), token)
 
-    @property
-    def where(self) -> str:
-        """The file or route this client switches, for messages."""
-        return str(self.faults_file) if self.faults_file else f"{self.app_url}/admin/faults"
-
     def current(self) -> Faults:
         """The faults in force now."""
         faults, _ = self._read()
@@ -93,11 +87,7 @@ class FaultSwitch:
             body = self._call("GET")
             return dict(body.get("faults", {})), bool(body.get("quiet", False))
         try:
-            data = json.loads(self.faults_file.read_text(encoding="utf-8") or "{}")
-            if not isinstance(data, dict):
-                raise ValueError(f"expected a JSON object of faults, got {type(data).__name__}")
-            quiet = data.pop(QUIET_KEY, False) is True
-            return validate(data), quiet
+            return read_faults(self.faults_file.read_text(encoding="utf-8") or "{}")
         except FileNotFoundError:
             return {}, False
         except (OSError, ValueError) as exc:
