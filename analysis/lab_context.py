@@ -1,15 +1,9 @@
 """Where the running lab is, found from the environment, and the record of its last load run.
 
-The notebooks call ``LabContext.from_env()`` and never hard-code an address:
-
-| variable | default | meaning |
-|---|---|---|
-| PROMETHEUS_URL | http://127.0.0.1:9090 | Prometheus (compose: http://prometheus:9090) |
-| JAEGER_URL | (none) | Jaeger's query API; without it traces come from the local span file |
-| LAB_VAR_DIR, VAR_DIR | ./var of the checkout | logs (log/web.jsonl, log/worker.jsonl) and spans |
-| LAB_APP_URL | http://127.0.0.1:8080 | the app through Caddy |
-| LAB_REPORTS_DIR | ./reports of the checkout | Locust reports and last-run.json |
-| LAB_SCRAPE_INTERVAL_S | 5 | Prometheus's scrape interval (stack/prometheus, stack/prometheus_config.py) |
+The notebooks call ``LabContext.from_env()`` and never hard-code an address: it resolves the
+lab's environment as every program of the lab does (``app.environment.LabEnvironment``, whose
+docstring lists the variables: PROMETHEUS_URL, JAEGER_URL, LAB_VAR_DIR or VAR_DIR, LAB_APP_URL,
+LAB_REPORTS_DIR, LAB_SCRAPE_INTERVAL_S, ...). `lab notebook` sets them for its kernels.
 
 A load run started by ``lab load`` or ``lab demo`` is recorded in ``last-run.json``: its
 edges (moments with a full scrape on each side and no traffic in between, so counter
@@ -24,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,9 +28,9 @@ from typing import Any
 import requests
 
 from analysis import logs, prom, traces
-from app.layout import DEFAULT_VAR_DIR, Layout
+from app.environment import LabEnvironment
+from app.layout import Layout
 from app.observability import names
-from app.settings import PORT_DEFAULTS
 
 LAST_RUN = "last-run.json"
 
@@ -159,29 +152,45 @@ def requests_between(prometheus: prom.Prometheus, start: datetime, end: datetime
 
 @dataclass(frozen=True)
 class LabContext:
-    """Addresses and paths of the running lab."""
+    """Addresses and paths of the running lab: its LabEnvironment (app/environment.py), as a
+    notebook reads it."""
 
-    prometheus_url: str
-    jaeger_url: str | None
-    var_dir: Path
-    app_url: str
-    reports_dir: Path
-    scrape_interval_s: float
+    environment: LabEnvironment
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LabContext:
-        """Read the variables of the module docstring (os.environ by default)."""
-        source = os.environ if env is None else env
-        var = source.get("LAB_VAR_DIR") or source.get("VAR_DIR") or str(DEFAULT_VAR_DIR)
-        return cls(
-            prometheus_url=source.get("PROMETHEUS_URL") or f"http://127.0.0.1:{PORT_DEFAULTS['PROMETHEUS_PORT']}",
-            jaeger_url=source.get("JAEGER_URL") or None,
-            var_dir=Path(var).expanduser().resolve(),
-            app_url=(source.get("LAB_APP_URL") or f"http://127.0.0.1:{PORT_DEFAULTS['CADDY_PORT']}").rstrip("/"),
-            reports_dir=Path(source.get("LAB_REPORTS_DIR") or Layout().reports_dir).resolve(),
-            scrape_interval_s=float(source.get("LAB_SCRAPE_INTERVAL_S") or
-                                    prom.DEFAULT_SCRAPE_INTERVAL_S),
-        )
+        """Resolve the lab's environment (os.environ by default)."""
+        return cls(LabEnvironment.from_env(env))
+
+    @property
+    def prometheus_url(self) -> str:
+        """Prometheus's base URL."""
+        return self.environment.prometheus_url
+
+    @property
+    def jaeger_url(self) -> str | None:
+        """Jaeger's query API, or None (traces from the local span file)."""
+        return self.environment.jaeger_url
+
+    @property
+    def var_dir(self) -> Path:
+        """The lab's VAR_DIR, absolute."""
+        return self.environment.var_dir
+
+    @property
+    def app_url(self) -> str:
+        """The app through Caddy."""
+        return self.environment.app_url
+
+    @property
+    def reports_dir(self) -> Path:
+        """Locust's reports and last-run.json."""
+        return self.environment.reports_dir
+
+    @property
+    def scrape_interval_s(self) -> float:
+        """Prometheus's scrape interval, in seconds."""
+        return self.environment.scrape_interval_s
 
     @property
     def web_log(self) -> Path:

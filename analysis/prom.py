@@ -21,9 +21,11 @@ from typing import Any
 import pandas as pd
 from prometheus_api_client import MetricRangeDataFrame, MetricSnapshotDataFrame, PrometheusConnect
 
+from app.environment import DEFAULT_SCRAPE_INTERVAL_S
 from app.observability import names
 
-DEFAULT_SCRAPE_INTERVAL_S = 5.0
+__all__ = ["DEFAULT_SCRAPE_INTERVAL_S", "Prometheus"]
+
 # Aim for a plot-friendly number of points per series in range queries.
 TARGET_POINTS = 300
 # rate() needs at least this many scrapes per window to survive a missed scrape.

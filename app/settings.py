@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from app.layout import DEFAULT_VAR_DIR, Layout
-from app.layout import PROJECT_ROOT as PROJECT_ROOT
+from app.environment import CONFIG_ERROR_EXIT, PORT_DEFAULTS, LabEnvironment, SettingsError, integer, number
+from app.layout import DEFAULT_VAR_DIR, PROJECT_ROOT, Layout
 
 # A placeholder for development only: production refuses to start with it.
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
@@ -27,28 +27,9 @@ BROKER_SCHEMES = ("redis", "rediss", "sqla+sqlite", "sqla+postgresql", "memory")
 BACKEND_SCHEMES = ("redis", "rediss", "db+sqlite", "db+postgresql", "cache+memory")
 WEEK_S = 7 * 24 * 3600
 
-# Each port of the lab, its variable and default, written once: the app reads WEB_PORT and
-# WORKER_METRICS_PORT; the stack library (stack/config.py) reads them all, Locust's and
-# JupyterLab's included, so that every port is overridable in one place.
-PORT_DEFAULTS: dict[str, int] = {
-    "CADDY_PORT": 8080,
-    "WEB_PORT": 5000,
-    "WORKER_METRICS_PORT": 9808,
-    "PROMETHEUS_PORT": 9090,
-    "CADDY_METRICS_PORT": 2020,
-    "LOCUST_PORT": 8089,
-    "JUPYTER_PORT": 8888,
-    "ALERTMANAGER_PORT": 9093,
-    "ALERT_RECEIVER_PORT": 9095,
-}
-
-
-# The exit status of every entry point (web, worker, lab) refused by a bad setting.
-CONFIG_ERROR_EXIT = 2
-
-
-class SettingsError(ValueError):
-    """A setting is missing or malformed; the message is one line that names it."""
+# The exit status, the error type and the ports are the lab environment's (app/environment.py).
+__all__ = ["CONFIG_ERROR_EXIT", "PORT_DEFAULTS", "PROJECT_ROOT", "Settings", "SettingsError",
+           "mask_url", "settings_or_exit"]
 
 
 def settings_or_exit(service: str) -> Settings:
@@ -65,34 +46,6 @@ def _choice(env: Mapping[str, str], name: str, default: str, choices: tuple[str,
     value = env.get(name, default).strip() or default
     if value not in choices:
         raise SettingsError(f"{name}={value!r} is invalid: expected one of {', '.join(choices)}")
-    return value
-
-
-def _int(env: Mapping[str, str], name: str, default: int, low: int, high: int) -> int:
-    """Read an integer within bounds."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is invalid: expected an integer") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={value} is out of range: expected {low}..{high}")
-    return value
-
-
-def _float(env: Mapping[str, str], name: str, default: float, low: float, high: float) -> float:
-    """Read a float within bounds."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is invalid: expected a number") from None
-    if not low <= value <= high:
-        raise SettingsError(f"{name}={value} is out of range: expected {low}..{high}")
     return value
 
 
@@ -128,14 +81,6 @@ PASSWORD_IN_URL = re.compile(r"(://[^:/@\s\"]*:)[^@\s\"]*@")
 def mask_url(url: str) -> str:
     """Hide the password of a connection URL, for logs and messages."""
     return PASSWORD_IN_URL.sub(r"\1***@", url)
-
-
-def _token(env: Mapping[str, str], name: str) -> str:
-    """Read an optional secret token: empty (feature off) or at least 16 characters."""
-    value = env.get(name, "").strip()
-    if value and len(value) < 16:
-        raise SettingsError(f"{name} is too short: use at least 16 characters (or leave it empty)")
-    return value
 
 
 def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...]:
@@ -200,8 +145,8 @@ class Settings:
         """Build settings from the environment (os.environ by default), validating each."""
         env = os.environ if env is None else env
         d = cls  # the defaults above, read from the class
-        var_dir = Path(env.get("VAR_DIR", "").strip() or d.var_dir)
-        layout = Layout(var_dir)
+        lab = LabEnvironment.from_env(env)  # VAR_DIR (absolute), ports, faults file and token
+        var_dir, layout = lab.var_dir, lab.layout
         database_url = _url(env, "DATABASE_URL", f"sqlite:///{layout.database_file}", DATABASE_SCHEMES)
         # psycopg2 is the driver we ship; SQLAlchemy 2.1 would pick psycopg 3 for a bare URL.
         for alias in ("postgresql://", "postgres://"):
@@ -228,23 +173,25 @@ class Settings:
             celery_result_backend=backend,
             export_dir=Path(env.get("EXPORT_DIR", "").strip() or layout.export_dir),
             secret_key=secret_key,
-            max_content_length=_int(env, "MAX_CONTENT_LENGTH", d.max_content_length, 1024, 64 * 1024 * 1024),
-            page_size=_int(env, "PAGE_SIZE", d.page_size, 1, 500),
+            max_content_length=integer(env, "MAX_CONTENT_LENGTH", d.max_content_length, low=1024,
+                                       high=64 * 1024 * 1024),
+            page_size=integer(env, "PAGE_SIZE", d.page_size, low=1, high=500),
             trusted_proxies=_networks(env, "TRUSTED_PROXIES", ",".join(d.trusted_proxies)),
-            broker_timeout_s=_float(env, "BROKER_TIMEOUT", d.broker_timeout_s, 0.1, 60.0),
-            visibility_timeout_s=_int(env, "CELERY_VISIBILITY_TIMEOUT", d.visibility_timeout_s, 5, WEEK_S),
-            stale_export_s=_int(env, "STALE_EXPORT_AFTER", d.stale_export_s, 1, WEEK_S),
-            idempotency_retention_s=_int(env, "IDEMPOTENCY_RETENTION", d.idempotency_retention_s, 60,
-                                         30 * 24 * 3600),
+            broker_timeout_s=number(env, "BROKER_TIMEOUT", d.broker_timeout_s, low=0.1, high=60.0),
+            visibility_timeout_s=integer(env, "CELERY_VISIBILITY_TIMEOUT", d.visibility_timeout_s, low=5,
+                                         high=WEEK_S),
+            stale_export_s=integer(env, "STALE_EXPORT_AFTER", d.stale_export_s, low=1, high=WEEK_S),
+            idempotency_retention_s=integer(env, "IDEMPOTENCY_RETENTION", d.idempotency_retention_s,
+                                            low=60, high=30 * 24 * 3600),
             log_file=env.get("LOG_FILE", "").strip(),
             observability_enabled=_bool(env, "OBSERVABILITY", d.observability_enabled),
             tracing_enabled=_bool(env, "TRACING_ENABLED", d.tracing_enabled),
             trace_file=env.get("TRACE_FILE", "").strip(),
-            metrics_port=_int(env, "WORKER_METRICS_PORT", d.metrics_port, 1, 65535),
-            web_port=_int(env, "WEB_PORT", d.web_port, 1, 65535),
-            gunicorn_workers=_int(env, "GUNICORN_WORKERS", d.gunicorn_workers, 1, 64),
-            gunicorn_threads=_int(env, "GUNICORN_THREADS", d.gunicorn_threads, 1, 64),
-            gc_gen0_threshold=_int(env, "GC_GEN0_THRESHOLD", d.gc_gen0_threshold, 0, 10_000_000),
-            faults_file=Path(env.get("FAULTS_FILE", "").strip() or layout.faults_file),
-            faults_token=_token(env, "FAULTS_TOKEN"),
+            metrics_port=lab.ports["WORKER_METRICS_PORT"],
+            web_port=lab.ports["WEB_PORT"],
+            gunicorn_workers=integer(env, "GUNICORN_WORKERS", d.gunicorn_workers, low=1, high=64),
+            gunicorn_threads=integer(env, "GUNICORN_THREADS", d.gunicorn_threads, low=1, high=64),
+            gc_gen0_threshold=integer(env, "GC_GEN0_THRESHOLD", d.gc_gen0_threshold, low=0, high=10_000_000),
+            faults_file=lab.faults_file,
+            faults_token=lab.faults_token,
         )

@@ -16,8 +16,8 @@ from app.faults import FaultError, parse_assignment
 from lab.errors import LabError
 from loadtests.run import LoadRunError, run_headless
 from loadtests.shapes import Profile
-from stack import launch, processes, prometheus_config, topology
-from stack.config import LOCAL, LabConfig, app_url, reports_dir
+from stack import launch, processes, topology
+from stack.config import LabConfig
 from stack.switchboard import FaultSwitch
 
 # The workshop's faults, as `lab demo` and `lab load --faults workshop` (the day's run) inject
@@ -49,17 +49,15 @@ class PlannedFault:
 
 def prometheus_client(config: LabConfig) -> prom.Prometheus:
     """The lab's Prometheus (PROMETHEUS_URL, else this lab's), with the lab's scrape interval."""
-    interval = prom.duration_seconds(prometheus_config.SCRAPE_INTERVAL)
-    url = config.env.get("PROMETHEUS_URL", "").strip() or \
-        f"http://{LOCAL}:{config.port('PROMETHEUS_PORT')}"
-    return prom.Prometheus(url.rstrip("/"), scrape_interval_s=interval)
+    return prom.Prometheus(config.environment.prometheus_url,
+                           scrape_interval_s=prom.duration_seconds(config.scrape_interval))
 
 
 def require_running(config: LabConfig) -> None:
     """A clear message when the stack is not up."""
-    if config.env.get("LAB_APP_URL", "").strip():
+    if config.environment.app_elsewhere:
         # A stack this launcher did not start (compose): up when its app answers ready.
-        url = f"{app_url(config)}/readyz"
+        url = f"{config.environment.app_url}/readyz"
         try:
             ready = processes.http_session().get(url, timeout=5).status_code == 200
         except OSError:
@@ -123,7 +121,7 @@ def recorded_load(config: LabConfig, profile: Profile,
     """Run Locust between two quiet edges, with the fault(s) switched during it; record the run."""
     require_running(config)
     client = prometheus_client(config)
-    out = reports_dir(config)
+    out = config.environment.reports_dir
     print("waiting for a quiet edge (a scrape before and after) ...", flush=True)
     start = quiet_edge(client)
     done = threading.Event()
@@ -136,7 +134,7 @@ def recorded_load(config: LabConfig, profile: Profile,
     for switcher in switchers:
         switcher.start()
     try:
-        result = run_headless(app_url(config), profile, out, extra_env, workers=workers)
+        result = run_headless(config.environment.app_url, profile, out, extra_env, workers=workers)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     finally:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final
+
+from app.environment import SettingsError, integer, number
 
 SYNTHETIC_HEADER: Final = "X-Synthetic-Load"
 SYNTHETIC_VALUE: Final = "locust"
@@ -18,8 +20,8 @@ DEFAULT_EXPORT_MAX_POLLS: Final = 60
 DEFAULT_EXPORT_POLL_INTERVAL: Final = 0.5
 
 
-class LoadConfigError(ValueError):
-    """A LOAD_* variable has a value we cannot use."""
+class LoadConfigError(SettingsError):
+    """A LOAD_* variable has a value we cannot use (worded as every setting's error is)."""
 
 
 def synthetic_headers(role: str) -> dict[str, str]:
@@ -70,22 +72,12 @@ def parse_wait(raw: str | None) -> tuple[float, float]:
     return low, high
 
 
-Number = TypeVar("Number", int, float)
-
-
-def _positive(env: Mapping[str, str], name: str, default: Number) -> Number:
-    """A number above 0 from env[name], of the default's type (a count takes no "2.5"), or
-    the default when the variable is unset or empty."""
-    raw = env.get(name, "").strip()
-    kind = type(default)
+def _checked(parse: Callable[..., Any], *args: Any, **bounds: Any) -> Any:
+    """parse(*args, **bounds) (app.environment's one number parser), its error a LoadConfigError."""
     try:
-        value = kind(raw) if raw else default
-    except ValueError:
-        what = "an integer" if kind is int else "a number"
-        raise LoadConfigError(f"{name}: expected {what}, got {raw!r}") from None
-    if value <= 0:
-        raise LoadConfigError(f"{name}: must be above 0, got {raw!r}")
-    return value
+        return parse(*args, **bounds)
+    except SettingsError as exc:
+        raise LoadConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)
@@ -104,8 +96,7 @@ class LoadConfig:
         return cls(
             weights=parse_weights(env.get("LOAD_WEIGHTS")),
             wait=parse_wait(env.get("LOAD_WAIT")),
-            export_max_polls=_positive(env, "LOAD_EXPORT_MAX_POLLS", DEFAULT_EXPORT_MAX_POLLS),
-            export_poll_interval=_positive(
-                env, "LOAD_EXPORT_POLL_INTERVAL", DEFAULT_EXPORT_POLL_INTERVAL
-            ),
+            export_max_polls=_checked(integer, env, "LOAD_EXPORT_MAX_POLLS", DEFAULT_EXPORT_MAX_POLLS, low=1),
+            export_poll_interval=_checked(number, env, "LOAD_EXPORT_POLL_INTERVAL",
+                                          DEFAULT_EXPORT_POLL_INTERVAL, above=0),
         )

@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
+from app.environment import SettingsError, parse_number
+
 Tick = tuple[int, float] | None
 
 
@@ -124,16 +126,9 @@ SHAPE_NAMES = tuple(PROFILES)
 
 
 def _number(value: object, what: str) -> float | None:
-    """A positive number from an option value (the web UI passes strings), or None if unset."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ValueError(f"{what} must be a number, got {value!r}") from None
-    if not number > 0:
-        raise ValueError(f"{what} must be above 0, got {value!r}")
-    return number
+    """A number above 0 from an option value (the web UI passes strings), or None if unset;
+    parsed as every setting of the lab is (app.environment.parse_number)."""
+    return parse_number(what, value, None, kind=float, above=0)
 
 
 # The load settings a profile is made of: argument name -> the variable that sets it when the
@@ -146,8 +141,8 @@ def profile_from(env: Mapping[str, str], shape: str | None = None, users: object
                  spawn_rate: object = None, duration: object = None) -> Profile:
     """The one place a load setting becomes a profile: each value given (a command-line option)
     wins over its LOAD_* variable in env, which wins over the shape's default; checked once
-    (ValueError naming what is wrong). `lab load`, `python -m loadtests.run` and the headless
-    runner all take their profile from here; Locust's own options read the same variables."""
+    (a ValueError, a SettingsError for a variable, naming what is wrong). `lab load` and the
+    headless runner take their profile from here; Locust's own options read the same variables."""
     given = {"shape": shape, "users": users, "spawn_rate": spawn_rate, "duration": duration}
     chosen: dict[str, object] = {}
     for name, variable in PROFILE_VARIABLES.items():
@@ -155,12 +150,13 @@ def profile_from(env: Mapping[str, str], shape: str | None = None, users: object
             chosen[name] = given[name]
             continue
         chosen[name] = env.get(variable, "").strip() or None
-        if chosen[name] is not None:
-            alone = {"name": str(chosen[name])} if name == "shape" else {"name": "steady", name: chosen[name]}
-            try:  # checked alone, so that a bad variable is named in the message
-                make_profile(**alone)
-            except ValueError as exc:
-                raise ValueError(f"{variable}={chosen[name]!s}: {exc}") from None
+        if chosen[name] is None:
+            continue
+        if name != "shape":  # a bad variable is named as every setting is: LOAD_USERS='x' is invalid
+            parse_number(variable, chosen[name], None, kind=float, above=0)
+        elif str(chosen[name]).lower() not in PROFILES:
+            raise SettingsError(f"{variable}={chosen[name]!s} is invalid: expected one of "
+                                f"{', '.join(SHAPE_NAMES)}")
     return make_profile(str(chosen["shape"] or "steady"), chosen["users"], chosen["spawn_rate"],
                         chosen["duration"])
 

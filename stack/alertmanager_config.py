@@ -60,5 +60,5 @@ def write_config(config: LabConfig) -> Path:
 
 
 def url(config: LabConfig) -> str:
-    """The local Alertmanager's base URL (UI and API)."""
-    return config.url("ALERTMANAGER_PORT")
+    """The lab's Alertmanager base URL (UI and API): ALERTMANAGER_URL, else the local one."""
+    return config.environment.alertmanager_url

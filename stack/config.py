@@ -13,28 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.environment import LOCAL, PORT_DEFAULTS, LabEnvironment, SettingsError
 from app.layout import PROJECT_ROOT, Layout
-from app.settings import PORT_DEFAULTS
 from stack.errors import CONFIG_ERROR_EXIT, StackError
 from stack.processes import free_ports
 
-
-def _port(env: Mapping[str, str], name: str) -> int:
-    """Read one port variable, failing with a message that names it."""
-    raw = env.get(name, "").strip()
-    if not raw:
-        return PORT_DEFAULTS[name]
-    try:
-        value = int(raw)
-    except ValueError:
-        raise StackError(f"{name}={raw!r} is invalid: expected a port number", CONFIG_ERROR_EXIT) from None
-    if not 1 <= value <= 65535:
-        raise StackError(f"{name}={value} is out of range: expected 1..65535", CONFIG_ERROR_EXIT)
-    return value
+__all__ = ["LOCAL", "SCRAPE_INTERVAL", "LabConfig", "private_env"]
 
 
-# Every service of the local lab listens on the loopback interface only.
-LOCAL = "127.0.0.1"
 # How often the local Prometheus scrapes (and evaluates its rules).
 SCRAPE_INTERVAL = "5s"
 # The virtualenv's scripts (gunicorn, celery, lab), next to the interpreter running us.
@@ -45,21 +31,33 @@ BIN_DIR = Path(os.path.abspath(sys.executable)).parent
 _NOT_INHERITED = ("DATABASE_URL", "CELERY_BROKER_URL", "CELERY_RESULT_BACKEND", "EXPORT_DIR",
                   "PROMETHEUS_MULTIPROC_DIR", "LOG_FILE", "TRACE_FILE", "TRACING_ENABLED",
                   "OBSERVABILITY", "FAULTS_FILE", "FAULTS_TOKEN", "LAB_CADDYFILE", "LAB_APP_URL",
-                  "LAB_REPORTS_DIR", "OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                  "LAB_REPORTS_DIR", "LAB_VAR_DIR", "PROMETHEUS_URL", "ALERTMANAGER_URL", "JAEGER_URL",
+                  "LAB_SCRAPE_INTERVAL_S", "OTEL_EXPORTER_OTLP_ENDPOINT",
+                  "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
 
 @dataclass(frozen=True)
 class LabConfig:
-    """Paths and ports of one lab (one VAR_DIR), plus the environment it was started from."""
+    """One lab (one VAR_DIR): where it is (its LabEnvironment: directories, ports, URLs, the
+    switchboard), the environment it was started from, and how its processes run."""
 
     root: Path
-    layout: Layout
-    ports: dict[str, int]
+    environment: LabEnvironment
     env: dict[str, str] = field(repr=False)
     # The Celery worker's pool size and any further arguments (the tests name each worker).
     worker_concurrency: int = 2
     worker_args: tuple[str, ...] = ()
     scrape_interval: str = SCRAPE_INTERVAL
+
+    @property
+    def layout(self) -> Layout:
+        """The files under VAR_DIR (and the reports directory)."""
+        return self.environment.layout
+
+    @property
+    def ports(self) -> Mapping[str, int]:
+        """Each port variable and its port."""
+        return self.environment.ports
 
     @property
     def var_dir(self) -> Path:
@@ -92,14 +90,17 @@ class LabConfig:
 
     def url(self, port_var: str, path: str = "") -> str:
         """http://127.0.0.1:<port><path>."""
-        return f"http://{LOCAL}:{self.port(port_var)}{path}"
+        return self.environment.url(port_var, path)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> LabConfig:
         """Build the config from the environment (os.environ by default)."""
         source = dict(os.environ if env is None else env)
-        ports = {name: _port(source, name) for name in PORT_DEFAULTS}
-        return cls(root=PROJECT_ROOT, layout=Layout.from_env(source), ports=ports, env=source)
+        try:
+            environment = LabEnvironment.from_env(source)
+        except SettingsError as exc:
+            raise StackError(str(exc), CONFIG_ERROR_EXIT) from None
+        return cls(root=PROJECT_ROOT, environment=environment, env=source)
 
     @classmethod
     def private(cls, var_dir: Path, settings: Mapping[str, str] | None = None,
@@ -126,15 +127,3 @@ def private_env(var_dir: Path, settings: Mapping[str, str] | None = None,
     env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test", "TRACING_ENABLED": "false"})
     env.update(settings or {})
     return env
-
-
-def app_url(config: LabConfig) -> str:
-    """The app through Caddy, as users reach it: LAB_APP_URL (a stack started elsewhere, e.g.
-    by compose), else this lab's Caddy."""
-    given = config.env.get("LAB_APP_URL", "").strip()
-    return given.rstrip("/") if given else config.url("CADDY_PORT")
-
-
-def reports_dir(config: LabConfig) -> Path:
-    """LAB_REPORTS_DIR, else reports/ in the checkout."""
-    return config.layout.reports_dir

@@ -18,7 +18,6 @@ of their own (`lab load` with several fault windows) never lose each other's.
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -27,8 +26,9 @@ from typing import Any
 
 import requests
 
+from app.environment import LabEnvironment
 from app.faults import QUIET_KEY, read_faults, validate, write_faults
-from stack.config import LabConfig, app_url
+from stack.config import LabConfig
 from stack.processes import http_session
 
 Faults = dict[str, float | list[float]]
@@ -50,14 +50,18 @@ class FaultSwitch:
     @classmethod
     def for_env(cls, env: Mapping[str, str] | None = None) -> FaultSwitch:
         """The switchboard of the lab the environment describes (os.environ by default)."""
-        return cls.for_config(LabConfig.from_env(dict(os.environ if env is None else env)))
+        return cls.for_config(LabConfig.from_env(env))
 
     @classmethod
     def for_config(cls, config: LabConfig) -> FaultSwitch:
         """The switchboard of the lab config describes."""
-        token = config.env.get("FAULTS_TOKEN", "").strip() or None
-        faults_file = Path(config.env.get("FAULTS_FILE", "").strip() or config.layout.faults_file)
-        return cls(None if token else faults_file, app_url(config), token)
+        return cls.for_environment(config.environment)
+
+    @classmethod
+    def for_environment(cls, environment: LabEnvironment) -> FaultSwitch:
+        """The switchboard of a lab: its admin route when it has a token, else its file."""
+        token = environment.faults_token or None
+        return cls(None if token else environment.faults_file, environment.app_url, token)
 
     def current(self) -> Faults:
         """The faults in force now."""

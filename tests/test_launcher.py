@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from analysis.lab_context import RunRecord
-from stack.config import LabConfig, app_url
+from stack.config import LabConfig
 from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support.launcher import (
     SERVICES,
@@ -70,8 +70,9 @@ def lab(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 def test_up_prints_the_urls_and_status_shows_every_service_healthy(lab: LabConfig) -> None:
     """The user sees where everything is and that it all runs."""
     assert "all 6 services healthy in" in UP[lab.var_dir].stdout
-    for url in (app_url(lab), lab.url("PROMETHEUS_PORT"), lab.url("WORKER_METRICS_PORT", "/metrics"),
-                lab.url("WEB_PORT"), lab.url("ALERTMANAGER_PORT")):
+    for url in (lab.environment.app_url, lab.url("PROMETHEUS_PORT"),
+                lab.url("WORKER_METRICS_PORT", "/metrics"), lab.url("WEB_PORT"),
+                lab.url("ALERTMANAGER_PORT")):
         assert url in UP[lab.var_dir].stdout
     status = run_lab(lab.env, "status")
     assert status.code == 0, status.stdout + status.stderr
@@ -89,23 +90,23 @@ def test_a_todo_added_through_caddy_is_in_the_downloaded_export(lab: LabConfig) 
     """Add a todo, export, wait for the worker, download the CSV: it holds exactly that todo."""
     session = requests.Session()
     session.trust_env = False
-    added = session.post(f"{app_url(lab)}/add", data={"task": "Buy milk via Caddy"},
+    added = session.post(f"{lab.environment.app_url}/add", data={"task": "Buy milk via Caddy"},
                          allow_redirects=False, timeout=10)
     assert added.status_code == 303
     assert added.headers.get("X-Request-ID")
 
-    started = session.post(f"{app_url(lab)}/export", timeout=10)
+    started = session.post(f"{lab.environment.app_url}/export", timeout=10)
     assert started.status_code == 202, started.text
     task_id = started.json()["task_id"]
 
     def finished() -> bool:
-        return session.get(f"{app_url(lab)}/tasks/{task_id}", timeout=5).json()["state"] in (
+        return session.get(f"{lab.environment.app_url}/tasks/{task_id}", timeout=5).json()["state"] in (
             "succeeded", "failed")
 
     wait_until(finished, 60, "the export to finish")
-    assert session.get(f"{app_url(lab)}/tasks/{task_id}", timeout=5).json()["state"] == "succeeded"
+    assert session.get(f"{lab.environment.app_url}/tasks/{task_id}", timeout=5).json()["state"] == "succeeded"
 
-    download = session.get(f"{app_url(lab)}/download/{task_id}", timeout=10)
+    download = session.get(f"{lab.environment.app_url}/download/{task_id}", timeout=10)
     assert download.status_code == 200
     assert download.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(download.text)))
@@ -171,7 +172,7 @@ def test_load_with_two_locust_workers_is_recorded_for_the_notebooks(lab: LabConf
     assert done.code == 0, done.stdout + done.stderr
     assert "workers=2" in done.stdout and "failures=0 " in done.stdout, done.stdout
     record = RunRecord.from_json((reports / "last-run.json").read_text(encoding="utf-8"))
-    assert record.users == 4 and record.host == app_url(lab)
+    assert record.users == 4 and record.host == lab.environment.app_url
     assert record.end > record.start
     for path in (record.stats_csv, record.stats_json, record.html):
         assert path.is_file() and path.parent == reports, path
@@ -229,7 +230,7 @@ def test_up_after_a_service_died_starts_only_that_service(lab: LabConfig) -> Non
     assert after["caddy"] != before["caddy"]
     assert {k: v for k, v in after.items() if k != "caddy"} == {
         k: v for k, v in before.items() if k != "caddy"}
-    assert requests.get(f"{app_url(lab)}/healthz", timeout=5).status_code == 200
+    assert requests.get(f"{lab.environment.app_url}/healthz", timeout=5).status_code == 200
 
 
 def test_down_stops_every_process_it_started(lab: LabConfig) -> None:
@@ -347,5 +348,5 @@ def test_a_bad_setting_stops_up_before_anything_starts(tmp_path: Path) -> None:
     result = run_lab(env, "up")
 
     assert result.code == 2
-    assert result.stderr.strip() == "lab up: WEB_PORT='fivethousand' is invalid: expected a port number"
+    assert result.stderr.strip() == "lab up: WEB_PORT='fivethousand' is invalid: expected an integer"
     assert recorded_pids(tmp_path / "var") == {}

@@ -285,9 +285,9 @@ def test_shape_defaults_and_bad_values() -> None:
     assert make_profile("ramp", users="").users == Ramp.default_users
     with pytest.raises(ValueError, match="unknown load shape"):
         make_profile("sawtooth")
-    with pytest.raises(ValueError, match="users must be above 0"):
+    with pytest.raises(ValueError, match="users=0 is out of range: expected above 0"):
         make_profile("steady", users=0)
-    with pytest.raises(ValueError, match="duration must be a number"):
+    with pytest.raises(ValueError, match="duration='soon' is invalid: expected a number"):
         make_profile("steady", duration="soon")
 
 
@@ -309,9 +309,11 @@ def test_export_polling_from_the_environment() -> None:
     config = LoadConfig.from_env({"LOAD_EXPORT_MAX_POLLS": "3", "LOAD_EXPORT_POLL_INTERVAL": "0.1"})
     assert (config.export_max_polls, config.export_poll_interval) == (3, 0.1)
     assert LoadConfig.from_env({}).export_max_polls == 60
-    for env, message in (({"LOAD_EXPORT_MAX_POLLS": "2.5"}, "expected an integer, got '2.5'"),
+    for env, message in (({"LOAD_EXPORT_MAX_POLLS": "2.5"}, "LOAD_EXPORT_MAX_POLLS='2.5' is invalid: "
+                                                             "expected an integer"),
                          ({"LOAD_EXPORT_POLL_INTERVAL": "soon"}, "expected a number"),
-                         ({"LOAD_EXPORT_MAX_POLLS": "0"}, "must be above 0")):
+                         ({"LOAD_EXPORT_MAX_POLLS": "0"}, "LOAD_EXPORT_MAX_POLLS=0 is out of range: "
+                                                          "expected at least 1")):
         with pytest.raises(LoadConfigError, match=message):
             LoadConfig.from_env(env)
 

@@ -23,7 +23,7 @@ from lab.errors import LabError
 from lab.notebook_env import notebook_env
 from loadtests.shapes import SHAPE_NAMES, make_profile
 from stack import launch
-from stack.config import LabConfig, app_url, reports_dir
+from stack.config import LabConfig
 
 DEFAULT_DURATION = loadrun.WORKSHOP_DURATION
 
@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     alerts_html = alert_section(config, record)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = reports_dir(config) / f"lab-report-{stamp}"
+    out = config.environment.reports_dir / f"lab-report-{stamp}"
     env = {**notebook_env(config), "LAB_FILL_SOLUTIONS": "1", "LAB_OUTPUT_DIR": str(out)}
     print(f"executing the notebooks headless into {out} ...", flush=True)
     outcomes = notebook_run.run_notebooks(notebook_run.notebooks(), out, env)
@@ -72,14 +72,15 @@ def run(args: argparse.Namespace) -> int:
         "executed notebooks": str(out),
     }
     report = notebook_run.write_report(outcomes, out.with_suffix(".html"), summary, alerts_html)
-    latest = reports_dir(config) / "lab-report-latest.html"
+    latest = config.environment.reports_dir / "lab-report-latest.html"
     shutil.copyfile(report, latest)
 
     print(f"\nreport: {report}")
     print("the lab keeps running; `lab down` stops it")
-    print(f"  {'app (via Caddy)':<17} {app_url(config)}/")
+    print(f"  {'app (via Caddy)':<17} {config.environment.app_url}/")
     print(f"  {'Prometheus':<17} {env['PROMETHEUS_URL']}/")
-    print(f"  {'Locust UI':<17} .venv/bin/locust -f loadtests/locustfile.py --host {app_url(config)} "
+    print(f"  {'Locust UI':<17} .venv/bin/locust -f loadtests/locustfile.py "
+          f"--host {config.environment.app_url} "
           f"--web-port {config.port('LOCUST_PORT')}  (then http://127.0.0.1:{config.port('LOCUST_PORT')}/)")
     print(f"  {'JupyterLab':<17} `lab notebook`, then http://127.0.0.1:{config.port('JUPYTER_PORT')}/lab")
     failed = [o for o in outcomes if not o.ok]

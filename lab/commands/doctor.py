@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stack import launch, processes, topology
-from stack.config import LabConfig, app_url, reports_dir
+from stack.config import LabConfig
 from stack.ports import port_in_use, port_owner
 
 # Room for the embedded database, logs, Prometheus's TSDB and Locust reports over a day.
@@ -181,7 +181,7 @@ def check_docker(path: str, required: bool) -> Iterator[Finding]:
 
 def check_last_run(config: LabConfig) -> Finding:
     """A load run recorded for the notebooks."""
-    record = reports_dir(config) / "last-run.json"
+    record = config.environment.reports_dir / "last-run.json"
     if record.is_file():
         return Finding("last run", "ok", str(record))
     return Finding("last run", "warn", f"none recorded yet ({record})",
@@ -190,7 +190,7 @@ def check_last_run(config: LabConfig) -> Finding:
 
 def check_app(config: LabConfig) -> Finding:
     """The app answers ready through Caddy."""
-    url = f"{app_url(config)}/readyz"
+    url = f"{config.environment.app_url}/readyz"
     try:
         answer = processes.http_session().get(url, timeout=5)
     except OSError:
