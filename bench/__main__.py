@@ -1,12 +1,16 @@
-"""`python -m bench [all|overhead|proxy|scrape|footprint|scale] [--quick]`.
+"""`python -m bench [all|SECTION] [--quick]`, `python -m bench soak ...`, `python -m bench loadgen ...`.
 
 `all` runs every section and rewrites docs/benchmarks.md (and var/bench/results.json);
-a single section prints its table.
+a single section prints its table. Two commands beside the sections, each a module with
+`configure(parser)` and a run function, as `lab`'s commands are: `soak` (the bounded soak of
+docs/reliability.md) and `loadgen` (the load generator the sections start in a process of
+its own).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import sys
@@ -28,7 +32,9 @@ DEFAULT_JSON = PROJECT_ROOT / "var" / "bench" / "results.json"
 def build_parser() -> argparse.ArgumentParser:
     """The command line."""
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog="commands: " + "; ".join(
+                                         f"{name}: {line}" for name, (_, _, line) in COMMANDS.items()))
     configure(parser)
     return parser
 
@@ -125,9 +131,24 @@ def run(args: argparse.Namespace, command: str = "python -m bench",
     return 0
 
 
+# The commands beside the sections: name -> (module, its run function's name, help line).
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "soak": ("bench.soak", "run", "a bounded soak of the local stack (docs/reliability.md)"),
+    "loadgen": ("bench.loadgen", "main", "the closed-loop load generator, its result as JSON"),
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of `python -m bench`."""
-    return run(build_parser().parse_args(argv))
+    """Entry point of `python -m bench`: a command of COMMANDS, else the sections."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] in COMMANDS:
+        module_name, function, help_line = COMMANDS[args[0]]
+        module = importlib.import_module(module_name)
+        parser = argparse.ArgumentParser(prog=f"python -m bench {args[0]}", description=help_line)
+        module.configure(parser)
+        result: int = getattr(module, function)(parser.parse_args(args[1:]))
+        return result
+    return run(build_parser().parse_args(args))
 
 
 if __name__ == "__main__":

@@ -130,9 +130,8 @@ async def run(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Parse arguments, run the load, print the result as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m bench.loadgen", description=__doc__)
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`python -m bench loadgen`'s options (bench/runner.py starts it in a process of its own)."""
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--path", action="append", dest="paths", required=True,
                         help="request path; repeat to rotate over several")
@@ -142,7 +141,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--method", default="GET")
     parser.add_argument("--body", default="", help="JSON body (for POST)")
     parser.add_argument("--total", type=int, default=-1, help="send this many requests instead")
-    args = parser.parse_args(argv)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Run the load args describe, print the result as JSON."""
     result = asyncio.run(run(
         args.port, args.paths, args.duration, args.concurrency, args.warmup,
         args.method, args.body.encode(), args.total,
@@ -151,6 +153,3 @@ def main(argv: list[str] | None = None) -> int:
     print()
     return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -13,7 +13,7 @@ from app.layout import PROJECT_ROOT
 def load(port: int, paths: list[str] | str, duration: float = 5.0, concurrency: int = 16,
          warmup: float = 0.0, method: str = "GET", body: str = "", total: int = -1) -> dict[str, Any]:
     """Load 127.0.0.1:port from a child process; returns the loadgen's JSON result."""
-    argv = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--duration", str(duration),
+    argv = [sys.executable, "-m", "bench", "loadgen", "--port", str(port), "--duration", str(duration),
             "--warmup", str(warmup), "--concurrency", str(concurrency), "--method", method,
             "--total", str(total)]
     for path in [paths] if isinstance(paths, str) else paths:

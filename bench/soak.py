@@ -1,4 +1,4 @@
-"""A bounded soak of the local stack: `python -m bench.soak --minutes 10 --users 30`.
+"""A bounded soak of the local stack: `python -m bench soak --minutes 10 --users 30`.
 
 Brings the lab up (`lab up`) in a temporary VAR_DIR on free ports, over a private PostgreSQL
 and a private Redis (never the machine's shared ones), runs the mixed Locust scenario
@@ -295,7 +295,7 @@ def report(args: argparse.Namespace, o: Outcome, started_at: datetime) -> tuple[
     unexpected_5xx = o.five_xx - o.injected_500s - o.ledger.injected
     missing, duplicated, unacked_rows = o.ledger_check
     lines = [
-        f"Run {started_at:%Y-%m-%d %H:%M} UTC: `python -m bench.soak --minutes {args.minutes:g} "
+        f"Run {started_at:%Y-%m-%d %H:%M} UTC: `python -m bench soak --minutes {args.minutes:g} "
         f"--users {args.users}"
         + (f" --incident-seed {args.incident_seed}" if o.incident else "") + "` (lab up: gunicorn "
         f"2x4, Celery prefork, Caddy, Prometheus; private PostgreSQL and Redis; Locust shape "
@@ -363,18 +363,21 @@ def write_doc(block: str) -> None:
     DOC.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}", encoding="utf-8")
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the soak; print (and optionally record) the figures."""
-    parser = argparse.ArgumentParser(prog="python -m bench.soak", description=__doc__.splitlines()[0])
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`python -m bench soak`'s options."""
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--users", type=int, default=30)
     parser.add_argument("--sample-every", type=float, default=10.0, help="seconds between samples")
     parser.add_argument("--incident-seed", type=int, default=None,
                         help="switch faults on and off by this seed's incident schedule")
     parser.add_argument("--write-doc", action="store_true", help="record the figures in docs/reliability.md")
-    args = parser.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the soak; print (and optionally record) the figures."""
     if not 0.5 <= args.minutes <= 120 or not 1 <= args.users <= 500:
-        parser.error("--minutes must be 0.5..120 and --users 1..500")
+        print("bench soak: --minutes must be 0.5..120 and --users 1..500", file=sys.stderr)
+        return 2
 
     var_dir = Path(tempfile.mkdtemp(prefix="todolab-soak-"))
     started_at = datetime.now(UTC)
@@ -438,6 +441,3 @@ def main(argv: list[str] | None = None) -> int:
         write_doc(block)
     return 0 if ok else 1
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

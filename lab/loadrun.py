@@ -148,3 +148,12 @@ def recorded_load(config: LabConfig, profile: Profile,
     print(result.summary())
     print(f"run recorded: {write_run(out, record)}")
     return record
+
+
+def unrecorded_load(config: LabConfig, host: str, profile: Profile, workers: int = 0) -> None:
+    """Locust alone against the app at host (not the lab's: nothing to record); reports as usual."""
+    try:
+        result = run_headless(host, profile, config.environment.reports_dir, workers=workers)
+    except (ValueError, LoadRunError) as exc:
+        raise LabError(f"load run failed: {exc}") from None
+    print(result.summary())

@@ -1,9 +1,9 @@
 """Run a headless Locust scenario in a subprocess and summarise its reports.
 
-`python -m loadtests.run --host http://127.0.0.1:8080 --shape ramp --users 10 --duration 30`
-(`lab load` calls `run_headless`). `--workers N` runs Locust's distributed mode on this machine:
-one master and N worker processes (Locust's `--processes N`); the master gathers the workers'
-statistics and writes the same reports as a single process does.
+`lab load` calls `run_headless` (`lab load --host URL` for any other deployment of the app).
+`workers=N` runs Locust's distributed mode on this machine: one master and N worker processes
+(Locust's `--processes N`); the master gathers the workers' statistics and writes the same
+reports as a single process does.
 
 Locust runs as a child process so that its gevent monkeypatching never touches the caller.
 Locust is started with `--exit-code-on-error 0`: failed requests are results to report, not
@@ -13,7 +13,6 @@ when Locust itself could not run (bad arguments, crash, timeout), with the tail 
 
 from __future__ import annotations
 
-import argparse
 import csv
 import math
 import os
@@ -26,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from loadtests.shapes import SHAPE_NAMES, Profile, profile_from
+from loadtests.shapes import Profile
 
 ROOT = Path(__file__).resolve().parents[1]
 LOCUSTFILE = ROOT / "loadtests" / "locustfile.py"
@@ -255,32 +254,3 @@ def run_headless(
         endpoints=[e for e in endpoints if e.name != "Aggregated"],
         workers=workers,
     )
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command line: run one headless scenario and print its figures and report paths."""
-    parser = argparse.ArgumentParser(prog="python -m loadtests.run", description=__doc__)
-    parser.add_argument("--host", default=os.environ.get("LOAD_HOST", "http://127.0.0.1:8080"),
-                        help="base URL of the app (default: LOAD_HOST or http://127.0.0.1:8080)")
-    parser.add_argument("--shape", choices=SHAPE_NAMES, default=None,
-                        help="the load shape (LOAD_SHAPE; default steady)")
-    parser.add_argument("--users", type=int, default=None, help="peak users (LOAD_USERS)")
-    parser.add_argument("--spawn-rate", type=float, default=None,
-                        help="users started per second (LOAD_SPAWN_RATE)")
-    parser.add_argument("--duration", type=int, default=None, help="seconds (LOAD_DURATION)")
-    parser.add_argument("--reports-dir", type=Path, default=ROOT / "reports")
-    parser.add_argument("--workers", type=int, default=0,
-                        help="Locust worker processes under one master (default 0: one process)")
-    args = parser.parse_args(argv)
-    try:
-        profile = profile_from(os.environ, args.shape, args.users, args.spawn_rate, args.duration)
-        result = run_headless(args.host, profile, args.reports_dir, workers=args.workers)
-    except (ValueError, LoadRunError) as exc:
-        print(f"load: {exc}", file=sys.stderr)
-        return 1
-    print(result.summary())
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

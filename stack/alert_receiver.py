@@ -5,14 +5,13 @@ the lab records each notification as it arrives, in $VAR_DIR/log/alerts.jsonl (f
 app/observability/names.py). `lab up` runs it next to Alertmanager (stack/topology.py);
 compose runs it as the `alert-receiver` service.
 
-    python -m stack.alert_receiver [--bind 127.0.0.1] [--port 9095] [--file PATH]
+    lab alert-receiver [--bind 127.0.0.1] [--port 9095] [--file PATH]
 
 POST /alerts takes Alertmanager's webhook payload (version 4); GET /healthz answers 200.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -21,12 +20,12 @@ import threading
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from app.observability import names
 from app.settings import PORT_DEFAULTS
+from stack.small_http import Answer, Request, Route, SmallServer
 
 DEFAULT_PORT = PORT_DEFAULTS["ALERT_RECEIVER_PORT"]
 WEBHOOK_PATH = "/alerts"
@@ -82,84 +81,46 @@ class AlertLog:
             os.fsync(handle.fileno())
 
 
-def handler_for(alert_log: AlertLog) -> type[BaseHTTPRequestHandler]:
-    """The request handler class bound to alert_log."""
+def route_for(alert_log: AlertLog) -> Route:
+    """What the receiver answers, recording into alert_log."""
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "todo-lab-alert-receiver"
+    def route(request: Request) -> Answer:
+        received = datetime.now(UTC)
+        if request.method == "GET":
+            if request.path == "/healthz":
+                return Answer.json(HTTPStatus.OK, {"status": "ok", "file": str(alert_log.path)})
+            return Answer.json(HTTPStatus.NOT_FOUND, {"error": f"no route {request.path}"})
+        if request.method != "POST" or request.path != WEBHOOK_PATH:
+            return Answer.json(HTTPStatus.NOT_FOUND, {"error": f"POST to {WEBHOOK_PATH}"})
+        if not request.body:
+            return Answer.json(HTTPStatus.BAD_REQUEST,
+                               {"error": f"a body of 1 to {MAX_BODY} bytes is needed"})
+        try:
+            lines = records(request.json(), received)
+        except (ValueError, UnicodeDecodeError) as exc:
+            return Answer.json(HTTPStatus.BAD_REQUEST, {"error": f"not a webhook payload: {exc}"})
+        alert_log.append(lines)
+        for line in lines:
+            log.info("%s %s %s", line[names.A_STATUS], line[names.A_ALERTNAME],
+                     json.dumps(line[names.A_LABELS], sort_keys=True))
+        return Answer.json(HTTPStatus.OK, {"recorded": len(lines)})
 
-        def _answer(self, status: HTTPStatus, body: dict[str, Any]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self.path == "/healthz":
-                self._answer(HTTPStatus.OK, {"status": "ok", "file": str(alert_log.path)})
-            else:
-                self._answer(HTTPStatus.NOT_FOUND, {"error": f"no route {self.path}"})
-
-        def do_POST(self) -> None:
-            received = datetime.now(UTC)
-            if self.path != WEBHOOK_PATH:
-                self._answer(HTTPStatus.NOT_FOUND, {"error": f"POST to {WEBHOOK_PATH}"})
-                return
-            try:
-                length = int(self.headers.get("Content-Length") or 0)
-            except ValueError:
-                length = -1
-            if not 0 < length <= MAX_BODY:
-                status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE if length > MAX_BODY else HTTPStatus.BAD_REQUEST
-                self._answer(status, {"error": f"a body of 1 to {MAX_BODY} bytes is needed"})
-                return
-            try:
-                lines = records(json.loads(self.rfile.read(length)), received)
-            except (ValueError, UnicodeDecodeError) as exc:
-                self._answer(HTTPStatus.BAD_REQUEST, {"error": f"not a webhook payload: {exc}"})
-                return
-            alert_log.append(lines)
-            for line in lines:
-                log.info("%s %s %s", line[names.A_STATUS], line[names.A_ALERTNAME],
-                         json.dumps(line[names.A_LABELS], sort_keys=True))
-            self._answer(HTTPStatus.OK, {"recorded": len(lines)})
-
-        def log_message(self, format: str, *args: Any) -> None:
-            """Quiet: the notifications themselves are logged, not every HTTP exchange."""
-
-    return Handler
+    return route
 
 
-def serve(bind: str, port: int, path: Path) -> ThreadingHTTPServer:
-    """A server recording into path (not yet serving: call serve_forever)."""
-    return ThreadingHTTPServer((bind, port), handler_for(AlertLog(path)))
+def serve(bind: str, port: int, path: Path) -> SmallServer:
+    """A server recording into path (bound, not yet serving: start() or serve_forever())."""
+    return SmallServer(route_for(AlertLog(path)), bind, (port,), max_body=MAX_BODY,
+                       name="todo-lab-alert-receiver")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse the options and serve until terminated."""
-    parser = argparse.ArgumentParser(prog="python -m stack.alert_receiver",
-                                     description=__doc__.split("\n")[0])
-    parser.add_argument("--bind", default="127.0.0.1", help="address to listen on (compose: 0.0.0.0)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
-    parser.add_argument("--file", type=Path, default=None,
-                        help=f"where to append (default $VAR_DIR/log/{names.ALERTS_LOG})")
-    args = parser.parse_args(argv)
+def run(bind: str, port: int, path: Path | None = None) -> int:
+    """Record into path (default $VAR_DIR/log/alerts.jsonl) until terminated: `lab alert-receiver`."""
     logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    path = args.file or default_file(os.environ)
-    server = serve(args.bind, args.port, path)
+    path = path or default_file(os.environ)
+    server = serve(bind, port, path)
     log.info("recording Alertmanager notifications on http://%s:%d%s into %s",
-             args.bind, args.port, WEBHOOK_PATH, path)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+             bind, server.port, WEBHOOK_PATH, path)
+    server.serve_forever()
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

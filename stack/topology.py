@@ -174,7 +174,7 @@ def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
         Service(
             name="alert-receiver",
             port_var="ALERT_RECEIVER_PORT",
-            argv=[str(bin_dir / "python"), "-m", "stack.alert_receiver", "--bind", LOCAL,
+            argv=[str(bin_dir / "python"), "-m", "lab", "alert-receiver", "--bind", LOCAL,
                   "--port", str(receiver_port), "--file", str(layout.log_dir / names.ALERTS_LOG)],
             env=env,
             check=_expect_200(config.url("ALERT_RECEIVER_PORT", "/healthz")),

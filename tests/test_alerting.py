@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -170,15 +169,8 @@ def test_durations_are_read_like_prometheus_reads_them() -> None:
 def receiver(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """The receiver on a free port in this process, recording into tmp_path."""
     path = tmp_path / "log" / names.ALERTS_LOG
-    server = alert_receiver.serve("127.0.0.1", 0, path)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", path
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with alert_receiver.serve("127.0.0.1", 0, path) as server:
+        yield server.url, path
 
 
 def webhook(status: str, alerts: list[dict[str, object]]) -> dict[str, object]:

@@ -21,6 +21,7 @@ import pytest
 
 from analysis import locust_stats, logs, prom, traces, verify
 from app.observability import names
+from stack.small_http import Answer, Request, SmallServer
 from tests.data.analysis import recorded_http
 
 DATA = Path(__file__).parent / "data" / "analysis"
@@ -163,24 +164,17 @@ def test_jaeger_answer_and_span_file_give_the_same_spans() -> None:
 
 def test_fetch_jaeger_trace_over_http(tmp_path: Path) -> None:
     trace_id = META["traces"]["slow_503"]
-    import http.server
-    import threading
-    from functools import partial
+    recorded = (DATA / "jaeger-slow_503.json").read_bytes()
 
-    site = tmp_path / "api" / "traces"
-    site.mkdir(parents=True)
-    (site / trace_id).write_bytes((DATA / "jaeger-slow_503.json").read_bytes())
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(http.server.SimpleHTTPRequestHandler, directory=str(tmp_path)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        spans = traces.fetch_jaeger_trace(url, trace_id)
+    def query_api(request: Request) -> Answer:  # Jaeger's answer for the recorded trace only
+        if request.path == f"/api/traces/{trace_id}":
+            return Answer(200, recorded)
+        return Answer.json(404, {"data": None, "errors": [{"code": 404, "msg": "trace not found"}]})
+
+    with SmallServer(query_api) as server:
+        spans = traces.fetch_jaeger_trace(server.url, trace_id)
         with pytest.raises(LookupError):
-            traces.fetch_jaeger_trace(url, "0" * 32)
-    finally:
-        server.shutdown()
-        server.server_close()
+            traces.fetch_jaeger_trace(server.url, "0" * 32)
     root = traces.root_of(spans)
     assert root.span.name == "GET /healthz/background" and root.span.kind == "SERVER"
     assert root.span.duration_ms > 250  # the slow 503

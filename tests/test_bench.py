@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from bench import loadgen
+from bench import loadgen, runner
+from bench.__main__ import main as bench_main
 from bench.stats import spread, table
 from lab.cli import build_parser
 
@@ -24,7 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def tiny_server() -> Iterator[int]:
-    """A keep-alive HTTP server answering 200 (chunked for /chunked, 404 elsewhere)."""
+    """A keep-alive HTTP server answering 200 (chunked for /chunked, 404 elsewhere).
+
+    Not written on stack.small_http as the lab's other servers are: it must put raw chunked
+    bytes on the wire to test the load generator's parser, which that helper never does."""
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -69,6 +73,21 @@ def test_load_generator_counts_requests_and_errors(tiny_server: int) -> None:
 def test_load_generator_posts_bodies(tiny_server: int) -> None:
     result = asyncio.run(loadgen.run(tiny_server, ["/"], 0.3, 2, method="POST", body=b'{"a": 1}'))
     assert result.requests > 0 and result.errors == 0
+
+
+def test_the_load_generator_runs_as_a_command_of_python_m_bench(tiny_server: int) -> None:
+    """The sections start `python -m bench loadgen` in a process of its own and read its JSON."""
+    result = runner.load(tiny_server, ["/", "/missing"], duration=0, concurrency=2, total=40)
+    assert (result["requests"], result["errors"]) == (40, 20)
+
+
+def test_the_soak_is_a_command_of_python_m_bench(capsys: pytest.CaptureFixture[str]) -> None:
+    """`python -m bench soak` takes the soak's options and refuses a run it cannot make, before
+    it starts anything."""
+    assert bench_main(["soak", "--minutes", "0.1"]) == 2
+    assert "--minutes must be 0.5..120" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        bench_main(["soak", "--minutes", "soon"])
 
 
 def test_spread_and_table_are_markdown() -> None:

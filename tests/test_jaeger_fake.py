@@ -28,9 +28,7 @@ from tests.support.processes import free_port
 def jaeger() -> Iterator[FakeJaeger]:
     """The fake on three free loopback ports."""
     fake = FakeJaeger("127.0.0.1", (free_port(), free_port(), free_port()))
-    thread = threading.Thread(target=fake.serve_forever, daemon=True)
-    thread.start()
-    yield fake
+    yield fake.start()
     fake.stop()
 
 

@@ -13,7 +13,7 @@ import requests
 
 from loadtests.checks import export_csv_problem
 from loadtests.config import LoadConfig, LoadConfigError, parse_wait, parse_weights
-from loadtests.run import LoadRunResult, main, read_user_counts, run_headless
+from loadtests.run import LoadRunResult, read_user_counts, run_headless
 from loadtests.shapes import Profile, Ramp, Spike, make_profile, profile_from
 from stack.launch import Running
 from tests.support.backends import Backend
@@ -230,17 +230,26 @@ def test_web_ui_starts_the_selected_shape(stack: Running, tmp_path: Path) -> Non
 
 
 @pytest.mark.stack
-def test_command_line_runs_and_prints_the_figures(
-    stack: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_lab_load_of_another_host_runs_and_prints_the_figures(
+    stack: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """`python -m loadtests.run` runs a short scenario and says where the reports are."""
-    code = main(["--host", stack.web.url, "--shape", "steady", "--users", "2",
-                 "--duration", "5", "--reports-dir", str(tmp_path)])
+    """`lab load --host URL` loads any deployment of the app (here a stack the lab did not
+    start), unrecorded, and says where the reports are; what it cannot do it refuses."""
+    from lab.cli import main as lab_main
+
+    monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("LAB_REPORTS_DIR", str(tmp_path / "reports"))
+    code = lab_main(["load", "--host", stack.web.url, "--shape", "steady", "--users", "2",
+                     "--duration", "5"])
     out = capsys.readouterr().out
     assert code == 0
-    assert "failures=0 " in out and "p95=" in out
-    assert list(tmp_path.glob("load-*-steady.html"))
-    assert main(["--host", stack.web.url, "--shape", "steady", "--users", "-1"]) == 1
+    assert "failures=0 " in out and "p95=" in out and "run recorded" not in out
+    assert list((tmp_path / "reports").glob("load-*-steady.html"))
+    assert not (tmp_path / "reports" / "last-run.json").exists()
+    assert lab_main(["load", "--host", stack.web.url, "--users", "-1"]) == 2
+    assert "users=-1 is out of range" in capsys.readouterr().err
+    assert lab_main(["load", "--host", stack.web.url, "--fault", "latency=0.1"]) == 2
+    assert "not the lab's to switch" in capsys.readouterr().err
 
 
 # --- pure functions: shapes as functions of run time, configuration, the CSV check ----------
@@ -367,11 +376,11 @@ def test_each_load_setting_takes_effect_from_the_environment_and_the_option_wins
         profile_from({variable: "nonsense"})
 
 
-@pytest.mark.parametrize("command", ["lab", "loadtests.run"])
-def test_lab_load_and_the_load_runner_take_the_same_load_settings(
+@pytest.mark.parametrize("command", ["lab", "lab --host"])
+def test_lab_load_takes_the_load_settings_of_the_environment(
         command: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """`lab load` and `python -m loadtests.run` hand Locust the profile the LOAD_* settings make
-    (the runner they both call is replaced here by one that records what it was given)."""
+    """`lab load`, recorded or of another host (LOAD_HOST), hands Locust the profile the LOAD_*
+    settings make (the runner is replaced here by one that records what it was given)."""
     import lab.loadrun
     import loadtests.run
     from lab.cli import main as lab_main
@@ -391,7 +400,8 @@ def test_lab_load_and_the_load_runner_take_the_same_load_settings(
         monkeypatch.setattr(lab.loadrun, "quiet_edge", lambda client: None)
         assert lab_main(["load"]) == 1
     else:
-        monkeypatch.setattr(loadtests.run, "run_headless", record)
-        assert loadtests.run.main([]) == 1
+        monkeypatch.setenv("LOAD_HOST", "http://127.0.0.1:9")
+        monkeypatch.setattr(lab.loadrun, "run_headless", record)
+        assert lab_main(["load"]) == 1
     [profile] = given
     assert (profile.name, profile.users, profile.spawn_rate, profile.duration) == ("ramp", 5, 2.5, 33.0)

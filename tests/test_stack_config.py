@@ -297,7 +297,7 @@ def test_compose_environment_points_at_the_containers(compose: dict[str, Any]) -
     assert "./stack/alertmanager:/etc/alertmanager:ro" in services["alertmanager"]["volumes"]
     # The receiver writes $VAR_DIR/log/alerts.jsonl into the logs volume JupyterLab reads.
     receiver = services["alert-receiver"]
-    assert receiver["command"][:3] == ["python", "-m", "stack.alert_receiver"]
+    assert receiver["command"][:4] == ["python", "-m", "lab", "alert-receiver"]
     assert receiver["command"][receiver["command"].index("--port") + 1] == "9095"
     assert "logs:/var/lib/todo/log" in receiver["volumes"]
     assert "logs:/var/lib/todo/log:ro" in services["jupyter"]["volumes"]

@@ -49,6 +49,8 @@ COMMANDS: dict[str, Entry] = {
                           "notebooks)"),
     "progress": Entry("progress", "grade saved notebooks: each exercise right, wrong or "
                                   "unanswered (--json for a facilitator)"),
+    "alert-receiver": Entry("alert_receiver", "record Alertmanager's notifications (a service: "
+                                              "`lab up` and compose start it)"),
     "notebook": Entry("notebook", "JupyterLab on your working copies of the notebooks "
                                   "(--reset restores them; stopped by lab down)"),
 }

@@ -1,5 +1,5 @@
-"""`lab load [--shape NAME] [--users N] [--duration S] [--workers N] [--fault NAME=VALUE ...]
-[--faults workshop]`.
+"""`lab load [--shape NAME] [--users N] [--spawn-rate R] [--duration S] [--workers N]
+[--fault NAME=VALUE ...] [--faults workshop] [--host URL]`.
 
 Runs the lab's Locust scenario headless against the running stack through Caddy, between two
 quiet edges (a Prometheus scrape on each side of a moment without traffic), optionally with
@@ -7,6 +7,10 @@ a fault switched on and off during the run, and records the run in
 $LAB_REPORTS_DIR/last-run.json for the notebooks. `--workers N` drives the load from a Locust
 master and N worker processes (one Python process is one core's worth of load); the record
 and the reports are the same.
+
+`--host URL` (or LOAD_HOST) loads another app instead, any deployment of the todo app: Locust
+alone, no quiet edges, no fault, no record (the notebooks' record is the lab's own); its
+reports go to $LAB_REPORTS_DIR as well.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="inject this fault during the run, e.g. error_rate.api.list_todos=0.2")
     parser.add_argument("--fault-window", metavar="A-B", default=None,
                         help="seconds after the start when the fault is on (default: middle third)")
+    parser.add_argument("--host", metavar="URL", default=None,
+                        help="load the app at URL instead of the lab's (default: LOAD_HOST): "
+                             "not recorded, no faults")
     parser.add_argument("--faults", choices=("workshop",), default=None,
                         help="the workshop's faults, as `lab demo` injects them: the run every "
                              f"module needs (5 minutes; {loadrun.WORKSHOP_USERS} users unless --users)")
@@ -58,6 +65,12 @@ def run(args: argparse.Namespace) -> int:
         raise LabError(str(exc), 2) from None
     if args.workers < 0:
         raise LabError("--workers: 0 (one process) or more", 2)
+    host = (args.host or config.env.get("LOAD_HOST", "")).strip().rstrip("/")
+    if host:
+        if workshop or args.fault:
+            raise LabError("--host loads another app: its faults are not the lab's to switch", 2)
+        loadrun.unrecorded_load(config, host, profile, workers=args.workers)
+        return 0
     faults: list[loadrun.PlannedFault] = loadrun.workshop_faults(profile.duration) if workshop else \
         [loadrun.parse_fault(args.fault, args.fault_window, profile.duration)] if args.fault else []
     extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or loadrun.WORKSHOP_WAIT} if workshop else None

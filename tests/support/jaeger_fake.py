@@ -10,12 +10,9 @@ memory, as with Jaeger's memory storage. Run: `python -m tests.support.jaeger_fa
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections import defaultdict
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
@@ -23,6 +20,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 
 from analysis.traces import Span, to_jaeger
+from stack.small_http import Answer, Request, SmallServer
 from tests.support.otlp import _value
 
 OTLP_PORT, QUERY_PORT, ADMIN_PORT = 4318, 16686, 14269
@@ -38,55 +36,31 @@ class FakeJaeger:
     def __init__(self, host: str = "0.0.0.0",  # inside its container only
                  ports: tuple[int, int, int] = (OTLP_PORT, QUERY_PORT, ADMIN_PORT)) -> None:
         """Bind the OTLP, query and admin ports on host; call serve_forever() to serve."""
-        otlp_port, query_port, admin_port = ports
         self.traces: dict[str, list[Span]] = defaultdict(list)
         self._lock = threading.Lock()
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                if (self.server.server_address[1] != otlp_port or self.path != "/v1/traces"
-                        or self.headers.get("Content-Type") != "application/x-protobuf"):
-                    self._answer(404, b"", "text/plain")
-                    return
-                fake.receive(ExportTraceServiceRequest.FromString(body))
-                self._answer(200, ExportTraceServiceResponse().SerializeToString(),
-                             "application/x-protobuf")
-
-            def do_GET(self) -> None:
-                port = self.server.server_address[1]
-                if port == admin_port and self.path == "/":
-                    self._answer(200, b'{"status":"Server available"}', "application/json")
-                    return
-                match = TRACE_PATH.match(self.path)
-                if port == query_port and match:
-                    spans = fake.trace(match[1])
-                    if not spans:
-                        self._json(404, {"data": None, "errors": [{"code": 404, "msg": "trace not found"}]})
-                    else:
-                        self._json(200, to_jaeger(spans))
-                    return
-                if port == query_port and self.path == "/api/services":
-                    self._json(200, {"data": fake.services(), "errors": None})
-                    return
-                self._answer(404, b"", "text/plain")
-
-            def _json(self, status: int, data: Any) -> None:
-                self._answer(status, json.dumps(data).encode(), "application/json")
-
-            def _answer(self, status: int, payload: bytes, content_type: str) -> None:
-                self.send_response(status)
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Quiet: every export would be a line."""
-
-        self._servers = [ThreadingHTTPServer((host, port), Handler) for port in ports]
+        self._otlp_port, self._query_port, self._admin_port = ports
+        self._server = SmallServer(self._route, host, ports, name="fake-jaeger")
         self.ports = ports
+
+    def _route(self, request: Request) -> Answer:
+        """OTLP exports on the OTLP port, the query API on the query port, health on admin."""
+        if request.method == "POST":
+            if (request.port != self._otlp_port or request.path != "/v1/traces"
+                    or request.headers.get("Content-Type") != "application/x-protobuf"):
+                return Answer(404, b"", "text/plain")
+            self.receive(ExportTraceServiceRequest.FromString(request.body))
+            return Answer(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
+        if request.port == self._admin_port and request.path == "/":
+            return Answer.json(200, {"status": "Server available"})
+        match = TRACE_PATH.match(request.path)
+        if request.port == self._query_port and match:
+            spans = self.trace(match[1])
+            if not spans:
+                return Answer.json(404, {"data": None, "errors": [{"code": 404, "msg": "trace not found"}]})
+            return Answer.json(200, to_jaeger(spans))
+        if request.port == self._query_port and request.path == "/api/services":
+            return Answer.json(200, {"data": self.services(), "errors": None})
+        return Answer(404, b"", "text/plain")
 
     def receive(self, request: ExportTraceServiceRequest) -> None:
         """Store the spans of one export request."""
@@ -118,20 +92,19 @@ class FakeJaeger:
         with self._lock:
             return sorted({s.service for spans in self.traces.values() for s in spans})
 
+    def start(self) -> FakeJaeger:
+        """Serve the three ports in background threads."""
+        self._server.start()
+        return self
+
     def serve_forever(self) -> None:
         """Serve the three ports until the process stops."""
-        threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in self._servers]
-        for thread in threads:
-            thread.start()
         print("fake jaeger: OTLP :{}, query :{}, admin :{}".format(*self.ports), flush=True)
-        for thread in threads:
-            thread.join()
+        self._server.serve_forever()
 
     def stop(self) -> None:
         """Stop serving and close the ports."""
-        for server in self._servers:
-            server.shutdown()
-            server.server_close()
+        self._server.stop()
 
 
 if __name__ == "__main__":

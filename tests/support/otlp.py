@@ -12,13 +12,14 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
+
+from stack.small_http import Answer, Request, SmallServer
 
 
 @dataclass(frozen=True)
@@ -50,31 +51,15 @@ class FakeOtlpReceiver:
         self.requests = 0
         self.bad_requests: list[str] = []
         self._lock = threading.Lock()
-        receiver = self
+        self._server = SmallServer(self._route)
+        self.port = self._server.port
+        self.endpoint = self._server.url
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-                problem = receiver._accept(self.path, self.headers.get("Content-Type", ""), body)
-                if problem:
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                payload = ExportTraceServiceResponse().SerializeToString()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                """Keep the test output quiet."""
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self.endpoint = f"http://127.0.0.1:{self.port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+    def _route(self, request: Request) -> Answer:
+        """Decode an export: 200 with an empty response, 400 for what is not one."""
+        if self._accept(request.path, request.headers.get("Content-Type", ""), request.body):
+            return Answer(400, b"", "text/plain")
+        return Answer(200, ExportTraceServiceResponse().SerializeToString(), "application/x-protobuf")
 
     def _accept(self, path: str, content_type: str, body: bytes) -> str:
         """Decode one export request; returns a problem description or ''."""
@@ -106,13 +91,12 @@ class FakeOtlpReceiver:
 
     def start(self) -> FakeOtlpReceiver:
         """Serve in a background thread."""
-        self._thread.start()
+        self._server.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close the port."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._server.stop()
 
     def snapshot(self) -> list[ReceivedSpan]:
         """The spans received so far."""

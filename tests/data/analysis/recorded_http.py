@@ -10,11 +10,11 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import requests
+
+from stack.small_http import Answer, Request, SmallServer
 
 
 def key(path: str, query: str) -> str:
@@ -22,30 +22,19 @@ def key(path: str, query: str) -> str:
     return f"{path} {query}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+class _Recorder:
+    """Answers from the recorded files, or from upstream while recording them."""
 
-    def do_GET(self) -> None:
-        parts = urlsplit(self.path)
-        params = {k: v[0] for k, v in parse_qs(parts.query).items()}
-        status, body = self.server.answer(parts.path, params)
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet."""
-
-
-class _Server(ThreadingHTTPServer):
     def __init__(self, manifest: dict[str, str], directory: Path, upstream: str | None) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
         self.manifest = manifest
         self.directory = directory
         self.upstream = upstream
         self.lock = threading.Lock()
+
+    def route(self, request: Request) -> Answer:
+        """GET of the Prometheus API: the recorded answer (404 when none), or upstream's."""
+        status, body = self.answer(request.path, dict(request.query))
+        return Answer(status, body)
 
     def answer(self, path: str, params: dict[str, str]) -> tuple[int, bytes]:
         k = key(path, params.get("query", ""))
@@ -76,14 +65,11 @@ def serve(directory: Path, upstream: str | None = None) -> Iterator[str]:
         directory.mkdir(parents=True, exist_ok=True)
         for old in directory.glob("prom-*.json"):
             old.unlink()
-    server = _Server(manifest, directory, upstream)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    server = SmallServer(_Recorder(manifest, directory, upstream).route).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
+        yield server.url
     finally:
-        server.shutdown()
-        server.server_close()
+        server.stop()
         if upstream is not None:
             manifest_path.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n",
                                      encoding="utf-8")
