@@ -95,8 +95,8 @@ def _handler(route: Route, max_body: int, server_name: str) -> type[BaseHTTPRequ
             parts = urlsplit(self.path)
             query = {k: v[0] for k, v in parse_qs(parts.query).items()}
             headers = CaseInsensitiveDict(self.headers.items())
-            request = Request(self.command, parts.path, query, headers, body,
-                              self.server.server_address[1])  # type: ignore[index]
+            port = self.connection.getsockname()[1]  # the port this request came in on
+            request = Request(self.command, parts.path, query, headers, body, int(port))
             self._write(route(request))
 
         def _write(self, answer: Answer) -> None:
