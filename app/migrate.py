@@ -1,4 +1,9 @@
-"""Upgrade the schema to head with Alembic, as `make lab`, the launcher and tests do."""
+"""Upgrade the schema to head with Alembic, as `lab migrate`, `lab up` and the tests do.
+
+`python -m app.migrate` is the web container's own start step in compose (before gunicorn),
+not a command for people: the web image holds the app alone, not the lab's tools, so it cannot
+run `lab migrate`. Both say an unusable database in the same line (`unusable` below).
+"""
 
 from __future__ import annotations
 
@@ -29,14 +34,19 @@ def upgrade(settings: Settings | None = None, database_url: str | None = None) -
     command.upgrade(alembic_config(url), "head")
 
 
+def unusable(exc: OperationalError) -> str:
+    """The one line that says why the database refused us (libpq's first line, no traceback):
+    e.g. a password changed after the database was created with another one."""
+    reason = str(exc.orig or exc).strip().splitlines()[0]
+    return f"cannot use the database: {reason}"
+
+
 def main() -> None:
-    """Entry point: python -m app.migrate; an unreachable database is one line, not a traceback."""
+    """The web container's start step: upgrade, or exit 1 with one line saying why not."""
     try:
         upgrade()
     except OperationalError as exc:
-        # e.g. a password changed after the database was created with another one.
-        reason = str(exc.orig or exc).strip().splitlines()[0]
-        raise SystemExit(f"app.migrate: cannot use the database: {reason}") from None
+        raise SystemExit(f"app.migrate: {unusable(exc)}") from None
 
 
 if __name__ == "__main__":

@@ -138,18 +138,18 @@ def write_report(outcomes: Sequence[NotebookOutcome], path: Path, summary: Mappi
     return path
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m curriculum.notebook_run [OUT_DIR]`: every notebook headless, exercises answered.
+def run_all(out: Path | None = None) -> int:
+    """Every notebook headless, exercises answered, into out (default a new notebooks-<time>
+    directory of the reports directory), with the HTML report beside it: `lab notebook --run`.
 
-    For a stack this launcher did not start (the compose jupyter container): the notebooks
-    find the lab through the environment (analysis.lab_context). Exit 1 when one failed.
+    For any stack, the compose jupyter container's included: the notebooks find the lab
+    through the environment (app.environment). 1 when a notebook failed, else 0.
     """
     from analysis.lab_context import LabContext
     from curriculum.exercises import FILL_VARIABLE
 
-    args = list(sys.argv[1:] if argv is None else argv)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(args[0]) if args else LabContext.from_env().reports_dir / f"notebooks-{stamp}"
+    out = out or LabContext.from_env().reports_dir / f"notebooks-{stamp}"
     env = {FILL_VARIABLE: "1", "LAB_OUTPUT_DIR": str(out)}
     outcomes = run_notebooks(notebooks(), out, env)
     report = write_report(outcomes, out.with_suffix(".html"), {"executed notebooks": str(out)})
@@ -159,6 +159,3 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{outcome.source.name}:\n{outcome.error}", file=sys.stderr)
     return 0 if all(o.ok for o in outcomes) else 1
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -89,11 +89,15 @@ def validate_settings(config: LabConfig) -> None:
 
 def migrate(config: LabConfig) -> None:
     """Bring the database to the newest schema revision."""
-    from app.migrate import upgrade
+    from sqlalchemy.exc import OperationalError
+
+    from app.migrate import unusable, upgrade
     from app.settings import Settings
 
     try:
         upgrade(Settings.from_env(topology.child_env(config)))
+    except OperationalError as exc:
+        raise StackError(unusable(exc)) from None
     except Exception as exc:  # the message matters more than the traceback here
         raise StackError(f"migrations failed: {type(exc).__name__}: {exc}") from None
 

@@ -38,14 +38,18 @@ def test_lab_load_against_a_url_says_when_nothing_answers_there(tmp_path: Path) 
 
 
 @pytest.mark.postgres
-def test_migrate_refuses_an_unusable_database_with_one_line(tmp_path: Path) -> None:
-    """A database that refuses us: exit 1 and libpq's reason on one line, no traceback."""
+@pytest.mark.parametrize("argv, said", [(["app.migrate"], "app.migrate"),  # web's start step
+                                        (["lab", "migrate"], "lab migrate")])  # a person's
+def test_migrate_refuses_an_unusable_database_with_one_line(argv: list[str], said: str,
+                                                            tmp_path: Path) -> None:
+    """A database that refuses us: exit 1 and libpq's reason on one line, no traceback, in the
+    same words from the web container's start step and from `lab migrate`."""
     admin = os.environ.get("TEST_PG_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     missing = f"todo_missing_{uuid.uuid4().hex[:8]}"
     url = admin.rsplit("/", 1)[0] + f"/{missing}"
-    result = run(["app.migrate"], tmp_path, DATABASE_URL=url)
+    result = run(argv, tmp_path, DATABASE_URL=url)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("app.migrate: cannot use the database: ")
+    assert lines[0].startswith(f"{said}: cannot use the database: ")
     assert f'database "{missing}" does not exist' in lines[0]

@@ -1,5 +1,5 @@
-"""`lab notebook [--reset [NOTEBOOK ...]] [--copies-only]`: JupyterLab on the learner's working
-copies.
+"""`lab notebook [--reset [NOTEBOOK ...]] [--copies-only] [--run [OUT_DIR]]`: JupyterLab on the
+learner's working copies (or, --run, every tracked notebook executed headless, as `lab demo` does).
 
 The working copies live in VAR_DIR/workshop (lab.workshop): made from the tracked notebooks
 the first time, never overwritten after, so the tracked notebooks stay pristine and `lab demo`
@@ -19,6 +19,7 @@ import argparse
 import os
 import secrets
 import time
+from pathlib import Path
 
 from lab import workshop
 from lab.errors import LabError
@@ -39,6 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "01-metrics) from the tracked notebooks; yours are moved aside")
     parser.add_argument("--copies-only", action="store_true",
                         help="make (or with --reset restore) the working copies and start nothing")
+    parser.add_argument("--run", nargs="?", const=True, default=None, metavar="OUT_DIR",
+                        help="start nothing: run every tracked notebook headless with the exercises "
+                             "answered, into OUT_DIR (default: a new folder of LAB_REPORTS_DIR), and "
+                             "write an HTML report beside it; exit 1 if one failed")
     parser.add_argument("--timeout", type=float, default=START_TIMEOUT_S,
                         help=f"seconds to wait for JupyterLab (default {START_TIMEOUT_S:g})")
 
@@ -80,7 +85,11 @@ def _ready(base: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Start JupyterLab unless it already runs; print its URL."""
+    """Start JupyterLab unless it already runs; print its URL (or, --run, run the notebooks)."""
+    if args.run is not None:
+        from curriculum.notebook_run import run_all
+
+        return run_all(None if args.run is True else Path(args.run))
     config = LabConfig.from_env()
     _prepare_copies(config, args.reset)
     if args.copies_only:

@@ -294,7 +294,7 @@ def test_a_recorded_load_run_and_every_notebook_run_in_the_jupyter_container(run
                            "--fault", "error_rate.api.list_todos=0.2", timeout=600, check=False)
     assert load.returncode == 0, load.stdout + load.stderr
     assert "run recorded: /var/lib/todo/reports/last-run.json" in load.stdout
-    notebooks = running.compose("exec", "-T", "jupyter", "python", "-m", "curriculum.notebook_run",
+    notebooks = running.compose("exec", "-T", "jupyter", "python", "-m", "lab.cli", "notebook", "--run",
                                 timeout=1800, check=False)
     assert notebooks.returncode == 0, notebooks.stdout[-6000:] + notebooks.stderr[-6000:]
     expected = sorted(p.name for p in (running.workdir / "notebooks").glob("[0-9][0-9]-*.ipynb"))
