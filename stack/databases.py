@@ -1,5 +1,7 @@
 """Private databases on the shared services: a PostgreSQL database and a Redis database number
-that belong to one test run, module or benchmark, and are dropped/flushed afterwards.
+that belong to one test run, module or benchmark, and are dropped/flushed afterwards. What a
+killed run left behind is reclaimed only when nothing uses it any more: its maker is gone
+and no client is connected to it (an orphaned worker still connected keeps it).
 
 Several test runs (and modules with workers of their own) share one PostgreSQL and one
 Redis; a worker that consumed another module's queue would spoil its counts, so each takes
@@ -9,11 +11,14 @@ its own, under a lock every test run respects.
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import psycopg2
+import psycopg2.errors
 import redis
 
 from app.migrate import upgrade
@@ -74,11 +79,50 @@ def reserved_redis_db(base_url: str = REDIS_BASE_URL) -> Iterator[str]:
         client.delete(lock)
 
 
+# A private database's name after its prefix: _p, the pid of the process that made it, a random part.
+PRIVATE_SUFFIX = re.compile(r"_p(?P<pid>\d+)_[0-9a-f]{10}")
+
+
+def _connections(cur: Any, name: str) -> int:
+    """How many sessions of any client are connected to database name now."""
+    cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (name,))
+    return int(cur.fetchone()[0])
+
+
+def reclaim_pg_databases(prefix: str, admin_url: str = PG_ADMIN_URL) -> list[str]:
+    """Drop the private databases (of this prefix) that a run killed before its cleanup left
+    behind: those whose maker no longer runs *and* to which no client is connected. A killed
+    run's orphan (a worker still writing there) keeps its database; the names dropped are
+    returned."""
+    dropped = []
+    admin = psycopg2.connect(admin_url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "\\_p%",))
+            for (name,) in cur.fetchall():
+                match = PRIVATE_SUFFIX.fullmatch(name.removeprefix(prefix))
+                if not name.startswith(prefix) or not match or not _holder_is_gone(match["pid"]):
+                    continue
+                if _connections(cur, name):
+                    continue
+                try:
+                    cur.execute(f'DROP DATABASE "{name}"')  # refused if a client came meanwhile
+                except psycopg2.errors.ObjectInUse:
+                    continue
+                dropped.append(name)
+    finally:
+        admin.close()
+    return dropped
+
+
 @contextmanager
 def temporary_pg_database(prefix: str = "todolab_test", migrate: bool = True,
                           admin_url: str = PG_ADMIN_URL) -> Iterator[str]:
-    """A fresh PostgreSQL database (migrated to head unless told not to), dropped afterwards."""
-    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    """A fresh PostgreSQL database (migrated to head unless told not to), dropped afterwards;
+    first the ones of killed runs that nothing uses any more are reclaimed."""
+    reclaim_pg_databases(prefix, admin_url)
+    name = f"{prefix}_p{os.getpid()}_{uuid.uuid4().hex[:10]}"
     admin = psycopg2.connect(admin_url)
     admin.autocommit = True
     try:

@@ -16,13 +16,21 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import psutil
+import psycopg2
 import pytest
 import redis
 
-from stack.databases import REDIS_BASE_URL, reserved_redis_db
+from stack.databases import (
+    PG_ADMIN_URL,
+    REDIS_BASE_URL,
+    reclaim_pg_databases,
+    reserved_redis_db,
+    temporary_pg_database,
+)
 from stack.private_services import private_redis
 from tests.support.processes import ROOT, wait_until
 
@@ -65,8 +73,7 @@ def test_a_database_whose_holder_died_is_not_taken_while_a_client_still_uses_it(
     """An orphan still connected to a Redis database keeps it from the next run, though the
     lock's holder is gone; once it disconnects, the database is taken again. (On a Redis of
     its own: the run's shared one hands numbers to parallel workers meanwhile.)"""
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True, check=True).stdout.strip()  # a pid that no longer runs
+    dead = _dead_pid()
     with private_redis(tmp_path, persistent=False) as server:
         base = server.url.rsplit("/", 1)[0]
         admin = redis.Redis.from_url(f"{base}/0")
@@ -82,6 +89,49 @@ def test_a_database_whose_holder_died_is_not_taken_while_a_client_still_uses_it(
         finally:
             orphan.close()
             admin.close()
+
+
+def _dead_pid() -> str:
+    """A pid that no longer runs (a child that has exited)."""
+    return subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True, check=True).stdout.strip()
+
+
+def _pg_databases(prefix: str) -> set[str]:
+    with psycopg2.connect(PG_ADMIN_URL) as admin, admin.cursor() as cur:
+        cur.execute("SELECT datname FROM pg_database WHERE datname LIKE %s", (prefix + "%",))
+        return {name for (name,) in cur.fetchall()}
+
+
+@pytest.mark.postgres
+def test_a_killed_runs_pg_database_is_dropped_only_when_nothing_uses_it() -> None:
+    """A private PostgreSQL database left by a killed run (its maker gone) is dropped by the
+    next run that makes one, unless a client is still connected to it (a killed run's orphan),
+    and never while its maker runs."""
+    prefix = f"todolab_reclaim{uuid.uuid4().hex[:6]}"
+    dead = _dead_pid()
+    left, used = (f"{prefix}_p{dead}_{uuid.uuid4().hex[:10]}" for _ in range(2))
+    alive = f"{prefix}_p{os.getpid()}_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(PG_ADMIN_URL)
+    admin.autocommit = True
+    orphan = None
+    try:
+        with admin.cursor() as cur:
+            for name in (left, used, alive):
+                cur.execute(f'CREATE DATABASE "{name}"')
+        orphan = psycopg2.connect(PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{used}")
+        with temporary_pg_database(prefix, migrate=False) as mine:
+            assert _pg_databases(prefix) == {used, alive, mine.rsplit("/", 1)[1]}
+        orphan.close()
+        assert reclaim_pg_databases(prefix) == [used]
+        assert _pg_databases(prefix) == {alive}
+    finally:
+        if orphan is not None:
+            orphan.close()
+        with admin.cursor() as cur:
+            for name in (left, used, alive):
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        admin.close()
 
 
 @pytest.mark.slow
