@@ -4,6 +4,7 @@ during it; shared by `lab load` and `lab demo`."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
 from app.faults import FaultError, parse_assignment
 from lab.errors import LabError
 from loadtests.run import LoadRunError, run_headless
-from loadtests.shapes import Profile
+from loadtests.shapes import Profile, profile_from
 from stack import launch, processes, topology
 from stack.config import LabConfig
 from stack.switchboard import FaultSwitch
@@ -157,3 +158,31 @@ def unrecorded_load(config: LabConfig, host: str, profile: Profile, workers: int
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     print(result.summary())
+
+
+def run_load(config: LabConfig, options: argparse.Namespace) -> None:
+    """`lab load`: its options become one profile (loadtests.shapes.profile_from: option, then
+    LOAD_* variable, then the shape's default), and the profile goes down to Locust once,
+    recorded against the lab (with its faults) or, --host, unrecorded against another app."""
+    workshop = options.faults == "workshop"
+    if workshop and options.fault:
+        raise LabError("--faults workshop or --fault, not both", 2)
+    env = config.env
+    if workshop:  # the workshop's run: its users and length unless the command line says otherwise
+        env = {**env, "LOAD_USERS": str(WORKSHOP_USERS), "LOAD_DURATION": str(WORKSHOP_DURATION)}
+    try:
+        profile = profile_from(env, options.shape, options.users, options.spawn_rate, options.duration)
+    except ValueError as exc:
+        raise LabError(str(exc), 2) from None
+    if options.workers < 0:
+        raise LabError("--workers: 0 (one process) or more", 2)
+    host = (options.host or config.env.get("LOAD_HOST", "")).strip().rstrip("/")
+    if host:
+        if workshop or options.fault:
+            raise LabError("--host loads another app: its faults are not the lab's to switch", 2)
+        unrecorded_load(config, host, profile, workers=options.workers)
+        return
+    faults = workshop_faults(profile.duration) if workshop else \
+        [parse_fault(options.fault, options.fault_window, profile.duration)] if options.fault else []
+    extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT} if workshop else None
+    recorded_load(config, profile, faults, extra_env=extra, workers=options.workers)

@@ -136,17 +136,21 @@ class ReaderUser(HttpUser):
                 self.pages = max(1, int(data["pages"]))
 
 
-class WriterUser(HttpUser):
-    """Someone keeping a list: adds, edits, toggles, reorders and deletes their own todos only."""
+class OwnTodos:
+    """What a user that writes keeps: the ids of the todos it made, the only ones it changes.
 
-    role: ClassVar[str] = "writer"
-    weight = CONFIG.weights["writer"]
-    wait_time = think_time()
+    A mixin of WriterUser and ApiUser; each says how it makes a todo (`make_one`, one of its
+    tasks) and deletes one (`delete`)."""
 
-    def on_start(self) -> None:
-        """Mark every request as synthetic; remember the ids of our own todos."""
-        self.client.headers.update(synthetic_headers(self.role))
-        self.own: list[int] = []
+    own: list[int]
+
+    def make_one(self) -> None:
+        """Create a todo of our own (the user's create task)."""
+        raise NotImplementedError
+
+    def delete(self, todo_id: int | None = None) -> None:
+        """Delete one of our todos (the given one, else a random one)."""
+        raise NotImplementedError
 
     def on_stop(self) -> None:
         """Leave the list as we found it."""
@@ -158,6 +162,30 @@ class WriterUser(HttpUser):
         self.own.append(todo_id)
         if len(self.own) > MAX_OWN_TODOS:
             self.delete(self.own[0])
+
+    def pick_own(self) -> int | None:
+        """One of our todos at random; with none yet, make one instead and pick None."""
+        if not self.own:
+            self.make_one()
+            return None
+        return random.choice(self.own)
+
+
+class WriterUser(OwnTodos, HttpUser):
+    """Someone keeping a list: adds, edits, toggles, reorders and deletes their own todos only."""
+
+    role: ClassVar[str] = "writer"
+    weight = CONFIG.weights["writer"]
+    wait_time = think_time()
+
+    def on_start(self) -> None:
+        """Mark every request as synthetic; remember the ids of our own todos."""
+        self.client.headers.update(synthetic_headers(self.role))
+        self.own = []
+
+    def make_one(self) -> None:
+        """The JSON add."""
+        self.add_json()
 
     @tag("writer")
     @task(2)
@@ -226,9 +254,8 @@ class WriterUser(HttpUser):
     @task(3)
     def toggle(self) -> None:
         """Tick one of our todos (or untick it)."""
-        if not self.own:
-            return self.add_json()
-        todo_id = random.choice(self.own)
+        if (todo_id := self.pick_own()) is None:
+            return None
         with self.client.post(
             f"/toggle/{todo_id}", name="/toggle/[id]", catch_response=True
         ) as response:
@@ -239,9 +266,8 @@ class WriterUser(HttpUser):
     @task(2)
     def edit(self) -> None:
         """Rename one of our todos."""
-        if not self.own:
-            return self.add_json()
-        todo_id = random.choice(self.own)
+        if (todo_id := self.pick_own()) is None:
+            return None
         new_text = unique_text(self.role) + " (edited)"
         with self.client.post(
             f"/edit/{todo_id}", json={"text": new_text}, name="/edit/[id]", catch_response=True
@@ -331,7 +357,7 @@ class ExporterUser(HttpUser):
         return None
 
 
-class ApiUser(FastHttpUser):
+class ApiUser(OwnTodos, FastHttpUser):
     """A script using the JSON API: list, create, read, patch, delete its own todos."""
 
     role: ClassVar[str] = "api"
@@ -341,12 +367,11 @@ class ApiUser(FastHttpUser):
 
     def on_start(self) -> None:
         """Remember the ids of our own todos."""
-        self.own: list[int] = []
+        self.own = []
 
-    def on_stop(self) -> None:
-        """Leave the list as we found it."""
-        while self.own:
-            self.delete()
+    def make_one(self) -> None:
+        """The API's create."""
+        self.create()
 
     @tag("api")
     @task(3)
@@ -368,17 +393,14 @@ class ApiUser(FastHttpUser):
             headers=keyed(), catch_response=True,
         ) as response:
             if expect(response, 201) and (data := json_of(response, "id")):
-                self.own.append(int(data["id"]))
-        if len(self.own) > MAX_OWN_TODOS:
-            self.delete(self.own[0])
+                self.remember(int(data["id"]))
 
     @tag("api")
     @task(2)
     def read(self) -> None:
         """Read one of our todos."""
-        if not self.own:
-            return self.create()
-        todo_id = random.choice(self.own)
+        if (todo_id := self.pick_own()) is None:
+            return None
         with self.client.get(
             f"/api/todos/{todo_id}", name="/api/todos/[id]", catch_response=True
         ) as response:
@@ -389,9 +411,8 @@ class ApiUser(FastHttpUser):
     @task(2)
     def patch(self) -> None:
         """Mark one of our todos done or not done."""
-        if not self.own:
-            return self.create()
-        todo_id = random.choice(self.own)
+        if (todo_id := self.pick_own()) is None:
+            return None
         done = random.random() < 0.5
         with self.client.request(
             "PATCH", f"/api/todos/{todo_id}", json={"done": done}, name="/api/todos/[id]",

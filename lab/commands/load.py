@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 
 from lab import loadrun
-from lab.errors import LabError
 from loadtests.shapes import SHAPE_NAMES
 from stack.config import LabConfig
 
@@ -48,31 +47,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the load and print where its reports are."""
-    from loadtests.shapes import profile_from
-
-    config = LabConfig.from_env()
-    workshop = args.faults == "workshop"
-    if workshop and args.fault:
-        raise LabError("--faults workshop or --fault, not both", 2)
-    env = config.env
-    if workshop:  # the workshop's run: its users and length unless the command line says otherwise
-        env = {**env, "LOAD_USERS": str(loadrun.WORKSHOP_USERS),
-               "LOAD_DURATION": str(loadrun.WORKSHOP_DURATION)}
-    try:
-        profile = profile_from(env, args.shape, args.users, args.spawn_rate, args.duration)
-    except ValueError as exc:
-        raise LabError(str(exc), 2) from None
-    if args.workers < 0:
-        raise LabError("--workers: 0 (one process) or more", 2)
-    host = (args.host or config.env.get("LOAD_HOST", "")).strip().rstrip("/")
-    if host:
-        if workshop or args.fault:
-            raise LabError("--host loads another app: its faults are not the lab's to switch", 2)
-        loadrun.unrecorded_load(config, host, profile, workers=args.workers)
-        return 0
-    faults: list[loadrun.PlannedFault] = loadrun.workshop_faults(profile.duration) if workshop else \
-        [loadrun.parse_fault(args.fault, args.fault_window, profile.duration)] if args.fault else []
-    extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or loadrun.WORKSHOP_WAIT} if workshop else None
-    loadrun.recorded_load(config, profile, faults, extra_env=extra, workers=args.workers)
+    """Run the load and print where its reports are (lab/loadrun.py does it all)."""
+    loadrun.run_load(LabConfig.from_env(), args)
     return 0
