@@ -10,7 +10,6 @@ its own).
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import sys
@@ -19,6 +18,7 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from app.layout import PROJECT_ROOT
@@ -131,10 +131,23 @@ def run(args: argparse.Namespace, command: str = "python -m bench",
     return 0
 
 
-# The commands beside the sections: name -> (module, its run function's name, help line).
-COMMANDS: dict[str, tuple[str, str, str]] = {
-    "soak": ("bench.soak", "run", "a bounded soak of the local stack (docs/reliability.md)"),
-    "loadgen": ("bench.loadgen", "main", "the closed-loop load generator, its result as JSON"),
+def _soak() -> ModuleType:
+    from bench import soak
+
+    return soak
+
+
+def _loadgen() -> ModuleType:
+    from bench import loadgen
+
+    return loadgen
+
+
+# The commands beside the sections: name -> (its module, imported when chosen; its run
+# function's name; help line).
+COMMANDS: dict[str, tuple[Callable[[], ModuleType], str, str]] = {
+    "soak": (_soak, "run", "a bounded soak of the local stack (docs/reliability.md)"),
+    "loadgen": (_loadgen, "main", "the closed-loop load generator, its result as JSON"),
 }
 
 
@@ -142,8 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `python -m bench`: a command of COMMANDS, else the sections."""
     args = list(sys.argv[1:] if argv is None else argv)
     if args and args[0] in COMMANDS:
-        module_name, function, help_line = COMMANDS[args[0]]
-        module = importlib.import_module(module_name)
+        load, function, help_line = COMMANDS[args[0]]
+        module = load()
         parser = argparse.ArgumentParser(prog=f"python -m bench {args[0]}", description=help_line)
         module.configure(parser)
         result: int = getattr(module, function)(parser.parse_args(args[1:]))

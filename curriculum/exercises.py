@@ -3,7 +3,7 @@
 One entry point, ``check(exercise_id, answer, **context)``, for every exercise of the bank
 (curriculum.exercise_bank): PromQL (context: ``prometheus``, ``at``), computed values (context:
 the notebook's data, passed to the reference function), choices and numbers. An answer is
-right when it gives the same *result* as the reference solution (curriculum/solutions.py), not
+right when it gives the same *result* as the reference solution (its `solution`), not
 when it is spelled the same:
 
 - PromQL results are compared series by series. A label the answer has and the reference has
@@ -40,7 +40,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -48,7 +47,7 @@ import pandas as pd
 import yaml
 
 from analysis import prom
-from curriculum.exercise_bank import EXERCISES, FLOAT_ROUNDING, Exercise, Mistake, Tolerance
+from curriculum.exercise_bank import EXERCISES, FLOAT_ROUNDING, REFERENCES, Exercise, Mistake, Tolerance
 
 FILL_VARIABLE = "LAB_FILL_SOLUTIONS"
 VERDICT_MIME = "application/vnd.todolab.verdict+json"
@@ -105,23 +104,18 @@ class Verdict:
 
 
 def filling() -> bool:
-    """True in headless runs that answer the exercises from the solutions file."""
+    """True in headless runs that answer the exercises with their reference solutions."""
     return os.environ.get(FILL_VARIABLE, "").strip() in ("1", "true", "yes")
 
 
-def solutions() -> ModuleType:
-    """The reference solutions module (curriculum.solutions), imported on first use."""
-    from curriculum import solutions as module
-
-    return module
-
-
 def reference(exercise: str) -> Any:
-    """The reference solution of an exercise: PromQL, a function of the data, a key or a number."""
-    table: dict[str, Any] = solutions().SOLUTIONS
-    if exercise not in table:
-        raise KeyError(f"no solution for exercise {exercise} in curriculum/solutions.py")
-    return table[exercise]
+    """The reference solution of an exercise (PromQL, a function of the data, a key or a
+    number), written beside it in its module's file; or another reference a notebook fills in."""
+    if exercise in EXERCISES and EXERCISES[exercise].solution is not None:
+        return EXERCISES[exercise].solution
+    if exercise in REFERENCES:
+        return REFERENCES[exercise]
+    raise KeyError(f"no solution for exercise {exercise} (curriculum/modules/)")
 
 
 def exercise(exercise_id: str) -> Exercise:

@@ -1,22 +1,20 @@
-"""Every exercise of the bank, checked with a right answer, an equivalent right answer written
-differently, and a wrong answer (which must come with advice on how to fix it).
+"""Every exercise of the bank, checked with every answer of its banks: the right ones (the
+reference's and others written differently) must be right, the wrong ones must be refused with
+the advice they name.
 
 PromQL answers run against a real Prometheus serving known synthetic traffic
 (tests/support/promdata.py); pandas answers against the recorded logs of tests/data/analysis.
 
-Adding an exercise to curriculum/exercise_bank.py means adding one `Case` to CASES below: the
-test that every exercise has a case fails until then. An answer is either a literal (PromQL
-string, option key, number) or a function of the data (`lambda d: d["access"]...`), where `d`
-holds: access (access lines of the recorded run), log_frame (all its log lines), spans (its
-span file), prometheus and at (the synthetic Prometheus and the end of its traffic).
+The banks are the exercises' own (`answers=` beside each exercise in curriculum/modules/,
+model in curriculum/exercise_model.py: `Answers`, whose docstring says what the data `d` an
+answer function reads holds); this file provides that data and grades every answer of them.
 """
 
 from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -24,8 +22,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from analysis import benchmarks, logs, traces
-from curriculum import exercises, rule_grader
+from analysis import logs, traces
+from curriculum import exercises
 from curriculum.exercise_bank import EXERCISES, Exercise, Mistake, Tolerance
 from tests.support.promdata import (
     TARGETS,
@@ -39,7 +37,7 @@ LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
 
 
 # The recorded run's exports (tests/data/analysis): a request id the worker's lines carry, and
-# a trace with its producer (web) and consumer (worker) spans.
+# a trace with its producer (web) and consumer (worker) spans: data the banks' answers read.
 EXPORT_REQUEST = "0d473de8-5788-4a5d-9272-2193ea4496e2"
 EXPORT_TRACE = "76e8b78a592f41973ed7a34970497880"
 LIST_ALERT = ('sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[2m])) '
@@ -48,218 +46,41 @@ BUSIEST = {("web", "worker"): "a", ("web", "master"): "b", ("worker", "worker-ma
            ("worker", "pool-child"): "d"}
 
 
-def _queue_seconds(frame: pd.DataFrame, request_id: str, last: bool = False) -> float:
-    mine = frame[frame["request_id"] == request_id]
-    sent = mine.loc[mine["logger"] == "app.access", "timestamp"].iloc[0]
-    worker = mine.loc[mine["service"] == "todo-worker", "timestamp"]
-    return float(((worker.max() if last else worker.min()) - sent).total_seconds())
-
-
-def _queue_ms(spans: list[traces.Span], from_start: bool = False) -> float:
-    producer = next(s for s in spans if s.kind == "PRODUCER")
-    consumer = next(s for s in spans if s.kind == "CONSUMER")
-    return (consumer.start_ns - (producer.start_ns if from_start else producer.end_ns)) / 1e6
-
-
-def _trace_of_slowest(access: pd.DataFrame, spans: list[traces.Span]) -> list[traces.Span]:
-    trace_id = access.nlargest(1, "duration_ms")["trace_id"].iloc[0]
-    return [s for s in spans if s.trace_id == trace_id]
-
-
-def _children_cover(spans: list[traces.Span]) -> float:
-    root = traces.root_of(spans).span
-    return sum(s.duration_ms for s in spans if s.parent_id == root.span_id) / root.duration_ms
-
-
-def _bench(configuration: str) -> float:
-    table = benchmarks.overhead()
-    rows = table[table["endpoint"] == "POST /api/todos"]
-    return float(rows[rows["configuration"].str.startswith(f"({configuration})")]["CPU ms/request"].iloc[0])
-
-
-
-@dataclass(frozen=True)
-class Case:
-    """Answers to one exercise: right, right but written differently, wrong (with its advice)."""
-
-    right: Any
-    equivalent: Any
-    wrong: Any
-    advice: str = ""  # a phrase the wrong answer's "how to fix" must contain
-    context: tuple[str, ...] = ()  # data names the check takes (promql: prometheus and at)
-    # More data for the check: a value, or a function of the data (e.g. one trace's spans).
-    given: Mapping[str, Any] = field(default_factory=dict)
-
-
-CASES: dict[str, Case] = {
-    "1.1": Case(
-        "sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))",
-        # Postfix grouping, and `method`, which each endpoint has only one of: same series.
-        "sum(rate(http_request_duration_seconds_count{job='web'}[60s])) by (method, endpoint)",
-        "sum by (status) (rate(http_request_duration_seconds_count[1m]))",
-        advice="`endpoint`"),
-    "1.2": Case(
-        'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
-        '{endpoint="api.list_todos"}[1m])))',
-        # The issue's example: `endpoint` kept in the sum is constant across the answer.
-        'histogram_quantile(0.95, sum by (le, endpoint) (rate(http_request_duration_seconds_bucket'
-        '{endpoint="api.list_todos"}[1m])))',
-        'histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket'
-        '{endpoint="api.list_todos"}[1m])))',
-        advice="Keep `le`"),
-    "2.1": Case(
-        lambda d: d["access"][d["access"]["status_code"] >= 500].groupby("endpoint").size(),
-        lambda d: d["access"].query("status_code >= 500")["endpoint"].value_counts(),
-        lambda d: d["access"].groupby("endpoint").size(),
-        advice="filter `status_code >= 500`", context=("access",)),
-    "2.2": Case(
-        lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"]
-        .quantile(0.95),
-        lambda d: round(float(d["access"].query("endpoint == 'api.list_todos'")["duration_ms"]
-                              .quantile(0.95)), 4),
-        lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"].mean(),
-        advice="mean", context=("access",)),
-    "3.1": Case(
-        lambda d: d["access"].nlargest(1, "duration_ms")["trace_id"].iloc[0],
-        lambda d: str(d["access"].sort_values("duration_ms").iloc[-1].trace_id),
-        lambda d: d["access"].nlargest(1, "duration_ms")["request_id"].iloc[0],
-        advice="`trace_id`", context=("access",)),
-    "7.1": Case(
-        f'sum(rate({LIST},status=~"5.."}}[1m])) / sum(rate({LIST}}}[1m]))',
-        # The issue's example: `sum by (endpoint)` on both sides (a constant label).
-        f'sum by (endpoint) (rate({LIST},status=~"5.."}}[1m])) '
-        f"/ sum by (endpoint) (rate({LIST}}}[1m]))",
-        f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
-        advice="Sum (or `sum by (endpoint)`) both sides"),
-    # --- the workshop's modules ---
-    "2.5": Case('select(.logger == "app.access" and .status_code >= 500) | .request_id',
-                '-s .[] | select(.status_code >= 500 and .logger == "app.access") | .request_id',
-                'select(.logger == "app.access" and .status_code >= 400) | .request_id',
-                advice="`.status_code >= 500`", context=("log",), given={"log": DATA / "web.jsonl"}),
-    "6.7": Case("a", "A", "b", advice="only new label combinations"),
-    "5.1": Case(lambda d: 12 / (0.01 * 600), 2.0, 12 / 600, advice="divide it by the budget share",
-                context=("total", "bad", "objective"), given={"total": 600, "bad": 12, "objective": 0.99}),
-    "5.2": Case(50, 50.0, 0.5, advice="compare it with the budget's share"),
-    "5.3": Case("b", "B", "a", advice="a tenth of the window"),
-    "5.4": Case("b", "B", "a", advice="keeps it true"),
-    "5.5": Case(
-        lambda d: rule_grader.grade(LIST_ALERT).outcomes(),
-        # increase() instead of rate(), a grouping, another spelling of the window.
-        lambda d: rule_grader.grade(LIST_ALERT.replace("sum(rate(", "sum by (endpoint) (increase(")
-                                    .replace("[2m]", "[120s]")).outcomes(),
-        lambda d: rule_grader.grade(LIST_ALERT.replace('endpoint="api.list_todos",', "")
-                                    .replace('{endpoint="api.list_todos"}', "")).outcomes(),
-        advice='Filter on `endpoint="api.list_todos"`'),
-    "0.1": Case(len(TARGETS), float(len(TARGETS)), len(TARGETS) - 1,
-                advice="Prometheus scrapes its own", context=("prometheus", "at")),
-    "0.2": Case(
-        'sum(http_request_duration_seconds_count{endpoint="api.list_todos"})',
-        'sum by (endpoint) (http_request_duration_seconds_count{endpoint=~"api.list_todos"})',
-        "sum(http_request_duration_seconds_count)",
-        advice="Only api.list_todos"),
-    "0.3": Case("c", "C", "b", advice="follow the trace id"),
-    "1.3": Case("b", " (b) ", "a", advice="two samples"),
-    "1.4": Case("a", "A", "d", advice="A reset is handled"),
-    "1.5": Case("b", "B", "a", advice="5 failures among 10"),
-    "1.6": Case("c", "C", "b", advice="silently ignored"),
-    "1.7": Case(
-        'sum(rate(http_request_duration_seconds_bucket{le="0.25"}[1m])) '
-        "/ sum(rate(http_request_duration_seconds_count[1m]))",
-        # `job` is the same on every series: a constant label.
-        'sum by (job) (rate(http_request_duration_seconds_bucket{le="0.25",job="web"}[60s])) '
-        "/ sum by (job) (rate(http_request_duration_seconds_count[60s]))",
-        "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
-        advice="a share of requests, not a duration"),
-    "1.8": Case(
-        "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
-        "/ ignoring (endpoint) group_left sum(rate(http_request_duration_seconds_count[1m]))",
-        # The total as a plain number: no matching at all.
-        "sum(rate(http_request_duration_seconds_count[60s])) by (endpoint) "
-        "/ scalar(sum(rate(http_request_duration_seconds_count[60s])))",
-        "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
-        "/ sum(rate(http_request_duration_seconds_count[1m]))",
-        advice="group_left"),
-    "2.3": Case(
-        lambda d: _queue_seconds(d["frame"], d["request_id"]),
-        lambda d: round(_queue_seconds(d["frame"], d["request_id"]), 3),
-        lambda d: _queue_seconds(d["frame"], d["request_id"], last=True),
-        advice="*first* line", context=("frame", "request_id"),
-        given={"frame": lambda d: d["log_frame"], "request_id": EXPORT_REQUEST}),
-    "2.4": Case("a", "A", "b", advice="`logger` column", context=("frame",),
-                given={"frame": lambda d: d["log_frame"][(d["log_frame"]["level"] == "ERROR")
-                                                         & (d["log_frame"]["logger"] == "app.access")]}),
-    "3.2": Case(
-        lambda d: "a" if _children_cover(d["spans"]) > 0.5 else "b",
-        lambda d: ("a" if _children_cover(d["spans"]) > 0.5 else "b").upper(),
-        lambda d: "b" if _children_cover(d["spans"]) > 0.5 else "a",
-        advice="direct children", context=("spans",),
-        given={"spans": lambda d: _trace_of_slowest(d["access"], d["spans"])}),
-    "3.3": Case(
-        lambda d: _queue_ms(d["spans"]),
-        lambda d: round(_queue_ms(d["spans"]), 2),
-        lambda d: _queue_ms(d["spans"], from_start=True),
-        advice="*end* of the producer", context=("spans",),
-        given={"spans": lambda d: [s for s in d["spans"] if s.trace_id == EXPORT_TRACE]}),
-    "3.4": Case("a", "a ", "b", advice="synchronous call"),
-    "3.5": Case("a", "A", "b", advice="join the caller's trace"),
-    "4.1": Case("a", "A", "b", advice="counted once"),
-    # 68 ms lies in the bucket (50 ms, 100 ms].
-    "4.2": Case(0.05, 0.1 - 0.05, 0.1, advice="not its upper bound", context=("p95_s",),
-                given={"p95_s": 0.068}),
-    "4.3": Case("b", "B", "c", advice="at most one step"),
-    "4.4": Case(4 * (0.2 * 0.8 / 55) ** 0.5, round(4 * (0.2 * 0.8 / 55) ** 0.5, 4), (0.2 * 0.8 / 55) ** 0.5,
-                advice="multiply by 4", context=("n", "rate"), given={"n": 55, "rate": 0.2}),
-    "6.1": Case(
-        'count(http_request_duration_seconds_bucket{job="web"})',
-        'sum(count by (endpoint) (http_request_duration_seconds_bucket{job="web"}))',
-        'sum(http_request_duration_seconds_bucket{job="web"})',
-        advice="`count` counts the series"),
-    "6.2": Case(lambda d: 14 * d["access"]["http.path"].nunique(),
-                lambda d: float(14 * d["access"]["http.path"].nunique()),
-                lambda d: d["access"]["http.path"].nunique(),
-                advice="multiply by 14", context=("access",)),
-    "6.3": Case("b", "B", "a", advice="Only sampled requests"),
-    "6.4": Case("b", "b", "a", advice="the metric has the exact count"),
-    "6.5": Case(lambda d: BUSIEST[busiest_role()], lambda d: BUSIEST[busiest_role()].upper(), "b",
-                advice="serves no request", context=("prometheus", "start", "end")),
-    # docs/benchmarks.md: POST /api/todos, (c) 5.224 - (b) 3.330 ms of CPU per request.
-    # Rounded as a person writes it (two significant figures) is right too.
-    "6.6": Case(lambda d: _bench("c") - _bench("b"), lambda d: float(f"{_bench('c') - _bench('b'):.2g}"),
-                lambda d: _bench("c") - _bench("a"), advice="Compare (c) with (b)"),
-    "7.2": Case("a", "A", "b", advice="shows at the next scrape"),
-    # Seed 7 draws a slow_db fault (curriculum.blind_incident.plan): every endpoint, `*`.
-    "7.3": Case("slow_db", "SLOW_DB", "latency", advice="the cause is shared",
-                context=("seed", "duration"), given={"seed": 7, "duration": 300}),
-    "7.4": Case("*", " * ", "api.list_todos", advice="by (endpoint)",
-                context=("seed", "duration"), given={"seed": 7, "duration": 300}),
-}
-
-
-def test_every_exercise_of_the_bank_has_a_case_and_a_solution() -> None:
-    assert set(CASES) == set(EXERCISES), "add a Case to CASES for each new exercise (and back)"
-    solutions = exercises.solutions().SOLUTIONS
-    assert set(EXERCISES) <= set(solutions), "every exercise needs a solution in curriculum/solutions.py"
+def test_every_exercise_has_its_solution_and_banks_beside_it() -> None:
+    """Each exercise carries its reference and at least one right answer besides it and one
+    wrong one (add() refuses less); a choice's banks name each tempting option."""
+    for item in EXERCISES.values():
+        assert item.solution is not None and item.answers is not None, item.id
+        assert len(item.answers.right) >= 2 and item.answers.wrong, item.id
 
 
 @pytest.fixture(scope="module")
 def recorded() -> dict[str, Any]:
-    """The recorded run's logs and spans, as the notebooks load them."""
+    """The recorded run's logs and spans, as the notebooks load them (the banks' data `d`)."""
     frame = logs.load_logs(DATA / "web.jsonl", DATA / "worker.jsonl").frame
-    return {"log_frame": frame, "access": logs.access_lines(frame),
-            "spans": traces.read_span_file(DATA / "spans.jsonl").spans}
+    return {"log_frame": frame, "access": logs.access_lines(frame), "web_log": DATA / "web.jsonl",
+            "spans": traces.read_span_file(DATA / "spans.jsonl").spans,
+            "export_request": EXPORT_REQUEST, "export_trace": EXPORT_TRACE}
 
 
-def _data(item: Exercise, case: Case, request: pytest.FixtureRequest,
+def _needs_prometheus(item: Exercise) -> bool:
+    bank = item.answers
+    return item.answer_type == "promql" or bool(bank and {"prometheus", "at", "start"} & set(bank.context))
+
+
+def _data(item: Exercise, request: pytest.FixtureRequest,
           recorded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(everything an answer function may read, the context the check is given)."""
+    assert item.answers is not None
     data = dict(recorded)
-    if item.answer_type == "promql" or {"prometheus", "at"} & set(case.context):
+    if _needs_prometheus(item):
         synthetic: RecordedPrometheus = request.getfixturevalue("synthetic")
         data |= {"prometheus": synthetic.client, "at": synthetic.end,
-                 "start": synthetic.end - timedelta(minutes=5), "end": synthetic.end}
-    for name, value in case.given.items():
+                 "start": synthetic.end - timedelta(minutes=5), "end": synthetic.end,
+                 "targets": len(TARGETS), "busiest": BUSIEST[busiest_role()]}
+    for name, value in item.answers.given.items():
         data[name] = value(data) if callable(value) else value
-    names = case.context or (("prometheus", "at") if item.answer_type == "promql" else ())
+    names = item.answers.context or (("prometheus", "at") if item.answer_type == "promql" else ())
     return data, {name: data[name] for name in names}
 
 
@@ -269,29 +90,30 @@ def _answer(given: Any, data: dict[str, Any]) -> Any:
 
 def _params() -> list[object]:
     """One case per exercise; those that need the synthetic Prometheus are marked stack."""
-    return [pytest.param(i, marks=[pytest.mark.stack] if EXERCISES[i].answer_type == "promql"
-                         or {"prometheus", "at"} & set(CASES[i].context) else [])
-            for i in sorted(CASES)]
+    return [pytest.param(i, marks=[pytest.mark.stack] if _needs_prometheus(EXERCISES[i]) else [])
+            for i in sorted(EXERCISES)]
 
 
 @pytest.mark.parametrize("exercise_id", _params())
-def test_a_right_answer_and_an_equivalent_one_are_right_and_a_wrong_one_says_how_to_fix_it(
+def test_every_right_answer_of_the_bank_is_right_and_every_wrong_one_says_how_to_fix_it(
         exercise_id: str, request: pytest.FixtureRequest, recorded: dict[str, Any],
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(exercises.FILL_VARIABLE, raising=False)
-    item, case = EXERCISES[exercise_id], CASES[exercise_id]
-    data, context = _data(item, case, request, recorded)
+    item = EXERCISES[exercise_id]
+    assert item.answers is not None
+    data, context = _data(item, request, recorded)
 
-    for label, given in (("right", case.right), ("equivalent", case.equivalent)):
+    for number, given in enumerate(item.answers.right):
         verdict = exercises.check(exercise_id, _answer(given, data), **context)
-        assert verdict.status == "right", f"{label} answer: {verdict}"
+        assert verdict.status == "right", f"right answer {number}: {verdict}"
         assert item.why in str(verdict)
 
-    wrong = exercises.check(exercise_id, _answer(case.wrong, data), **context)
-    assert wrong.status == "wrong", str(wrong)
-    assert wrong.advice, f"a wrong answer to {exercise_id} got no advice: {wrong}"
-    assert case.advice in " ".join(wrong.advice), str(wrong)
-    assert item.why not in str(wrong)  # the explanation is the reward for a right answer
+    for wrong in item.answers.wrong:
+        verdict = exercises.check(exercise_id, _answer(wrong.answer, data), **context)
+        assert verdict.status == "wrong", str(verdict)
+        assert verdict.advice, f"a wrong answer to {exercise_id} got no advice: {verdict}"
+        assert wrong.advice in " ".join(verdict.advice), str(verdict)
+        assert item.why not in str(verdict)  # the explanation is the reward for a right answer
 
     unanswered = exercises.check(exercise_id, None, **context)
     assert unanswered.status == "unanswered"
@@ -310,7 +132,8 @@ def test_headless_runs_fill_unanswered_exercises_and_fail_on_a_wrong_one(
 @pytest.mark.stack
 def test_the_first_versions_entry_points_still_work(synthetic: RecordedPrometheus,
                                                    recorded: dict[str, Any]) -> None:
-    verdict = exercises.check_promql(synthetic.client, CASES["7.1"].equivalent, "7.1", at=synthetic.end)
+    written_differently = EXERCISES["7.1"].answers.right[1]  # type: ignore[union-attr]
+    verdict = exercises.check_promql(synthetic.client, written_differently, "7.1", at=synthetic.end)
     assert verdict.right
     share = synthetic.client.scalar(str(exercises.reference("7.1")), synthetic.end)
     assert share == pytest.approx(error_share("api.list_todos"))  # 0.5 / 2.5: the known truth
@@ -529,7 +352,7 @@ def test_an_answer_right_at_one_instant_only_is_wrong_over_the_range(synthetic: 
     then = synthetic.client.instant(str(exercises.reference("1.1")), when).set_index("endpoint")
     number = re.escape(f"{then.loc['todos.toggle', 'value']:.6g}")
     assert not re.search(rf"(?<![\d.:]){number}(?![\d.:])", over_range.message), over_range.message
-    right = exercises.check("1.1", CASES["1.1"].equivalent, prometheus=synthetic.client,
+    right = exercises.check("1.1", EXERCISES["1.1"].answers.right[1], prometheus=synthetic.client,
                             start=at - timedelta(minutes=5), at=at)
     assert right.right and f"at {exercises.RANGE_MOMENTS} moments" in right.message
 

@@ -3,7 +3,7 @@
 Brings the stack up (as `lab up`), runs five minutes of the Locust scenario with two fault
 windows (half of the list pages' answers fail, then the list page slows beyond the 0.25 s
 objective), long and strong enough that alerts fire and resolve during the run, executes
-every notebook headless with the exercises answered from curriculum/solutions.py, and writes
+every notebook headless with the exercises answered by their reference solutions, and writes
 reports/lab-report-<UTC>.html: the notebooks, and the alert timeline against the faults and
 the load with predicted and measured detection delays.
 The stack keeps running for the user to explore; `lab down` stops it. Exit code 1 when a

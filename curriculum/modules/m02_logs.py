@@ -1,0 +1,190 @@
+"""Exercises of notebooks/02-logs.ipynb: the JSON access lines, request ids and jq."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from curriculum.exercise_model import (
+    Exercise,
+    Mistake,
+    Tolerance,
+    add,
+    answers,
+    choice_advice,
+    close,
+    close_to,
+    same_series,
+    worker_gap,
+)
+
+
+# 2.1 Number of 5xx answers per endpoint (only endpoints that had any).
+def errors_per_endpoint(access: pd.DataFrame) -> pd.Series:
+    """5xx access lines counted per endpoint."""
+    return access[access["status_code"] >= 500].groupby("endpoint").size()
+
+add(Exercise(
+    id="2.1", module="02-logs", kind="query", answer_type="value",
+    question="Count the **5xx answers per endpoint** (a pandas Series indexed by `endpoint`, "
+             "only endpoints that had any) from `access`.",
+    hint="Filter the rows with `access[\"status_code\"] >= 500`, then `.groupby(\"endpoint\")` "
+         "and count with `.size()`.",
+    why="Each access line is one answered request, so counting lines counts requests. Only "
+        "endpoints that failed appear: `groupby` has no group for an endpoint with no 5xx row.",
+    mistakes={
+        "all_status": Mistake("Keep only the failed requests: filter `status_code >= 500` "
+                              "before grouping (4xx are the client's mistakes, not ours).",
+                              when=lambda answer, expected, access: same_series(
+                                  answer, access.groupby("endpoint").size())),
+        "count_columns": Mistake("`.count()` counts non-empty cells per column and gives a "
+                                 "table; `.size()` counts rows and gives one Series.",
+                                 when=lambda answer, expected, **_: hasattr(answer, "columns")),
+    },
+    solution=errors_per_endpoint,
+    answers=answers(
+            lambda d: d["access"][d["access"]["status_code"] >= 500].groupby("endpoint").size(),
+            lambda d: d["access"].query("status_code >= 500")["endpoint"].value_counts(),
+            lambda d: d["access"].groupby("endpoint").size(),
+            advice="filter `status_code >= 500`", context=("access",)),
+))
+
+
+# 2.2 The p95 of duration_ms of api.list_todos, from the logs alone.
+def list_p95_ms(access: pd.DataFrame) -> float:
+    """95th percentile (linear interpolation) of the list endpoint's durations."""
+    return float(access.loc[access["endpoint"] == "api.list_todos", "duration_ms"].quantile(0.95))
+
+add(Exercise(
+    id="2.2", module="02-logs", kind="query", answer_type="value",
+    question="The **p95 of `duration_ms` for `api.list_todos`** from the logs (a float, pandas' "
+             "default interpolation).",
+    hint="Select the rows of the endpoint with `access.loc[access[\"endpoint\"] == ..., "
+         "\"duration_ms\"]`, then `.quantile(0.95)`.",
+    why="The logs hold every request's exact duration, so this p95 has no bucket error; "
+        "Prometheus's p95 from the histogram is interpolated inside a bucket and can differ "
+        "by up to that bucket's width.",
+    tolerance=Tolerance(abs=0.001, reason="durations are logged to the microsecond; other "
+                                          "interpolation code may round differently"),
+    mistakes={
+        "all_endpoints": Mistake("Filter on `endpoint == \"api.list_todos\"` first: this is "
+                                 "the p95 of every endpoint.",
+                                 when=lambda answer, expected, access: close(
+                                     answer, access["duration_ms"].quantile(0.95))),
+        "mean": Mistake("That is the mean of the endpoint's durations; the p95 is "
+                        "`.quantile(0.95)`, the duration 95% of requests stay under.",
+                        when=lambda answer, expected, access: close(answer, access.loc[
+                            access["endpoint"] == "api.list_todos", "duration_ms"].mean())),
+    },
+    solution=list_p95_ms,
+    answers=answers(
+            lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"]
+            .quantile(0.95),
+            lambda d: round(float(d["access"].query("endpoint == 'api.list_todos'")["duration_ms"]
+                                  .quantile(0.95)), 4),
+            lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"].mean(),
+            advice="mean", context=("access",)),
+))
+
+
+# 2.3 Queue time of an export from the logs: access line of the POST to the worker's first line.
+def export_queue_seconds(frame: pd.DataFrame, request_id: str) -> float:
+    """Seconds between the web's access line and the worker's first line of the same request."""
+    mine = frame[frame["request_id"] == request_id]
+    sent = mine.loc[mine["logger"] == "app.access", "timestamp"].min()
+    picked = mine.loc[mine["service"] == "todo-worker", "timestamp"].min()
+    return float((picked - sent).total_seconds())
+
+add(Exercise(
+    id="2.3", module="02-logs", kind="query", answer_type="number",
+    question="How many **seconds did the export wait in the queue**: from the web's access "
+             "line of your `POST /export` to the worker's first line of its task? Compute it "
+             "from `frame` and `export_request`.",
+    hint="Select `frame[frame.request_id == export_request]`; take the `timestamp` of the "
+         "line with `logger == \"app.access\"` and the earliest `timestamp` of the lines with "
+         "`service == \"todo-worker\"`; subtract and use `.total_seconds()`.",
+    why="The web answered 202 and logged its access line; the worker logged its first line "
+        "when it picked the task up. In between, the task was a message in the broker "
+        "waiting for a free worker process. No single process measures this queue time; two "
+        "logs joined by one `request_id` do.",
+    tolerance=Tolerance(abs=0.002, reason="timestamps are logged to the microsecond; allow "
+                                          "for rounding in your own arithmetic"),
+    mistakes={
+        "last_line": Mistake("From the access line to the worker's *first* line of the task "
+                             "(`.min()`), not its last: the last includes the task's own work.",
+                             when=lambda answer, expected, frame, request_id: close_to(
+                                 answer, worker_gap(frame, request_id, last=True))),
+        "milliseconds": Mistake("In seconds, not milliseconds: `.total_seconds()`.",
+                                when=lambda answer, expected, **_: close_to(answer, expected * 1000)),
+    },
+    solution=export_queue_seconds,
+    answers=answers(
+            lambda d: worker_gap(d["frame"], d["request_id"]),
+            lambda d: round(worker_gap(d["frame"], d["request_id"]), 3),
+            lambda d: worker_gap(d["frame"], d["request_id"], last=True),
+            advice="*first* line", context=("frame", "request_id"),
+            given={"frame": lambda d: d["log_frame"], "request_id": lambda d: d["export_request"]}),
+))
+
+
+# 2.4 What the ERROR lines are: reports of 5xx answers (access lines) unless an exception's
+#     own line is among them.
+def error_lines_kind(frame: pd.DataFrame) -> str:
+    """'a' when every ERROR line is an access line of a 5xx answer, else 'b'."""
+    access = frame["logger"] == "app.access"
+    return "a" if bool(access.all()) and bool((frame.loc[access, "status_code"] >= 500).all()) else "b"
+
+add(Exercise(
+    id="2.4", module="02-logs", kind="interpret", answer_type="choice",
+    question="Look at the ERROR lines of the run grouped by service and logger. What are "
+             "they, and where would you look next for the *cause*?",
+    options={"a": "access lines reporting 5xx answers; they say *which* requests failed, not "
+                  "why: look at the trace (its attributes) or the app's other lines for an "
+                  "exception",
+             "b": "exceptions with tracebacks: the cause is in the lines themselves",
+             "c": "worker failures: the exports broke",
+             "d": "Caddy's proxy errors: the app was unreachable"},
+    hint="Which `logger` wrote them, and what does each line's `message` look like? Does any "
+         "line carry a traceback?",
+    why="Every 5xx answer is logged at level ERROR by the access logger: a *report*. An "
+        "exception raised by the code would leave a line of its own with the traceback; an "
+        "injected fault leaves none, because the code did exactly what the switchboard told "
+        "it. The trace of a failed request carries `fault.injected` and the fault's name.",
+    mistakes=choice_advice({
+        "b": "Read the `logger` column: these are `app.access` lines, one per failed request, "
+             "with no traceback.",
+        "c": "Look at the `service` column: the lines come from the web app.",
+        "d": "Caddy's errors would be in Caddy's log (`lab logs caddy`), not in the app's; "
+             "the app itself answered these requests.",
+    }),
+    solution=error_lines_kind,
+    answers=answers("a", "A", "b", advice="`logger` column", context=("frame",),
+                    given={"frame": lambda d: d["log_frame"][(d["log_frame"]["level"] == "ERROR")
+                                                             & (d["log_frame"]["logger"] == "app.access")]}),
+))
+
+
+# 2.5 jq: the request ids of the access lines answered 5xx.
+
+add(Exercise(
+    id="2.5", module="02-logs", kind="query", answer_type="jq",
+    question="With **jq** on the web log: print the `request_id` of every **access line answered "
+             "5xx** (one id per line). ANSWER is the jq filter, as you would type it between the "
+             "quotes of `jq -c '...' var/log/web.jsonl`.",
+    hint="`select(...)` keeps the lines for which its condition is true: test `.logger == "
+         "\"app.access\"` and `.status_code >= 500` with `and`, then pipe into `.request_id`.",
+    why="jq reads one JSON object per line and filters line by line, with no need to load the "
+        "file first: the shell's way to ask a log a question, and the same question as "
+        "`access[access.status_code >= 500].request_id` in pandas.",
+    mistakes={
+        "client_errors": Mistake("5xx means `.status_code >= 500`: 4xx answers are the client's "
+                                 "mistakes, not failures of the app.",
+                                 pattern=r"status_code\s*(>=?\s*4\d\d|>\s*399)"),
+        "whole_line": Mistake("Print only the id: end the filter with `| .request_id`.",
+                              pattern=r"^(?!.*\.request_id).*$"),
+    },
+    solution='select(.logger == "app.access" and .status_code >= 500) | .request_id',
+    answers=answers('select(.logger == "app.access" and .status_code >= 500) | .request_id',
+                    '-s .[] | select(.status_code >= 500 and .logger == "app.access") | .request_id',
+                    'select(.logger == "app.access" and .status_code >= 400) | .request_id',
+                    advice="`.status_code >= 500`", context=("log",), given={"log": lambda d: d["web_log"]}),
+))

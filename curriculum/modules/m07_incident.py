@@ -1,0 +1,152 @@
+"""Exercises of notebooks/07-incident.ipynb: from an alert to its cause, then the blind incident."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from curriculum.exercise_model import Exercise, Mistake, add, add_reference, answers, choice_advice
+
+LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
+
+
+# 7.1 (was 5.1) Share of api.list_todos requests answered 5xx over the last minute.
+
+add(Exercise(
+    id="7.1", module="07-incident", kind="query", answer_type="promql",
+    question="Write the PromQL for the **share of `api.list_todos` requests answered 5xx** over "
+             "the last minute.",
+    hint="Divide the rate of the endpoint's 5xx `_count` (`status=~\"5..\"`) by the rate of all "
+         "its `_count`; sum each side before dividing so the labels match.",
+    why="A ratio of two rates over the same window: the share of requests that failed. "
+        "Summing each side first makes the two sides' labels match (status differs between "
+        "them), and the window decides how much pre-fault traffic dilutes the share.",
+    mistakes={
+        "ratio_of_counters": Mistake("Divide rates, not raw counters: raw counters hold every "
+                                     "request since the process started, not the last minute.",
+                                     pattern=r"^(?!.*(rate|increase)\().*$"),
+        "unmatched_labels": Mistake("A division matches series label by label: unsummed, each "
+                                    "5xx series finds itself on the other side (a share of 1) "
+                                    "or no partner at all (an empty result). Sum (or "
+                                    "`sum by (endpoint)`) both sides so the labels agree.",
+                                    when=lambda got, expected, **_: got.empty or bool(
+                                        (got["value"] == 1).all())),
+    },
+    solution='sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[1m])) '
+    '/ sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[1m]))',
+    answers=answers(
+            f'sum(rate({LIST},status=~"5.."}}[1m])) / sum(rate({LIST}}}[1m]))',
+            # The issue's example: `sum by (endpoint)` on both sides (a constant label).
+            f'sum by (endpoint) (rate({LIST},status=~"5.."}}[1m])) '
+            f"/ sum by (endpoint) (rate({LIST}}}[1m]))",
+            f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
+            advice="Sum (or `sum by (endpoint)`) both sides"),
+))
+
+add(Exercise(
+    id="7.2", module="07-incident", kind="interpret", answer_type="choice",
+    question="Half of the requests were made to fail (`rate` injected), the client saw a "
+             "somewhat different share, and Prometheus's 1-minute share is **lower than both**. "
+             "Why is Prometheus's number the lowest?",
+    options={"a": "the 1-minute window also holds requests from before the fault was switched "
+                  "on, which all succeeded: they dilute the share",
+             "b": "Prometheus missed some failed requests between scrapes",
+             "c": "`rate` extrapolates the 5xx series more than the total",
+             "d": "the client counted some failures twice"},
+    hint="Over which stretch of time does `rate(...[1m])` at the moment `after` count requests? "
+         "When was the fault switched on, and did the endpoint serve requests before that?",
+    why="The injected rate is a probability; the client's share is one binomial draw of it "
+        "(tens of requests, so a few points off). Prometheus's share covers the whole minute "
+        "before `after`, including the endpoint's requests before the fault, which all "
+        "succeeded. A window longer than the fault always dilutes it: detection and alerting "
+        "(module 5) live with that.",
+    mistakes=choice_advice({
+        "b": "A counter keeps counting between scrapes, so a request shows at the next scrape. "
+             "A series born inside the window (the endpoint's first 500 creates its 5xx series: "
+             "the lab does not create it ahead) has no sample before its first; `rate` "
+             "extrapolates it back towards zero, an estimate at its average pace. That is off "
+             "by a request or two at most, not the gap between the shares here.",
+        "c": "Each side is extrapolated from its own samples: the factors are close, not equal "
+             "(a series born inside the window is extended back to where it would be zero, the "
+             "others to the window's edges), a small effect next to this gap.",
+        "d": "The client counted each answer once; it matches the access log exactly.",
+    }),
+    solution="a",
+))
+
+
+# 7.3, 7.4 The blind incident of a seed: its fault kind and endpoint (derived from the seed).
+def blind_kind(seed: int, duration: float) -> str:
+    """The fault kind the seed draws."""
+    from curriculum import blind_incident
+
+    return blind_incident.plan(seed, duration).kind
+
+
+def blind_endpoint(seed: int, duration: float) -> str:
+    """The endpoint the seed's fault hits ('*' for slow_db)."""
+    from curriculum import blind_incident
+
+    return blind_incident.plan(seed, duration).endpoint or blind_incident.ALL_ENDPOINTS
+
+add(Exercise(
+    id="7.3", module="07-incident", kind="interpret", answer_type="choice",
+    question="Your diagnosis of the blind incident, part 1: **what kind of fault** was it?",
+    options={"error_rate": "one endpoint answered some requests with 500",
+             "latency": "one endpoint became slow but kept answering",
+             "slow_db": "every endpoint that reads the database became slow at once"},
+    hint="Errors or latency? Look at the error share by endpoint and the p95 by endpoint over "
+         "the incident's minutes. One endpoint or all of them? In a slow request's trace, is "
+         "the database span long, or the server span itself?",
+    why="Each kind leaves its own fingerprint: 5xx answers on one endpoint (error_rate); one "
+        "endpoint slower with short child spans (latency, an injected delay in the app); "
+        "every database-reading endpoint slower at once with a long database span (slow_db). "
+        "Form a hypothesis from the metric, then confirm it in the logs and a trace.",
+    mistakes=choice_advice({
+        "error_rate": "Were there really 5xx answers? Compare the error share with the minutes "
+                      "before the incident: a latency fault answers 200, only slowly.",
+        "latency": "Were the errors or the slowness on one endpoint only? If several endpoints "
+                   "slowed together, the cause is shared; if there were 5xx, it is errors.",
+        "slow_db": "Did every database-reading endpoint slow down, and is the database span "
+                   "the long one in their traces? If only one endpoint changed, the fault is "
+                   "local to it.",
+    }),
+    solution=blind_kind,
+    # Seed 7 draws a slow_db fault (curriculum.blind_incident.plan): every endpoint, `*`.
+    answers=answers("slow_db", "SLOW_DB", "latency", advice="the cause is shared",
+                    context=("seed", "duration"), given={"seed": 7, "duration": 300}),
+))
+
+add(Exercise(
+    id="7.4", module="07-incident", kind="interpret", answer_type="choice",
+    question="Part 2: **which endpoint** did the fault hit? (`*` if it hit every endpoint that "
+             "reads the database.)",
+    options={"todos.index": "the HTML list page (`GET /`)",
+             "todos.add": "adding a todo from the page (`POST /add`)",
+             "api.list_todos": "the JSON list (`GET /api/todos`)",
+             "api.create_todo": "creating a todo through the API (`POST /api/todos`)",
+             "todos.toggle": "toggling a todo from the page",
+             "*": "every endpoint that reads the database"},
+    hint="Break the symptom down `by (endpoint)` and compare each endpoint with the minutes "
+         "before the incident. In the log, group the incident's access lines by endpoint.",
+    why="A symptom summed over all endpoints says *that* something broke; the same query "
+        "`by (endpoint)` says *where*. Compare each endpoint with its own normal, not with the "
+        "others: a page that is always slower than the API is not the culprit unless it changed.",
+    mistakes=choice_advice({key: "Compare this endpoint's error share and p95 during the "
+                             "incident with its own minutes before: did it change? Then check "
+                             "the others `by (endpoint)`." for key in (
+                                 "todos.index", "todos.add", "api.list_todos", "api.create_todo",
+                                 "todos.toggle", "*")}),
+    solution=blind_endpoint,
+    answers=answers("*", " * ", "api.list_todos", advice="by (endpoint)",
+                    context=("seed", "duration"), given={"seed": 7, "duration": 300}),
+))
+
+
+# The blind incident's window (not an exercise of the bank: graded by
+# curriculum.blind_incident.answer with its own tolerance): when the fault went on and off.
+def blind_window(run: Any) -> tuple[str, str]:
+    """(start, end) of the run's fault, ISO 8601."""
+    return run.fault_on.isoformat(), run.fault_off.isoformat()
+
+
+add_reference("blind-window", blind_window)
