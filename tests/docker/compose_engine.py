@@ -288,11 +288,14 @@ def test_prometheus_sees_every_target_up(running: Stack) -> None:
 
 
 def test_a_recorded_load_run_and_every_notebook_run_in_the_jupyter_container(running: Stack) -> None:
-    """`lab load` against the stack (with a fault window), then every notebook, unchanged."""
-    load = running.compose("exec", "-T", "-e", "LOAD_WAIT=0.2,0.8", "jupyter", "python", "-m",
-                           "lab.cli", "load", "--users", "8", "--duration", "60",
+    """`lab load` against the stack (with a fault window), its profile from the LOAD_* settings of
+    the container's environment, then every notebook, unchanged."""
+    settings = ["-e", "LOAD_WAIT=0.2,0.8", "-e", "LOAD_USERS=8", "-e", "LOAD_DURATION=60", "-e",
+                "LOAD_SPAWN_RATE=4", "-e", "LOAD_SHAPE=steady"]
+    load = running.compose("exec", "-T", *settings, "jupyter", "python", "-m", "lab.cli", "load",
                            "--fault", "error_rate.api.list_todos=0.2", timeout=600, check=False)
     assert load.returncode == 0, load.stdout + load.stderr
+    assert "load run: shape=steady users=8 duration=60s" in load.stdout, load.stdout
     assert "run recorded: /var/lib/todo/reports/last-run.json" in load.stdout
     notebooks = running.compose("exec", "-T", "jupyter", "python", "-m", "lab.cli", "notebook", "--run",
                                 timeout=1800, check=False)
