@@ -1,7 +1,8 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Make sure PostgreSQL (127.0.0.1:5432) and Redis (127.0.0.1:6379) answer, for the tests.
 # Starts them when installed but stopped; installs them from Debian's packages when absent.
-set -euo pipefail
+# POSIX sh (dash, macOS's bash 3.2).
+set -eu
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 
 pg_up() { pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; }
@@ -24,7 +25,8 @@ if ! redis_up; then
   $SUDO redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" \
     --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
-for _ in $(seq 1 50); do pg_up && redis_up && break; sleep 0.2; done
+tries=0
+while [ $tries -lt 50 ]; do pg_up && redis_up && break; sleep 0.2; tries=$((tries + 1)); done
 pg_up || { echo "PostgreSQL does not answer on 127.0.0.1:5432" >&2; exit 1; }
 redis_up || { echo "Redis does not answer on 127.0.0.1:6379" >&2; exit 1; }
 
