@@ -18,7 +18,7 @@ from pathlib import Path
 import requests
 
 from app.observability import names
-from stack import alertmanager_config, prometheus_config
+from stack import alertmanager_config, prometheus_config, versions
 from stack.config import LOCAL, LabConfig
 from stack.errors import StackError
 
@@ -238,7 +238,8 @@ SERVICE_NAMES = tuple(service.name for service in build(LabConfig.from_env({})))
 
 
 def resolve_binary(service: Service, config: LabConfig) -> list[str]:
-    """argv with its program found on PATH; a clear message naming the package if absent."""
+    """argv with its program found on PATH, and the flags its version needs (stack/versions.py);
+    a clear message naming the package if absent or too old."""
     if not service.package:
         return service.argv
     found = shutil.which(service.argv[0], path=config.env.get("PATH", os.defpath))
@@ -247,7 +248,7 @@ def resolve_binary(service: Service, config: LabConfig) -> list[str]:
             f"{service.argv[0]} not found on PATH: install the Debian package "
             f"'{service.package}' (sudo apt-get install {service.package})"
         )
-    return [found, *service.argv[1:]]
+    return versions.argv_for(service.name, [found, *service.argv[1:]])
 
 
 def by_name(config: LabConfig) -> dict[str, Service]:

@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 
-from lab.commands.doctor import system_programs
+from lab.commands.doctor import system_programs, version_finding
+from stack import topology, versions
 from stack.config import PORT_DEFAULTS, LabConfig
-from tests.support.processes import ROOT, free_port
+from stack.errors import StackError
+from tests.support.processes import ROOT, free_port, wait_until
 
 
 def doctor(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -96,3 +99,90 @@ def test_docker_blocks_only_when_the_room_uses_it(tmp_path: Path, required: bool
     result = doctor(tmp_path, *(["--docker"] if required else []), PATH=str(bare))
     assert result.returncode == (1 if required else 0), result.stdout
     assert lines(result)["docker"].startswith("FAIL" if required else "warn")
+
+
+# --- the versions of the system programs (stack/versions.py) --------------------------------
+
+@pytest.mark.parametrize(("said", "version"), [
+    ("prometheus, version 2.42.0+ds (branch: debian/sid, revision: 2.42.0+ds-5+deb12u1)", (2, 42, 0)),
+    ("prometheus, version 2.31.1 (branch: HEAD, revision: 411021ada9ab41095923b8d2df9365b632fd40c3)",
+     (2, 31, 1)),
+    ("v2.6.2 h1:wKoFIxpmOJLGWLJ/NNmyTCBeh4lVXNl1nYqKjZHzDAk=", (2, 6, 2)),
+    ("2.4.6", (2, 4, 6)),
+    ("alertmanager, version 0.25.0 (branch: debian/sid, revision: 0.25.0-1+b4)", (0, 25, 0)),
+    ("caddy: command not found", None),
+])
+def test_a_version_is_read_from_what_each_program_says(said: str, version: tuple[int, ...] | None) -> None:
+    assert versions.parse_version(said) == version
+
+
+@pytest.mark.parametrize(("name", "version", "status", "says"), [
+    ("prometheus", (2, 24, 1), "FAIL", "prometheus 2.24.1 is too old for the lab (the @ modifier needs 2.25"),
+    ("prometheus", (2, 25, 0), "ok", "2.25.0; `lab up` adds --enable-feature=promql-at-modifier"),
+    ("prometheus", (2, 32, 1), "ok", "2.32.1; `lab up` adds --enable-feature=promql-at-modifier"),
+    ("prometheus", (2, 33, 0), "ok", "2.33.0"),
+    ("prometheus", (3, 1, 0), "ok", "3.1.0"),
+    ("alertmanager", (0, 21, 0), "FAIL", "alertmanager 0.21.0 is too old for the lab"),
+    ("alertmanager", (0, 25, 0), "ok", "0.25.0"),
+    ("caddy", (2, 4, 6), "FAIL", "caddy 2.4.6 is too old for the lab (the metrics option"),
+    ("caddy", (2, 6, 2), "ok", "2.6.2"),
+    ("caddy", None, "warn", "did not say its version"),
+])
+def test_doctor_holds_each_version_against_what_the_lab_uses(name: str, version: tuple[int, ...] | None,
+                                                               status: str, says: str) -> None:
+    finding = version_finding(name, version, f"/usr/bin/{name}")
+    assert finding.status == status and says in finding.line(), finding.line()
+    if status == "FAIL":
+        assert "fix: " in finding.line()
+
+
+def _fake_prometheus(directory: Path, version: str) -> Path:
+    """A fake `prometheus` that only says its version (no old Prometheus can be installed here)."""
+    directory.mkdir(exist_ok=True)
+    fake = directory / "prometheus"
+    fake.write_text(f"#!/bin/sh\necho 'prometheus, version {version} (branch: HEAD)'\n", encoding="utf-8")
+    fake.chmod(0o755)
+    return fake
+
+
+def test_the_launcher_turns_on_what_an_older_prometheus_needs_or_refuses_it(tmp_path: Path) -> None:
+    """`lab up` starts Prometheus with the @ modifier's flag where the version needs it, and
+    stops with one line saying what to install where it is too old."""
+    config = LabConfig.from_env({"PATH": str(tmp_path / "bin"), "VAR_DIR": str(tmp_path / "var")})
+    prometheus = topology.by_name(config)["prometheus"]
+    _fake_prometheus(tmp_path / "bin", "2.30.3")
+    assert topology.resolve_binary(prometheus, config)[-1] == versions.AT_FLAG
+    _fake_prometheus(tmp_path / "bin", "2.45.0")
+    assert versions.AT_FLAG not in topology.resolve_binary(prometheus, config)
+    _fake_prometheus(tmp_path / "bin", "2.20.0")
+    with pytest.raises(StackError, match=r"^prometheus 2\.20\.0 is too old for the lab .*install a newer "
+                                         r"'prometheus'$"):
+        topology.resolve_binary(prometheus, config)
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="Debian's prometheus is needed")
+def test_a_real_prometheus_accepts_the_flag_the_launcher_may_add(tmp_path: Path) -> None:
+    """The flag is a no-op on this Prometheus (2.42) and a Prometheus given it starts and serves
+    a query with @: the argv the launcher builds for 2.25-2.32 is one Prometheus takes."""
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text("global: {scrape_interval: 5s}\n", encoding="utf-8")
+    proc = subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                             f"--storage.tsdb.path={tmp_path / 'data'}",
+                             f"--web.listen-address=127.0.0.1:{port}", versions.AT_FLAG],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def answers() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/-/ready", timeout=2).status_code == 200
+            except requests.RequestException:
+                return False
+
+        wait_until(answers, 60, "Prometheus started with the flag")
+        # A subquery pinned to a moment (@ applies to selectors and subqueries).
+        pinned = {"query": "count_over_time(vector(1)[1m:10s] @ 1000)"}
+        query = requests.get(f"http://127.0.0.1:{port}/api/v1/query", params=pinned, timeout=5).json()
+        assert query["status"] == "success", query
+        assert float(query["data"]["result"][0]["value"][1]) >= 6, query  # 6 or 7 steps by version
+    finally:
+        proc.terminate()
+        proc.wait(30)

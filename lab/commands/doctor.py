@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from stack import launch, processes, topology
+from stack import alertmanager_config, launch, processes, topology, versions
 from stack.config import LabConfig
 from stack.ports import port_in_use, port_owner
 
@@ -42,7 +42,7 @@ class Finding:
 
     def line(self) -> str:
         """The one line printed for this check."""
-        text = f"{self.status:<4}  {self.name:<18}  {self.detail}"
+        text = f"{self.status:<4}  {self.name:<20}  {self.detail}"
         return f"{text}; fix: {self.fix}" if self.fix and self.status != "ok" else text
 
 
@@ -97,8 +97,37 @@ def system_programs(config: LabConfig) -> dict[str, str]:
     """The system programs the lab needs, each with its Debian package, as the installer lists
     them (stack/install-system-deps.sh, its `wanted` table before the tests' additions)."""
     script = (config.root / "stack" / "install-system-deps.sh").read_text(encoding="utf-8")
-    table = script.split("declare -A wanted=(", 1)[1].split("\n)", 1)[0]
-    return dict(re.findall(r"^\s*\[([\w.+-]+)\]=([\w.+-]+)", table, re.MULTILINE))
+    found = re.search(r'^wanted="([^"]*)"', script, re.MULTILINE)
+    if found is None:
+        raise ValueError("stack/install-system-deps.sh has no wanted=\"command:package ...\" line")
+    return dict(pair.split(":", 1) for pair in found.group(1).split())
+
+
+def version_finding(name: str, version: versions.Version | None, program: str) -> Finding:
+    """What the lab makes of a system program's version (stack/versions.py)."""
+    label = f"{name} version"
+    if version is None:
+        return Finding(label, "warn", f"{program} did not say its version",
+                       "the lab assumes a recent one; `lab up` stops with a clear line if not")
+    refused = versions.problem(name, version)
+    if refused:
+        return Finding(label, "FAIL", refused.split(": install", 1)[0],
+                       install_line(versions.NEEDS[name].package, os.defpath))
+    flags = versions.extra_flags(name, version)
+    if flags:
+        return Finding(label, "ok", f"{versions.shown(version)}; `lab up` adds {' '.join(flags)}")
+    return Finding(label, "ok", versions.shown(version))
+
+
+def check_versions(config: LabConfig) -> Iterator[Finding]:
+    """The installed Prometheus, Alertmanager and Caddy against what the lab uses of them."""
+    path = config.env.get("PATH", os.defpath)
+    programs = {"prometheus": "prometheus", "alertmanager": alertmanager_config.binary(config),
+                "caddy": "caddy"}
+    for name, program in programs.items():
+        found = shutil.which(program, path=path)
+        if found:  # a missing one is check_binaries' to report
+            yield version_finding(name, versions.version_of(found), found)
 
 
 def check_binaries(config: LabConfig) -> Iterator[Finding]:
@@ -205,7 +234,8 @@ def findings(config: LabConfig, docker_required: bool) -> list[Finding]:
     """Every check, in the order they are printed."""
     path = config.env.get("PATH", os.defpath)
     return [
-        check_python(config), check_disk(config), *check_binaries(config), *check_ports(config),
+        check_python(config), check_disk(config), *check_binaries(config), *check_versions(config),
+        *check_ports(config),
         *check_docker(path, docker_required), check_last_run(config), check_app(config),
     ]
 
