@@ -48,6 +48,11 @@ class PlannedFault:
     off_s: float
 
 
+def _say(line: str) -> None:
+    """A progress line, at once (a command says what it does at least every 10 s)."""
+    print(line, flush=True)
+
+
 def prometheus_client(config: LabConfig) -> prom.Prometheus:
     """The lab's Prometheus (PROMETHEUS_URL, else this lab's), with the lab's scrape interval."""
     return prom.Prometheus(config.environment.prometheus_url,
@@ -135,7 +140,8 @@ def recorded_load(config: LabConfig, profile: Profile,
     for switcher in switchers:
         switcher.start()
     try:
-        result = run_headless(config.environment.app_url, profile, out, extra_env, workers=workers)
+        result = run_headless(config.environment.app_url, profile, out, extra_env, workers=workers,
+                              progress=_say)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     finally:
@@ -154,7 +160,8 @@ def recorded_load(config: LabConfig, profile: Profile,
 def unrecorded_load(config: LabConfig, host: str, profile: Profile, workers: int = 0) -> None:
     """Locust alone against the app at host (not the lab's: nothing to record); reports as usual."""
     try:
-        result = run_headless(host, profile, config.environment.reports_dir, workers=workers)
+        result = run_headless(host, profile, config.environment.reports_dir, workers=workers,
+                              progress=_say)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     print(result.summary())

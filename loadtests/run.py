@@ -20,7 +20,8 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -165,17 +166,55 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# How often a run says how far it is: a command is never silent for 10 s.
+PROGRESS_EVERY_S = 5.0
+
+
+def requests_so_far(history_csv: Path) -> tuple[int, int]:
+    """(requests, failures) of the last "Aggregated" row Locust wrote in its history CSV (0, 0
+    before its first row)."""
+    try:
+        with open(history_csv, encoding="utf-8", newline="") as handle:
+            rows = [row for row in csv.DictReader(handle) if row.get("Name") == "Aggregated"]
+    except OSError:
+        return 0, 0
+    if not rows:
+        return 0, 0
+    return int(rows[-1].get("Total Request Count") or 0), int(rows[-1].get("Total Failure Count") or 0)
+
+
+def _wait(proc: subprocess.Popen[bytes], limit: float, duration: float, history_csv: Path,
+          progress: Callable[[str], None] | None) -> int:
+    """proc's exit status, telling progress how far the run is meanwhile; TimeoutExpired past limit."""
+    if progress is None:
+        return proc.wait(timeout=limit)
+    began = time.monotonic()
+    while True:
+        try:
+            return proc.wait(timeout=PROGRESS_EVERY_S)
+        except subprocess.TimeoutExpired:
+            elapsed = time.monotonic() - began
+            if elapsed >= limit:
+                raise
+            requests, failures = requests_so_far(history_csv)
+            left = max(0.0, duration - elapsed)
+            progress(f"load: {elapsed:.0f} s of {duration:.0f} s ({left:.0f} s left), "
+                     f"{requests} requests so far, {failures} failed")
+
+
 def run_headless(
     host: str,
     profile: Profile,
     reports_dir: Path = Path("reports"),
     extra_env: Mapping[str, str] | None = None,
     workers: int = 0,
+    progress: Callable[[str], None] | None = None,
 ) -> LoadRunResult:
     """Run the lab's locustfile headless against host with profile (made once, by
     loadtests.shapes.profile_from or make_profile) and return its reports and figures.
 
-    workers: 0 runs one Locust process; N > 0 a master and N worker processes.
+    workers: 0 runs one Locust process; N > 0 a master and N worker processes. progress, when
+    given, is told every PROGRESS_EVERY_S how far the run is (elapsed, left, requests so far).
     """
     if workers < 0:
         raise ValueError(f"workers must be 0 (one process) or more, not {workers}")
@@ -217,8 +256,9 @@ def run_headless(
             start_new_session=True,
         )
         limit = profile.duration + STOP_TIMEOUT_SECONDS + STARTUP_GRACE_SECONDS
+        history = prefix.with_name(prefix.name + "_stats_history.csv")
         try:
-            returncode = proc.wait(timeout=limit)
+            returncode = _wait(proc, limit, profile.duration, history, progress)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(10)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -234,16 +235,23 @@ def test_lab_load_of_another_host_runs_and_prints_the_figures(
     stack: Running, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`lab load --host URL` loads any deployment of the app (here a stack the lab did not
-    start), unrecorded, and says where the reports are; what it cannot do it refuses."""
+    start), unrecorded, says how far it is while it runs and where the reports are at the
+    end; what it cannot do it refuses."""
     from lab.cli import main as lab_main
 
     monkeypatch.setenv("VAR_DIR", str(tmp_path / "var"))
     monkeypatch.setenv("LAB_REPORTS_DIR", str(tmp_path / "reports"))
     code = lab_main(["load", "--host", stack.web.url, "--shape", "steady", "--users", "2",
-                     "--duration", "5"])
+                     "--duration", "12"])
     out = capsys.readouterr().out
     assert code == 0
     assert "failures=0 " in out and "p95=" in out and "run recorded" not in out
+    # Never silent while Locust runs: a line every few seconds, with the requests so far.
+    said = [re.fullmatch(r"load: (\d+) s of 12 s \((\d+) s left\), (\d+) requests so far, 0 failed", line)
+            for line in out.splitlines() if line.startswith("load: ")]
+    assert len(said) >= 2 and all(said), out
+    elapsed = [int(m.group(1)) for m in said if m]
+    assert elapsed == sorted(elapsed) and int(said[-1].group(3)) > 0, out  # type: ignore[union-attr]
     assert list((tmp_path / "reports").glob("load-*-steady.html"))
     assert not (tmp_path / "reports" / "last-run.json").exists()
     assert lab_main(["load", "--host", stack.web.url, "--users", "-1"]) == 2
