@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from analysis import prom
-from analysis.lab_context import FaultWindow, RunRecord, quiet_edge, write_run
+from analysis.lab_context import FaultWindow, LabContext, RunRecord, quiet_edge, write_run
 from app.faults import FaultError, parse_assignment
 from lab.errors import LabError
-from loadtests.run import LoadRunError, run_headless
+from loadtests.run import LOCUSTFILE, LoadRunError, run_headless
 from loadtests.shapes import Profile, profile_from
 from stack import launch, processes, topology
 from stack.config import LabConfig
@@ -189,7 +189,57 @@ def run_load(config: LabConfig, options: argparse.Namespace) -> None:
             raise LabError("--host loads another app: its faults are not the lab's to switch", 2)
         unrecorded_load(config, host, profile, workers=options.workers)
         return
-    faults = workshop_faults(profile.duration) if workshop else \
-        [parse_fault(options.fault, options.fault_window, profile.duration)] if options.fault else []
-    extra = {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT} if workshop else None
-    recorded_load(config, profile, faults, extra_env=extra, workers=options.workers)
+    if workshop:
+        recorded_load(config, profile, workshop_faults(profile.duration), extra_env=_workshop_wait(config),
+                      workers=options.workers)
+        return
+    faults = [parse_fault(options.fault, options.fault_window, profile.duration)] if options.fault else []
+    recorded_load(config, profile, faults, workers=options.workers)
+
+
+def _workshop_wait(config: LabConfig) -> dict[str, str]:
+    """The workshop run's think time (LOAD_WAIT wins)."""
+    return {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT}
+
+
+def workshop_run(config: LabConfig) -> RunRecord:
+    """The run every module needs, as `lab load --faults workshop` records it."""
+    profile = profile_from({**config.env, "LOAD_USERS": str(WORKSHOP_USERS),
+                            "LOAD_DURATION": str(WORKSHOP_DURATION)})
+    return recorded_load(config, profile, workshop_faults(profile.duration), extra_env=_workshop_wait(config))
+
+
+def has_workshop_run(config: LabConfig) -> RunRecord | None:
+    """The recorded run, when it is the workshop's (its error and latency windows) against this
+    lab's app; None otherwise (no run, a plain one, or one of another stack)."""
+    try:
+        record = LabContext(config.environment).last_run()
+    except (FileNotFoundError, ValueError, KeyError):
+        return None
+    kinds = {window.name.split(".")[0] for window in record.faults}
+    workshop = {"error_rate", "latency"} <= kinds
+    return record if workshop and record.host == config.environment.app_url else None
+
+
+# Gentle traffic between the exercises: two users thinking 2 to 6 s, all day (stopped by `lab down`).
+TRAFFIC = "traffic"
+TRAFFIC_USERS = 2
+TRAFFIC_WAIT = "2,6"
+
+
+def start_traffic(config: LabConfig) -> int:
+    """Locust in the background against the lab's app, recorded in var/run/traffic.pid like the
+    services (so `lab down` and `lab status` know it); its pid (the running one's if any)."""
+    record = processes.read_pid(config.run_dir, TRAFFIC)
+    if record is not None and record.matches():
+        return record.pid
+    processes.remove_pid(config.run_dir, TRAFFIC)
+    argv = [str(config.bin_dir / "python"), "-m", "locust", "-f", str(LOCUSTFILE), "--headless",
+            "--host", config.environment.app_url, "--shape", "steady",
+            "--shape-users", str(TRAFFIC_USERS), "--shape-spawn-rate", "1",
+            "--shape-duration", str(24 * 3600), "--only-summary"]
+    env = {**config.env, "LOAD_WAIT": TRAFFIC_WAIT,
+           "PYTHONPATH": str(config.root)}
+    popen, _ = processes.start_detached(TRAFFIC, argv, env, config.root, config.log_dir / "traffic.log",
+                                        config.run_dir, 0)
+    return popen.pid

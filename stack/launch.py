@@ -26,8 +26,8 @@ from stack.topology import Service
 
 DEFAULT_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 25.0  # above gunicorn's graceful_timeout, so in-flight requests finish
-# Started on demand by other commands (`lab notebook`), stopped by `down()` all the same.
-ON_DEMAND = ("jupyter",)
+# Started on demand by other commands (`lab notebook`, `lab day`'s traffic), stopped by `down()` all the same.
+ON_DEMAND = ("traffic", "jupyter")
 
 Say = Callable[[str], None]
 

@@ -28,6 +28,8 @@ class Entry:
 
 # In `lab --help` order. Module paths are relative to this package.
 COMMANDS: dict[str, Entry] = {
+    "day": Entry("day", "the workshop day in one command: the stack, JupyterLab on your copies, "
+                        "the run the modules need, gentle traffic"),
     "up": Entry("up", "migrate, start web, worker, Caddy, Alertmanager with its receiver and "
                       "Prometheus, wait until healthy"),
     "status": Entry("status", "show each service's pid, port and health"),

@@ -1,0 +1,62 @@
+"""`lab day`: the workshop day in one command, for a learner at the start of the day.
+
+In order, each step saying what it does (none silent for 10 s):
+1. the stack (`lab up`), unless it runs;
+2. the learner's working copies and JupyterLab on them (`lab notebook`): open it and read
+   00-setup while the next step runs;
+3. the run every module needs, with the workshop's faults (`lab load --faults workshop`, five
+   minutes), unless this lab has recorded it already;
+4. gentle background traffic (two Locust users, all day) for the learner's own exploration;
+then where everything is. `lab down` stops all of it. Run again, it starts only what is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from lab import jupyter, loadrun
+from stack import launch, topology
+from stack.config import LabConfig
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    """`lab day [--timeout S]`."""
+    parser.add_argument("--timeout", type=float, default=launch.DEFAULT_TIMEOUT_S,
+                        help="seconds to wait for the stack to be healthy (default %(default)g)")
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr if line.startswith("stopping") else sys.stdout, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    """The day's steps; idempotent."""
+    began = time.monotonic()
+    config = LabConfig.from_env()
+    _say("1/4  the stack")
+    started = launch.up(config, args.timeout, _say)
+    _say(f"     {'up' if started else 'already up'}: {len(topology.build(config))} services healthy")
+    _say("2/4  your working copies and JupyterLab (open it now: 00-setup while the run records)")
+    jupyter.prepare_copies(config, None)
+    notebooks = jupyter.start(config)
+    _say(f"     JupyterLab        {notebooks}")
+    _say(f"3/4  the workshop's run ({loadrun.WORKSHOP_DURATION // 60} minutes, with its faults)")
+    recorded = loadrun.has_workshop_run(config)
+    if recorded is not None:
+        _say(f"     already recorded: {recorded.start:%H:%M} to {recorded.end:%H:%M} UTC")
+    else:
+        loadrun.workshop_run(config)
+    _say("4/4  gentle background traffic")
+    pid = loadrun.start_traffic(config)
+    _say(f"     {loadrun.TRAFFIC_USERS} users (pid {pid}), log {config.log_dir / 'traffic.log'}")
+    _say(f"\nyour lab is ready ({time.monotonic() - began:.0f} s):")
+    _say(f"  {'JupyterLab':<17} {notebooks}")
+    _say(f"  {'the app':<17} {config.environment.app_url}/")
+    _say(f"  {'Prometheus':<17} {config.environment.prometheus_url}/")
+    _say(f"  {'Alertmanager':<17} {config.environment.alertmanager_url}/")
+    _say(f"  {'recorded run':<17} {config.environment.reports_dir / 'last-run.json'}")
+    _say(f"  {'logs':<17} {config.log_dir}")
+    _say("`lab down` stops everything")
+    return 0
