@@ -79,3 +79,21 @@ def test_an_exercise_asks_first_and_gives_nothing_away(path: Path, exercise_id: 
         written = " ".join(solution.split())
         assert not any(written in " ".join(c.source.split()) for c in before), \
             "the solution is written out above the exercise"
+    # What a right answer teaches (its `why`) is not stated above: else the text answers it.
+    said = _plain(" ".join(c.source for c in before))
+    for sentence in re.split(r"(?<=[.:;])\s+", EXERCISES[exercise_id].why):
+        lesson = _plain(sentence)
+        assert len(lesson) <= 40 or lesson not in said, f"stated above the exercise: {sentence}"
+
+
+def _plain(text: str) -> str:
+    """Text without markdown emphasis and with single spaces, lower case: how a sentence reads."""
+    return re.sub(r"[\s`*_]+", " ", text).strip().lower()
+
+
+def test_the_check_for_a_lesson_stated_above_catches_one() -> None:
+    """The why-check above on a planted notebook text: a sentence of 1.1's why, restyled."""
+    why = EXERCISES["1.1"].why
+    sentence = next(s for s in re.split(r"(?<=[.:;])\s+", why) if len(_plain(s)) > 40)
+    restyled = "**" + sentence.replace(" ", "  \n") + "**"
+    assert _plain(sentence) in _plain(f"Some text. {restyled} More text.")
