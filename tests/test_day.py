@@ -49,6 +49,9 @@ def test_the_day_in_one_command_on_a_fresh_lab(tmp_path: Path) -> None:
         # The gentle traffic reaches the app after the recorded run.
         running = launch.recorded(config)
         assert {TRAFFIC, "jupyter"} <= set(running), running
+        status = run_lab(env, "status")
+        assert status.code == 0, status.stdout
+        assert re.search(rf"^traffic\s+running\s+{running[TRAFFIC].pid}\s", status.stdout, re.M), status.stdout
         before = _requests_counted(config)
         time.sleep(20)
         assert _requests_counted(config) > before

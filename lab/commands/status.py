@@ -1,4 +1,5 @@
-"""`lab status`: each service's pid, port and health."""
+"""`lab status`: each service's pid, port and health, and what runs on demand (JupyterLab, the
+day's background traffic)."""
 
 from __future__ import annotations
 
@@ -28,4 +29,11 @@ def run(args: argparse.Namespace) -> int:
             label = "stale" if current.stale else "stopped"
         all_well = all_well and problem is None
         print(f"{service.name:<15} {label:<9} {pid:>7}  {port:>5}  {health}")
+    # Started on demand (`lab notebook`, `lab day`'s traffic): shown when recorded, never a fault.
+    for name in launch.ON_DEMAND:
+        record = processes.read_pid(config.run_dir, name)
+        if record is not None:
+            state = "running" if record.matches() else "stale"
+            port = str(record.port) if record.port else "-"
+            print(f"{name:<15} {state:<9} {record.pid:>7}  {port:>5}  -")
     return 0 if all_well else 3
