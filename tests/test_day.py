@@ -51,7 +51,8 @@ def test_the_day_in_one_command_on_a_fresh_lab(tmp_path: Path) -> None:
         assert {TRAFFIC, "jupyter"} <= set(running), running
         status = run_lab(env, "status")
         assert status.code == 0, status.stdout
-        assert re.search(rf"^traffic\s+running\s+{running[TRAFFIC].pid}\s", status.stdout, re.M), status.stdout
+        shown = rf"^traffic\s+running\s+{running[TRAFFIC].pid}\s"
+        assert re.search(shown, status.stdout, re.M), status.stdout
         before = _requests_counted(config)
         time.sleep(20)
         assert _requests_counted(config) > before

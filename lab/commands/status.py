@@ -34,6 +34,6 @@ def run(args: argparse.Namespace) -> int:
         record = processes.read_pid(config.run_dir, name)
         if record is not None:
             state = "running" if record.matches() else "stale"
-            port = str(record.port) if record.port else "-"
-            print(f"{name:<15} {state:<9} {record.pid:>7}  {port:>5}  -")
+            shown_port = str(record.port) if record.port else "-"
+            print(f"{name:<15} {state:<9} {record.pid:>7}  {shown_port:>5}  -")
     return 0 if all_well else 3
