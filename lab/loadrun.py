@@ -227,6 +227,16 @@ TRAFFIC_USERS = 2
 TRAFFIC_WAIT = "2,6"
 
 
+def stop_traffic(config: LabConfig) -> bool:
+    """Stop the background traffic if it runs (a recorded run needs quiet edges); True if it ran."""
+    record = processes.read_pid(config.run_dir, TRAFFIC)
+    if record is None:
+        return False
+    processes.stop([record], 10)
+    processes.remove_pid(config.run_dir, TRAFFIC)
+    return True
+
+
 def start_traffic(config: LabConfig) -> int:
     """Locust in the background against the lab's app, recorded in var/run/traffic.pid like the
     services (so `lab down` and `lab status` know it); its pid (the running one's if any)."""
