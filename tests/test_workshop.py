@@ -105,5 +105,5 @@ def test_a_jupyterlab_left_running_on_the_tracked_notebooks_is_not_reused(
     procs.write_pid(config.run_dir, procs.PidRecord("jupyter", me.pid, me.create_time(), 1,
                                                     ["jupyter", "lab", old_root]))
     assert main(["notebook"]) == 1
-    assert "`lab down` and `lab notebook` again" in capsys.readouterr().out
+    assert "`lab down` and `lab notebook` again" in capsys.readouterr().err  # an error: stderr
     assert procs.read_pid(config.run_dir, "jupyter") is not None  # nothing stopped or started

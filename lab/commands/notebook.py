@@ -29,7 +29,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                              "01-metrics) from the tracked notebooks; yours are moved aside")
     parser.add_argument("--copies-only", action="store_true",
                         help="make (or with --reset restore) the working copies and start nothing")
-    parser.add_argument("--run", nargs="?", const=True, default=None, metavar="OUT_DIR",
+    # dest is not "run": that is the command's function (lab/cli.py's set_defaults).
+    parser.add_argument("--run", nargs="?", const=True, default=None, metavar="OUT_DIR", dest="execute",
                         help="start nothing: run every tracked notebook headless with the exercises "
                              "answered, into OUT_DIR (default: a new folder of LAB_REPORTS_DIR), and "
                              "write an HTML report beside it; exit 1 if one failed")
@@ -39,10 +40,10 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Start JupyterLab unless it already runs; print its URL (or, --run, run the notebooks)."""
-    if args.run is not None:
+    if args.execute is not None:
         from curriculum.notebook_run import run_all
 
-        return run_all(None if args.run is True else Path(args.run))
+        return run_all(None if args.execute is True else Path(args.execute))
     config = LabConfig.from_env()
     jupyter.prepare_copies(config, args.reset)
     if args.copies_only:
