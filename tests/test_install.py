@@ -41,8 +41,9 @@ def test_make_test_adds_the_extras_held_to_the_lock(tmp_path: Path) -> None:
 def test_the_lab_needs_no_browser_and_the_tests_do(tmp_path: Path) -> None:
     """With the lab's programs present and no package manager: lab is content, test is not."""
     script = SYSTEM_DEPS.read_text(encoding="utf-8")
-    lab_programs = re.findall(r"^\s*\[([\w-]+)\]=", script.split("declare -A wanted=(", 1)[1]
-                              .split("\n)", 1)[0], re.MULTILINE)
+    table = re.search(r'^wanted="([^"]*)"', script, re.MULTILINE)
+    assert table, "the installer's wanted=\"command:package ...\" line"
+    lab_programs = [pair.split(":", 1)[0] for pair in table.group(1).split()]
     assert {"caddy", "prometheus"} <= set(lab_programs) and "chromium" not in lab_programs
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
