@@ -124,8 +124,24 @@ def _switch(switch: FaultSwitch, planned: PlannedFault, began: float, done: thre
 def recorded_load(config: LabConfig, profile: Profile,
                   fault: PlannedFault | Sequence[PlannedFault] | None = None,
                   extra_env: dict[str, str] | None = None, workers: int = 0) -> RunRecord:
-    """Run Locust between two quiet edges, with the fault(s) switched during it; record the run."""
+    """Run Locust between two quiet edges, with the fault(s) switched during it; record the run.
+    `lab day`'s background traffic is paused meanwhile (the edges must be quiet, and every
+    request of the run Locust's), and resumed after."""
     require_running(config)
+    paused = stop_traffic(config)
+    if paused:
+        _say("background traffic paused for the recorded run")
+    try:
+        return _recorded_load(config, profile, fault, extra_env, workers)
+    finally:
+        if paused:
+            start_traffic(config)
+            _say("background traffic resumed")
+
+
+def _recorded_load(config: LabConfig, profile: Profile,
+                   fault: PlannedFault | Sequence[PlannedFault] | None,
+                   extra_env: dict[str, str] | None, workers: int) -> RunRecord:
     client = prometheus_client(config)
     out = config.environment.reports_dir
     print("waiting for a quiet edge (a scrape before and after) ...", flush=True)

@@ -57,6 +57,18 @@ def test_the_day_in_one_command_on_a_fresh_lab(tmp_path: Path) -> None:
         time.sleep(20)
         assert _requests_counted(config) > before
 
+        # A later recorded run (the blind incident's traffic, say) pauses the background traffic:
+        # its edges stay quiet and every request of it is Locust's; then the traffic resumes.
+        later = run_lab(env, "load", "--users", "1", "--duration", "5", timeout=300)
+        assert later.code == 0, later.stdout + later.stderr
+        assert "background traffic paused for the recorded run" in later.stdout
+        assert "background traffic resumed" in later.stdout
+        running = launch.recorded(config)
+        assert running[TRAFFIC].matches()
+        last = tmp_path / "reports" / "last-run.json"
+        assert RunRecord.from_json(last.read_text(encoding="utf-8")).users == 1
+        last.write_text(record.to_json(), encoding="utf-8")  # the day's run again, for what follows
+
         again = run_lab(env, "day", timeout=300)
         assert again.code == 0, again.stdout + again.stderr
         assert "already up" in again.stdout and "already recorded" in again.stdout

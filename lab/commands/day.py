@@ -47,9 +47,7 @@ def run(args: argparse.Namespace) -> int:
     if recorded is not None:
         _say(f"     already recorded: {recorded.start:%H:%M} to {recorded.end:%H:%M} UTC")
     else:
-        if loadrun.stop_traffic(config):  # the run's edges must be quiet; it starts again below
-            _say("     background traffic paused for the run")
-        loadrun.workshop_run(config)
+        loadrun.workshop_run(config)  # pauses the day's traffic of an earlier `lab day` meanwhile
     _say("4/4  gentle background traffic")
     pid = loadrun.start_traffic(config)
     _say(f"     {loadrun.TRAFFIC_USERS} users (pid {pid}), log {config.log_dir / 'traffic.log'}")
