@@ -190,9 +190,8 @@ def run_load(config: LabConfig, options: argparse.Namespace) -> None:
     workshop = options.faults == "workshop"
     if workshop and options.fault:
         raise LabError("--faults workshop or --fault, not both", 2)
-    env = config.env
-    if workshop:  # the workshop's run: its users and length unless the command line says otherwise
-        env = {**env, "LOAD_USERS": str(WORKSHOP_USERS), "LOAD_DURATION": str(WORKSHOP_DURATION)}
+    # The workshop's run: its users and length unless the command line says otherwise.
+    env = workshop_settings(config) if workshop else config.env
     try:
         profile = profile_from(env, options.shape, options.users, options.spawn_rate, options.duration)
     except ValueError as exc:
@@ -206,23 +205,27 @@ def run_load(config: LabConfig, options: argparse.Namespace) -> None:
         unrecorded_load(config, host, profile, workers=options.workers)
         return
     if workshop:
-        recorded_load(config, profile, workshop_faults(profile.duration), extra_env=_workshop_wait(config),
+        recorded_load(config, profile, workshop_faults(profile.duration), extra_env=workshop_wait(config),
                       workers=options.workers)
         return
     faults = [parse_fault(options.fault, options.fault_window, profile.duration)] if options.fault else []
     recorded_load(config, profile, faults, workers=options.workers)
 
 
-def _workshop_wait(config: LabConfig) -> dict[str, str]:
-    """The workshop run's think time (LOAD_WAIT wins)."""
+def workshop_settings(config: LabConfig) -> dict[str, str]:
+    """The environment a workshop run's profile is made from: its users and length."""
+    return {**config.env, "LOAD_USERS": str(WORKSHOP_USERS), "LOAD_DURATION": str(WORKSHOP_DURATION)}
+
+
+def workshop_wait(config: LabConfig) -> dict[str, str]:
+    """The workshop run's think time (LOAD_WAIT wins), for `lab load`, `lab day` and `lab demo`."""
     return {"LOAD_WAIT": config.env.get("LOAD_WAIT") or WORKSHOP_WAIT}
 
 
 def workshop_run(config: LabConfig) -> RunRecord:
     """The run every module needs, as `lab load --faults workshop` records it."""
-    profile = profile_from({**config.env, "LOAD_USERS": str(WORKSHOP_USERS),
-                            "LOAD_DURATION": str(WORKSHOP_DURATION)})
-    return recorded_load(config, profile, workshop_faults(profile.duration), extra_env=_workshop_wait(config))
+    profile = profile_from(workshop_settings(config))
+    return recorded_load(config, profile, workshop_faults(profile.duration), extra_env=workshop_wait(config))
 
 
 def has_workshop_run(config: LabConfig) -> RunRecord | None:

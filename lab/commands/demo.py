@@ -53,9 +53,8 @@ def run(args: argparse.Namespace) -> int:
         planned = loadrun.workshop_faults(float(args.duration))
     elif args.fault.lower() != "none":
         planned = [loadrun.parse_fault(args.fault, args.fault_window, float(args.duration))]
-    wait = config.env.get("LOAD_WAIT") or loadrun.WORKSHOP_WAIT
     profile = make_profile(args.shape, args.users, None, args.duration)
-    record = loadrun.recorded_load(config, profile, planned, extra_env={"LOAD_WAIT": wait})
+    record = loadrun.recorded_load(config, profile, planned, extra_env=loadrun.workshop_wait(config))
     alerts_html = alert_section(config, record)
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
