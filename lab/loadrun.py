@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from analysis import prom
 from analysis.lab_context import FaultWindow, LabContext, RunRecord, quiet_edge, write_run
 from app.faults import FaultError, parse_assignment
+from lab.console import say
 from lab.errors import LabError
 from loadtests.run import LOCUSTFILE, LoadRunError, run_headless
 from loadtests.shapes import Profile, profile_from
@@ -46,11 +47,6 @@ class PlannedFault:
     value: float
     on_s: float
     off_s: float
-
-
-def _say(line: str) -> None:
-    """A progress line, at once (a command says what it does at least every 10 s)."""
-    print(line, flush=True)
 
 
 def prometheus_client(config: LabConfig) -> prom.Prometheus:
@@ -130,13 +126,13 @@ def recorded_load(config: LabConfig, profile: Profile,
     require_running(config)
     paused = stop_traffic(config)
     if paused:
-        _say("background traffic paused for the recorded run")
+        say("background traffic paused for the recorded run")
     try:
         return _recorded_load(config, profile, fault, extra_env, workers)
     finally:
         if paused:
             start_traffic(config)
-            _say("background traffic resumed")
+            say("background traffic resumed")
 
 
 def _recorded_load(config: LabConfig, profile: Profile,
@@ -157,7 +153,7 @@ def _recorded_load(config: LabConfig, profile: Profile,
         switcher.start()
     try:
         result = run_headless(config.environment.app_url, profile, out, extra_env, workers=workers,
-                              progress=_say)
+                              progress=say)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     finally:
@@ -177,7 +173,7 @@ def unrecorded_load(config: LabConfig, host: str, profile: Profile, workers: int
     """Locust alone against the app at host (not the lab's: nothing to record); reports as usual."""
     try:
         result = run_headless(host, profile, config.environment.reports_dir, workers=workers,
-                              progress=_say)
+                              progress=say)
     except (ValueError, LoadRunError) as exc:
         raise LabError(f"load run failed: {exc}") from None
     print(result.summary())

@@ -13,10 +13,10 @@ then where everything is. `lab down` stops all of it. Run again, it starts only 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
 from lab import jupyter, loadrun
+from lab.console import say
 from stack import launch, topology
 from stack.config import LabConfig
 
@@ -27,36 +27,32 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="seconds to wait for the stack to be healthy (default %(default)g)")
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr if line.startswith("stopping") else sys.stdout, flush=True)
-
-
 def run(args: argparse.Namespace) -> int:
     """The day's steps; idempotent."""
     began = time.monotonic()
     config = LabConfig.from_env()
-    _say("1/4  the stack")
-    started = launch.up(config, args.timeout, _say)
-    _say(f"     {'up' if started else 'already up'}: {len(topology.build(config))} services healthy")
-    _say("2/4  your working copies and JupyterLab (open it now: 00-setup while the run records)")
+    say("1/4  the stack")
+    started = launch.up(config, args.timeout, say)
+    say(f"     {'up' if started else 'already up'}: {len(topology.build(config))} services healthy")
+    say("2/4  your working copies and JupyterLab (open it now: 00-setup while the run records)")
     jupyter.prepare_copies(config, None)
     notebooks = jupyter.start(config)
-    _say(f"     JupyterLab        {notebooks}")
-    _say(f"3/4  the workshop's run ({loadrun.WORKSHOP_DURATION // 60} minutes, with its faults)")
+    say(f"     JupyterLab        {notebooks}")
+    say(f"3/4  the workshop's run ({loadrun.WORKSHOP_DURATION // 60} minutes, with its faults)")
     recorded = loadrun.has_workshop_run(config)
     if recorded is not None:
-        _say(f"     already recorded: {recorded.start:%H:%M} to {recorded.end:%H:%M} UTC")
+        say(f"     already recorded: {recorded.start:%H:%M} to {recorded.end:%H:%M} UTC")
     else:
         loadrun.workshop_run(config)  # pauses the day's traffic of an earlier `lab day` meanwhile
-    _say("4/4  gentle background traffic")
+    say("4/4  gentle background traffic")
     pid = loadrun.start_traffic(config)
-    _say(f"     {loadrun.TRAFFIC_USERS} users (pid {pid}), log {config.log_dir / 'traffic.log'}")
-    _say(f"\nyour lab is ready ({time.monotonic() - began:.0f} s):")
-    _say(f"  {'JupyterLab':<17} {notebooks}")
-    _say(f"  {'the app':<17} {config.environment.app_url}/")
-    _say(f"  {'Prometheus':<17} {config.environment.prometheus_url}/")
-    _say(f"  {'Alertmanager':<17} {config.environment.alertmanager_url}/")
-    _say(f"  {'recorded run':<17} {config.environment.reports_dir / 'last-run.json'}")
-    _say(f"  {'logs':<17} {config.log_dir}")
-    _say("`lab down` stops everything")
+    say(f"     {loadrun.TRAFFIC_USERS} users (pid {pid}), log {config.log_dir / 'traffic.log'}")
+    say(f"\nyour lab is ready ({time.monotonic() - began:.0f} s):")
+    say(f"  {'JupyterLab':<17} {notebooks}")
+    say(f"  {'the app':<17} {config.environment.app_url}/")
+    say(f"  {'Prometheus':<17} {config.environment.prometheus_url}/")
+    say(f"  {'Alertmanager':<17} {config.environment.alertmanager_url}/")
+    say(f"  {'recorded run':<17} {config.environment.reports_dir / 'last-run.json'}")
+    say(f"  {'logs':<17} {config.log_dir}")
+    say("`lab down` stops everything")
     return 0

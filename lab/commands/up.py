@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 
+from lab.console import say
 from stack import launch, topology
 from stack.config import LabConfig
 
@@ -16,11 +16,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--timeout", type=float, default=launch.DEFAULT_TIMEOUT_S,
         help=f"seconds to wait for everything to be healthy (default {launch.DEFAULT_TIMEOUT_S:g})",
     )
-
-
-def _say(line: str) -> None:
-    """Progress on stdout; the clean-up after a failure on stderr."""
-    print(line, file=sys.stderr if line.startswith("stopping") else sys.stdout, flush=True)
 
 
 def print_urls(config: LabConfig) -> None:
@@ -36,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     """Bring the lab up; idempotent."""
     began = time.monotonic()
     config = LabConfig.from_env()
-    started = launch.up(config, args.timeout, _say)
+    started = launch.up(config, args.timeout, say)
     elapsed = time.monotonic() - began
     verb = "is up" if started else "was already up"
     print(f"lab {verb}: all {len(topology.build(config))} services healthy in {elapsed:.1f} s")
