@@ -10,6 +10,8 @@ launcher, the analysis, the benchmarks and the tests.
       run/<service>.pid                what `lab up` started (pid + start time)
       prometheus/web, prometheus/worker   multiprocess metric files of each process family
       prometheus/prometheus.yml, prometheus/data   the local Prometheus: config and storage
+      room/room.sqlite                 the room service's state (`lab room serve`, facilitator)
+      room/joined.json, room/outbox.sqlite   a learner's room and verdicts not yet sent
 
 Reports (Locust's, the executed notebooks, the lab report) go to LAB_REPORTS_DIR, by
 default reports/ in the checkout.
@@ -110,6 +112,12 @@ class Layout:
     def prometheus_data(self) -> Path:
         """The local Prometheus's storage."""
         return self.var_dir / "prometheus" / "data"
+
+    @property
+    def room_dir(self) -> Path:
+        """The room: the service's database on a facilitator's laptop, the joined room and the
+        outbox of verdicts not yet sent on a learner's."""
+        return self.var_dir / "room"
 
     def state_dir(self, program: str) -> Path:
         """A directory of a program's own state (Caddy's XDG dirs, Jupyter's runtime)."""

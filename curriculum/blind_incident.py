@@ -284,6 +284,21 @@ def grade(run: Run, fault: str, endpoint: str, start: datetime, end: datetime,
     return Grade(run.seed, tuple(parts))
 
 
+def to_room(stage: str, seed: int, graded: Grade | None = None, **diagnosis: str) -> None:
+    """Tell the joined room (if any) where the learner is: "started", "over" or "answered"
+    (with the graded diagnosis). Queued in the background; never raises."""
+    try:
+        from room import client
+
+        status = "unanswered" if graded is None else "right" if graded.right else "wrong"
+        detail: dict[str, Any] = {"stage": stage, "seed": seed, **diagnosis}
+        if graded is not None:
+            detail["score"] = graded.score
+        client.push("incident", status, module="07-incident", source="incident", detail=detail)
+    except Exception:  # the room must never break the incident
+        return
+
+
 def answer(seed: int, fault: str, endpoint: str, start: str, end: str,
            var_dir: Path | None = None, scrape_interval_s: float | None = None,
            reveal: bool = False) -> Grade:
@@ -294,5 +309,7 @@ def answer(seed: int, fault: str, endpoint: str, start: str, end: str,
     context = LabContext.from_env()
     run = Run.load(var_dir or context.var_dir, seed)
     tolerance = WindowTolerance.for_lab(scrape_interval_s or context.scrape_interval_s)
-    return grade(run, fault, endpoint, parse_time(start, run.started), parse_time(end, run.started),
-                 tolerance, reveal)
+    graded = grade(run, fault, endpoint, parse_time(start, run.started), parse_time(end, run.started),
+                   tolerance, reveal)
+    to_room("answered", seed, graded, fault=fault, endpoint=endpoint, start=start, end=end)
+    return graded

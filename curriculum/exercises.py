@@ -394,7 +394,41 @@ def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:
     # The attempt's number (in this kernel) goes into the saved record: `lab progress` and a
     # facilitator see how many tries an exercise took.
     _ATTEMPTS[item.id] += 1
-    return replace(verdict, record={**verdict.record, "attempt": _ATTEMPTS[item.id]})
+    mistake = _mistake_name(item, verdict)
+    verdict = replace(verdict, record={**verdict.record, "attempt": _ATTEMPTS[item.id],
+                                       **({"mistake": mistake} if mistake else {})})
+    _to_room(verdict)
+    return verdict
+
+
+def _mistake_name(item: Exercise, verdict: Verdict) -> str:
+    """The name of the known mistake a wrong answer matched ("" when none): what the room
+    counts to tell a facilitator what to explain to everyone."""
+    if verdict.status != "wrong":
+        return ""
+    if item.answer_type == "choice":
+        return f"chose {verdict.answer}"
+    table = {**COMMON_PROMQL_MISTAKES, **dict(item.mistakes)}
+    for name, mistake in table.items():
+        if mistake.advice in verdict.advice:
+            return name
+    return ""
+
+
+def _to_room(verdict: Verdict) -> None:
+    """Queue the verdict for the room the learner joined (room/client.py); never raises, never
+    waits for the network, and headless runs that fill in the solutions send nothing."""
+    if filling():
+        return
+    try:
+        from room import client
+
+        mistake = str(verdict.record.get("mistake", ""))
+        client.push(verdict.exercise, verdict.status, module=str(verdict.record.get("module", "")),
+                    mistake=mistake, advice=verdict.advice[0] if mistake and verdict.advice else "",
+                    attempt=int(verdict.record.get("attempt", 0)))
+    except Exception:  # a full disk or a broken room file must not break the check cell
+        return
 
 
 # How many moments of a range a PromQL answer is compared at (besides its end).

@@ -3,7 +3,7 @@
     lab                                   the launcher's command line, on top
     bench                                 the benchmarks
     loadtests  curriculum                 the load runner; the workshop's exercises and graders
-    worker  analysis  stack               beside each other, none importing another
+    worker  analysis  stack  room         beside each other, none importing another
     app                                   the web app, at the bottom
 
 Nothing outside tests/ imports tests. Imports inside functions count as much as the others,
@@ -23,7 +23,7 @@ import pytest
 from tests.support.processes import ROOT
 
 LAYERS: dict[str, int] = {
-    "app": 0, "worker": 1, "analysis": 1, "stack": 1, "loadtests": 2, "curriculum": 2,
+    "app": 0, "worker": 1, "analysis": 1, "stack": 1, "room": 1, "loadtests": 2, "curriculum": 2,
     "bench": 3, "lab": 4,
 }
 # Calls that import a module named by a string, and calls that load one from a file.

@@ -53,6 +53,8 @@ COMMANDS: dict[str, Entry] = {
                                   "unanswered (--json for a facilitator)"),
     "alert-receiver": Entry("alert_receiver", "record Alertmanager's notifications (a service: "
                                               "`lab up` and compose start it)"),
+    "room": Entry("room", "a facilitator's live view of the room: `room serve` (facilitator), "
+                          "`room join URL CODE` (learner)"),
     "notebook": Entry("notebook", "JupyterLab on your working copies of the notebooks "
                                   "(--reset restores them; stopped by lab down)"),
 }

@@ -70,12 +70,14 @@ def _run_blind(args: argparse.Namespace, config: LabConfig) -> int:
     steps = [Step(incident.on_s, incident.faults, "on"), Step(incident.off_s, {}, "off")]
     run = blind_incident.Run(args.seed, args.duration, datetime.now(UTC))
     run.save(config.var_dir)
+    blind_incident.to_room("started", args.seed)
     print(f"blind incident {args.seed}: started {run.started:%H:%M:%S} UTC, lasts "
           f"{args.duration:g} s. Something will go wrong on its own; find what, where and when "
           "(metrics, logs, traces), then:\n"
           f"  lab incident answer --seed {args.seed} --fault KIND --endpoint NAME "
           "--start HH:MM:SS --end HH:MM:SS", flush=True)
     _apply(steps, args.duration, blind=True)
+    blind_incident.to_room("over", args.seed)
     print(f"blind incident {args.seed} over at {datetime.now(UTC):%H:%M:%S} UTC; no fault in force")
     return 0
 
@@ -94,6 +96,8 @@ def _answer(args: argparse.Namespace, config: LabConfig) -> int:
 
     tolerance = blind_incident.WindowTolerance.for_lab(float(SCRAPE_INTERVAL.removesuffix("s")))
     graded = blind_incident.grade(run, args.fault, args.endpoint, start, end, tolerance, args.reveal)
+    blind_incident.to_room("answered", args.seed, graded, fault=args.fault, endpoint=args.endpoint,
+                           start=args.start, end=args.end)
     print(json.dumps(graded.as_dict(), indent=1) if args.json else graded)
     return 0 if graded.right else 1
 

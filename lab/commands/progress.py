@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,7 @@ from stack.config import LOCAL, LabConfig
 
 if TYPE_CHECKING:
     from analysis.prom import Prometheus
+    from curriculum.progress import Graded
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="name written into the JSON (default: the user name)")
     parser.add_argument("--offline", action="store_true",
                         help="never ask Prometheus to re-evaluate a changed PromQL answer")
+    parser.add_argument("--push", action="store_true",
+                        help="send the verdicts to the room joined with `lab room join`")
     parser.add_argument("--room", nargs="+", type=Path, metavar="JSON",
                         help="facilitator: summarise learners' `lab progress --json` files")
 
@@ -71,6 +75,20 @@ def _room(files: list[Path]) -> int:
     return 0
 
 
+def _push(graded: list[Graded]) -> None:
+    """Send the answered exercises' statuses to the joined room, and say what arrived."""
+    from room import client
+
+    if client.membership() is None:
+        raise LabError("not in a room: `lab room join URL CODE --name NAME` first", 1)
+    for row in graded:
+        if row.status != "unanswered":
+            client.push(row.id, row.status, module=row.module, attempt=row.attempts, source="progress")
+    result = client.send()
+    print(f"room: sent {result.sent} verdict(s)"
+          + (f"; {result.pending} waiting ({result.error})" if result.pending else ""), file=sys.stderr)
+
+
 def run(args: argparse.Namespace) -> int:
     """Grade, then print a table (or JSON) and a one-line summary; or summarise a room."""
     from curriculum import notebook_run, progress
@@ -88,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
                            "first, or name the notebooks to grade", 1)
     graded = progress.grade(paths, _prometheus(config, args.offline))
     counts = progress.summary(graded)
+    if args.push:
+        _push(graded)
     if args.json:
         print(json.dumps({
             "learner": args.learner or getpass.getuser(),
