@@ -23,8 +23,10 @@ from typing import Any
 
 from app.layout import PROJECT_ROOT
 from bench import database, footprint, locust_rate, overhead, page, proxy, report, scale, scrape, turnaround
+from bench import room as room_bench
+from stack.heartbeat import heartbeat
 
-SECTIONS = ("overhead", "page", "proxy", "scrape", "footprint", "scale", "locust", "turnaround")
+SECTIONS = ("overhead", "page", "proxy", "scrape", "footprint", "scale", "locust", "turnaround", "room")
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 DEFAULT_JSON = PROJECT_ROOT / "var" / "bench" / "results.json"
 
@@ -72,6 +74,9 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
     if name == "turnaround":
         raw = turnaround.measure(tmp, quick)
         return raw, turnaround.render(raw)
+    if name == "room":
+        raw = room_bench.measure(tmp, room_bench.QUICK if quick else room_bench.FULL)
+        return raw, room_bench.render(raw)
     module, quick_plan, full_plan = ON_DATABASE[name]
     with database.private_database() as url:
         raw = module.measure(url, tmp, quick_plan if quick else full_plan)
@@ -81,7 +86,7 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
 RENDER: dict[str, Callable[[Any], str]] = {
     "overhead": overhead.render, "proxy": proxy.render, "scrape": scrape.render,
     "footprint": footprint.render, "scale": scale.render, "turnaround": turnaround.render,
-    "page": page.render, "locust": locust_rate.render,
+    "page": page.render, "locust": locust_rate.render, "room": room_bench.render,
 }
 
 
@@ -110,7 +115,8 @@ def run(args: argparse.Namespace, command: str = "python -m bench",
         for name in names:
             started = time.perf_counter()
             echo(f"bench: {name} ...")
-            raw[name], sections[name] = run_section(name, args.quick, Path(tmp) / name)
+            with heartbeat(f"bench: {name} still running", echo):
+                raw[name], sections[name] = run_section(name, args.quick, Path(tmp) / name)
             raw["load_average"].append(os.getloadavg()[0])
             echo(f"bench: {name} done in {time.perf_counter() - started:.0f} s")
             if args.what != "all":

@@ -139,6 +139,7 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "page": "The page",
         "locust": "Load generator: one Locust process and several",
         "turnaround": "Lab turnaround (`make lab`)",
+        "room": "The room service: thirty learners",
     }
     for name, body in sections.items():
         parts += [f"## {titles.get(name, name)}", "", body, ""]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,6 +18,8 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+
+from stack.heartbeat import heartbeat, say_now
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR = ROOT / "notebooks"
@@ -60,15 +62,25 @@ def ensure_kernel() -> str:
 
 
 def execute(source: Path, executed: Path, env: Mapping[str, str],
-            timeout_s: int = CELL_TIMEOUT_S) -> NotebookOutcome:
+            timeout_s: int = CELL_TIMEOUT_S, say: Callable[[str], None] = say_now) -> NotebookOutcome:
     """Run source top to bottom in a fresh kernel with env; save the result to executed."""
     notebook = nbformat.read(source, as_version=4)
+    code_cells = [cell for cell in notebook.cells if cell.cell_type == "code"]
+    done = [0]
+
+    def executed_one(**_: object) -> None:
+        done[0] += 1
+
     client = NotebookClient(notebook, timeout=timeout_s, kernel_name=ensure_kernel(),
-                            resources={"metadata": {"path": str(source.parent)}})
+                            resources={"metadata": {"path": str(source.parent)}},
+                            on_cell_executed=executed_one)
     error = None
     try:
-        # env reaches the kernel process (jupyter_client passes it to the launcher).
-        client.execute(env={**os.environ, **env})
+        # env reaches the kernel process (jupyter_client passes it to the launcher); a line
+        # every few seconds says which cell runs (some wait for a scrape or a trace).
+        with heartbeat(lambda: f"notebook {source.name}: cell {min(done[0] + 1, len(code_cells))} "
+                               f"of {len(code_cells)}", say):
+            client.execute(env={**os.environ, **env})
     except CellExecutionError as exc:
         error = _short(str(exc))
     except (CellTimeoutError, DeadKernelError) as exc:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import requests
 
-from stack import alertmanager_config, processes, prometheus_config, topology
+from stack import alertmanager_config, heartbeat, processes, prometheus_config, topology
 from stack.config import LabConfig
 from stack.errors import CONFIG_ERROR_EXIT, StackError
 from stack.logfiles import tail
@@ -170,6 +170,7 @@ def wait_healthy(config: LabConfig, wanted: list[Service], started: list[Started
     deadline = time.monotonic() + timeout
     by_name = {item.service.name: item for item in started}
     problems: dict[str, str | None] = {s.name: "not checked yet" for s in wanted}
+    next_note = time.monotonic() + heartbeat.BEAT_S
     while True:
         for item in started:
             code = item.proc.popen.poll()
@@ -184,6 +185,12 @@ def wait_healthy(config: LabConfig, wanted: list[Service], started: list[Started
         pending = [s for s in wanted if problems[s.name] is not None]
         if not pending:
             return
+        now = time.monotonic()
+        if now >= next_note:  # never silent for long: what is still awaited, and why
+            next_note = now + heartbeat.BEAT_S
+            say(heartbeat.elapsed_line(
+                f"waiting for {', '.join(s.name for s in pending)} ({pending[0].name}: "
+                f"{problems[pending[0].name]})", timeout - (deadline - now), timeout))
         if time.monotonic() >= deadline:
             first = pending[0]
             raise StackError(failure(

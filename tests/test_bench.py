@@ -125,7 +125,8 @@ def test_quick_run_of_every_benchmark_writes_a_well_formed_page(tmp_path: Path) 
     page = out.read_text(encoding="utf-8")
     for heading in ("## Machine", "## Targets", "## Instrumentation overhead", "## Proxy overhead",
                     "## Scrape cost", "## Footprint", "## Scale", "## The page",
-                    "## Load generator: one Locust process and several"):
+                    "## Load generator: one Locust process and several",
+                    "## The room service: thirty learners"):
         assert heading in page
     tables = markdown_tables(page)
     assert len(tables) >= 8
@@ -134,6 +135,10 @@ def test_quick_run_of_every_benchmark_writes_a_well_formed_page(tmp_path: Path) 
         assert re.fullmatch(r"\|(---\|)+", lines[1])
         assert all(line.count("|") == columns for line in lines), lines
     results = json.loads(raw.read_text(encoding="utf-8"))
+    # The room: every push Locust saw acknowledged is in the room's database, none failed.
+    room = results["room"]
+    assert room["acknowledged"] == room["stored"] > 0, room
+    assert all(s["failures"] == 0 for s in room["stats"].values()), room["stats"]
     # Every configuration of the overhead benchmark answered without errors.
     for per_config in results["overhead"]["results"].values():
         assert set(per_config) == {"a", "b", "c", "d", "e"}

@@ -4,6 +4,7 @@ grades the diagnosis (kind, endpoint, window within a tolerance) and explains wh
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,7 @@ from app.faults import QUIET_KEY
 from curriculum import blind_incident
 from curriculum.blind_incident import RATE_WINDOW_S, Run, WindowTolerance, grade, parse_time, plan
 from lab.cli import main
+from stack import heartbeat
 from tests.support.launcher import lab_env, lab_stack, run_lab
 
 SHORT_S = 12.0  # a blind run in the tests: long enough to see the fault on and off
@@ -75,6 +77,10 @@ def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are
     assert json.loads(faults.read_text(encoding="utf-8")) == {QUIET_KEY: True}  # ...and off at the end
     # Nothing printed gives it away; the record holds no more than the seed and start.
     assert truth.kind not in out and str(truth.endpoint) not in out and "answer --seed" in out
+    # Never silent while it runs: the time spent and left, every few seconds, and nothing more.
+    beats = [line for line in out.splitlines() if line.startswith("incident (blind) running: ")]
+    assert len(beats) >= SHORT_S // heartbeat.BEAT_S - 1, out
+    assert all(re.fullmatch(r"incident \(blind\) running: \d+ s of \d+ s \(\d+ s left\)", b) for b in beats)
     record = json.loads(blind_incident.record_path(var, seed).read_text(encoding="utf-8"))
     assert set(record) == {"seed", "duration", "started"}
     run_record = blind_incident.Run.load(var, seed)

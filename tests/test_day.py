@@ -11,9 +11,11 @@ import requests
 
 from analysis.lab_context import RunRecord
 from lab.loadrun import TRAFFIC, WORKSHOP_FAULTS
+from room.store import RoomStore
 from stack import launch
 from stack.config import LabConfig
 from tests.support.launcher import lab_env, run_lab
+from tests.support.processes import BIN, free_port, http_ok, start, wait_until
 
 
 def _requests_counted(config: LabConfig) -> float:
@@ -69,11 +71,24 @@ def test_the_day_in_one_command_on_a_fresh_lab(tmp_path: Path) -> None:
         assert RunRecord.from_json(last.read_text(encoding="utf-8")).users == 1
         last.write_text(record.to_json(), encoding="utf-8")  # the day's run again, for what follows
 
-        again = run_lab(env, "day", timeout=300)
+        # The second time with the facilitator's room: joined first, said at the end.
+        room_port = free_port()
+        room_var = tmp_path / "facilitator"
+        facilitator = start("room", [str(BIN / "lab"), "room", "serve", "--port", str(room_port)],
+                            {"VAR_DIR": str(room_var)}, tmp_path)
+        room_url = f"http://127.0.0.1:{room_port}"
+        wait_until(lambda: http_ok(f"{room_url}/healthz"), 30, "lab room serve")
+        code = RoomStore(room_var / "room" / "room.sqlite").secret("code")
+        try:
+            again = run_lab(env, "day", "--room", room_url, code, "--name", "Dee", timeout=300)
+        finally:
+            facilitator.stop()
         assert again.code == 0, again.stdout + again.stderr
         assert "already up" in again.stdout and "already recorded" in again.stdout
         assert "jupyter: already running" in again.stdout
         assert f"(pid {running[TRAFFIC].pid})" in again.stdout
+        assert f"0/4  joined the room at {room_url} as Dee" in again.stdout
+        assert re.search(rf"^  the room\s+{re.escape(room_url)} as Dee$", again.stdout, re.M), again.stdout
     finally:
         down = run_lab(env, "down", timeout=180)
     assert down.code == 0 and "traffic: stopped" in down.stdout and "jupyter: stopped" in down.stdout

@@ -332,6 +332,15 @@ def test_join_refuses_a_wrong_code_and_a_room_that_is_not_there(served: tuple[st
     assert [(lr["name"]) for lr in room.view()["learners"]] == ["Ann B."]  # the same learner, renamed
 
 
+def test_a_day_with_a_wrong_room_code_stops_before_it_starts_anything(
+        served: tuple[str, store.RoomStore, Path], tmp_path: Path) -> None:
+    url, _, _ = served
+    learner = tmp_path / "learner"
+    day = _lab("day", "--room", url, "WRONG2", "--name", "Ann", var_dir=learner, check=False)
+    assert day.returncode == 1 and "refused the code" in day.stderr and "lab room join" in day.stderr
+    assert "1/4" not in day.stdout and not (learner / "run").exists()
+
+
 def _check_in_kernel(var_dir: Path, script: str) -> subprocess.CompletedProcess[str]:
     """Run script in a fresh Python, as a notebook kernel would, in the learner's VAR_DIR."""
     return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT,

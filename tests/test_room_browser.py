@@ -76,8 +76,7 @@ def page(browser: Browser) -> Iterator[Page]:
 def test_the_room_updates_live_and_shows_names_as_text(room: tuple[str, store.RoomStore], page: Page) -> None:
     url, rooms = room
     _push(url, rooms, "learner-ann", "Ann", ("1.1", "right", ""), ("1.2", "wrong", "no_rate"))
-    _push(url, rooms, "learner-eve", HOSTILE, ("1.1", "wrong", "avg_of_rate"), ("1.1", "wrong", "avg_of_rate"),
-          ("1.1", "wrong", "avg_of_rate"))
+    _push(url, rooms, "learner-eve", HOSTILE, *[("1.1", "wrong", "avg_of_rate")] * 3)
     fetched: list[str] = []
     page.on("request", lambda request: fetched.append(request.url))
     page.goto(f"{url}/#token={rooms.secret('token')}")

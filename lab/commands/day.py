@@ -7,30 +7,52 @@ In order, each step saying what it does (none silent for 10 s):
 3. the run every module needs, with the workshop's faults (`lab load --faults workshop`, five
    minutes), unless this lab has recorded it already;
 4. gentle background traffic (two Locust users, all day) for the learner's own exploration;
+5. with `--room URL CODE`, joining the facilitator's room (`lab room join`), first, so that a
+   wrong code is said at once and not after five minutes;
 then where everything is. `lab down` stops all of it. Run again, it starts only what is missing.
 """
 
 from __future__ import annotations
 
 import argparse
+import getpass
 import time
 
 from lab import jupyter, loadrun
 from lab.console import say
+from lab.errors import LabError
 from stack import launch, topology
 from stack.config import LabConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    """`lab day [--timeout S]`."""
+    """`lab day [--timeout S] [--room URL CODE --name NAME]`."""
     parser.add_argument("--timeout", type=float, default=launch.DEFAULT_TIMEOUT_S,
                         help="seconds to wait for the stack to be healthy (default %(default)g)")
+    parser.add_argument("--room", nargs=2, metavar=("URL", "CODE"), default=None,
+                        help="join the facilitator's room (`lab room serve` prints both)")
+    parser.add_argument("--name", default=None,
+                        help="your name in the room (default: your user name)")
+
+
+def _join(room: list[str], name: str | None) -> str:
+    """Join the room before the long steps; a refusal stops the day with the reason."""
+    from room import client
+
+    try:
+        joined = client.join(room[0], room[1], name or getpass.getuser())
+    except client.RoomError as exc:
+        raise LabError(f"{exc} (or start the day without --room and `lab room join` later)", 1) from None
+    return f"{joined.url} as {joined.name}"
 
 
 def run(args: argparse.Namespace) -> int:
     """The day's steps; idempotent."""
     began = time.monotonic()
     config = LabConfig.from_env()
+    room = _join(args.room, args.name) if args.room else None
+    if room:
+        say(f"0/4  joined the room at {room}: your exercise checks go there")
     say("1/4  the stack")
     started = launch.up(config, args.timeout, say)
     say(f"     {'up' if started else 'already up'}: {len(topology.build(config))} services healthy")
@@ -54,5 +76,7 @@ def run(args: argparse.Namespace) -> int:
     say(f"  {'Alertmanager':<17} {config.environment.alertmanager_url}/")
     say(f"  {'recorded run':<17} {config.environment.reports_dir / 'last-run.json'}")
     say(f"  {'logs':<17} {config.log_dir}")
+    if room:
+        say(f"  {'the room':<17} {room}")
     say("`lab down` stops everything")
     return 0

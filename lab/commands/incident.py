@@ -17,6 +17,7 @@ from curriculum import blind_incident
 from lab.errors import LabError
 from lab.incident import Step, schedule
 from stack.config import LabConfig
+from stack.heartbeat import heartbeat
 from stack.switchboard import FaultSwitch
 
 
@@ -51,13 +52,16 @@ def _apply(steps: list[Step], duration: float, blind: bool) -> None:
     clearing them is as silent."""
     switch = FaultSwitch.for_env()
     started = time.monotonic()
+    # A line every few seconds: the time spent and left, never what is in force (blind).
+    beat = heartbeat(f"incident {'(blind) ' if blind else ''}running", total_s=duration)
     try:
-        for step in steps:
-            time.sleep(max(0.0, started + step.at - time.monotonic()))
-            switch.replace(step.faults, quiet=blind)
-            if not blind:
-                print(f"[t+{time.monotonic() - started:6.1f}s] applied: {step.description}", flush=True)
-        time.sleep(max(0.0, started + duration - time.monotonic()))
+        with beat:
+            for step in steps:
+                time.sleep(max(0.0, started + step.at - time.monotonic()))
+                switch.replace(step.faults, quiet=blind)
+                if not blind:
+                    print(f"[t+{time.monotonic() - started:6.1f}s] applied: {step.description}", flush=True)
+            time.sleep(max(0.0, started + duration - time.monotonic()))
     finally:
         switch.replace({}, quiet=blind)
 
