@@ -17,6 +17,7 @@ from lab.errors import LabError
 from lab.notebook_env import notebook_env
 from stack import processes, topology
 from stack.config import LOCAL, LabConfig
+from stack.heartbeat import heartbeat
 from stack.logfiles import tail
 from stack.ports import port_in_use
 
@@ -91,12 +92,13 @@ def start(config: LabConfig, timeout: float = START_TIMEOUT_S) -> str:
     popen, started = processes.start_detached(NAME, argv, env, config.workshop_dir, log,
                                               config.run_dir, port)
     deadline = time.monotonic() + timeout
-    while not ready(base):
-        if popen.poll() is not None or time.monotonic() > deadline:
-            processes.stop([started], 10)
-            processes.remove_pid(config.run_dir, NAME)
-            shown = "\n".join(f"  {line}" for line in tail(log, 20))
-            raise LabError(f"JupyterLab did not start; last lines of {log}:\n{shown}")
-        time.sleep(0.5)
+    with heartbeat(f"waiting for JupyterLab ({log})", total_s=timeout):
+        while not ready(base):
+            if popen.poll() is not None or time.monotonic() > deadline:
+                processes.stop([started], 10)
+                processes.remove_pid(config.run_dir, NAME)
+                shown = "\n".join(f"  {line}" for line in tail(log, 20))
+                raise LabError(f"JupyterLab did not start; last lines of {log}:\n{shown}")
+            time.sleep(0.5)
     print(f"{NAME}: started (pid {popen.pid})")
     return url
