@@ -476,3 +476,76 @@ def test_a_room_that_hangs_never_holds_up_the_check_cell(tmp_path: Path,
         assert not silent.release.is_set() and len(client.Outbox(learner)) == 1
     finally:
         silent.release.set()
+
+
+def test_serve_on_another_address_says_once_what_it_exposes(tmp_path: Path) -> None:
+    port = free_port()
+    argv = [str(BIN / "lab"), "room", "serve", "--listen", "127.0.0.2", "--port", str(port)]
+    proc = start("room-wide", argv, {"VAR_DIR": str(tmp_path / "facilitator")}, tmp_path)
+    try:
+        wait_until(lambda: _answers(f"http://127.0.0.2:{port}/healthz"), 30, "lab room serve --listen")
+        said = (tmp_path / "room-wide.out").read_text(encoding="utf-8")
+        assert said.count(f"listening on 127.0.0.2:{port}: any machine that reaches this laptop") == 1
+        assert "keep the token off the projector" in said
+        assert "learners join with: lab room join http://" in said
+        assert not _answers(f"http://127.0.0.1:{port}/healthz")  # that address only
+    finally:
+        proc.stop()
+
+
+def _saved_notebook(path: Path, answers: dict[str, str]) -> Path:
+    import nbformat
+
+    book = nbformat.v4.new_notebook()
+    for exercise, answer in answers.items():
+        for tag, source in (("exercise-answer", f"ANSWER = {answer!r}"),
+                            ("exercise-check", f"exercises.check({exercise!r}, ANSWER)")):
+            cell = nbformat.v4.new_code_cell(source)
+            cell.metadata.update({"tags": [tag], "exercise": exercise})
+            book.cells.append(cell)
+    nbformat.write(book, path)
+    return path
+
+
+def test_progress_push_sends_a_saved_notebooks_statuses_once(served: tuple[str, store.RoomStore, Path],
+                                                              tmp_path: Path) -> None:
+    url, room, _ = served
+    learner = tmp_path / "learner"
+    notebook = _saved_notebook(tmp_path / f"{CHOICE.module}.ipynb", {CHOICE.id: WRONG_CHOICE})
+    refused = _lab("progress", "--push", "--offline", str(notebook), var_dir=learner, check=False)
+    assert refused.returncode == 1 and "not in a room" in refused.stderr
+    _lab("room", "join", url, room.secret("code"), "--name", "Ann", var_dir=learner)
+    pushed = _lab("progress", "--push", "--offline", "--json", str(notebook), var_dir=learner)
+    assert "room: sent 1 verdict(s)" in pushed.stderr and json.loads(pushed.stdout)["summary"]["wrong"] == 1
+    assert room.view(CATALOGUE)["learners"][0]["cells"][CHOICE.id]["status"] == "wrong"
+    _saved_notebook(notebook, {CHOICE.id: CHOICE.solution})
+    _lab("progress", "--push", "--offline", str(notebook), var_dir=learner)
+    _lab("progress", "--push", "--offline", str(notebook), var_dir=learner)
+    cell = room.view(CATALOGUE)["learners"][0]["cells"][CHOICE.id]
+    assert cell["status"] == "right" and cell["attempts"] == 0  # a saved file says no attempt count
+
+
+def test_the_blind_incident_tells_the_room_where_the_learner_is(served: tuple[str, store.RoomStore, Path],
+                                                                tmp_path: Path) -> None:
+    from curriculum.blind_incident import MIN_DURATION_S, plan
+
+    url, room, _ = served
+    learner = tmp_path / "learner"
+    _lab("room", "join", url, room.secret("code"), "--name", "Ann", var_dir=learner)
+    seed = 3
+    _lab("incident", "--seed", str(seed), "--blind", "--duration", f"{MIN_DURATION_S:g}", var_dir=learner)
+    client_side = client.send(learner / "room")
+    assert client_side.pending == 0, client_side
+    assert room.view(CATALOGUE)["learners"][0]["incident"]["stage"] == "over"
+    truth = plan(seed, MIN_DURATION_S)
+    answer = _lab("incident", "answer", "--seed", str(seed), "--fault", truth.kind, "--endpoint",
+                  truth.endpoint or "*", "--start", "+0", "--end", f"+{MIN_DURATION_S:g}", var_dir=learner,
+                  check=False)
+    assert "blind incident 3" in answer.stdout
+    client.send(learner / "room")
+    view = room.view(CATALOGUE)
+    assert view["learners"][0]["incident"]["stage"] == "answered"
+    (diagnosis,) = view["diagnoses"]
+    assert (diagnosis["learner"], diagnosis["fault"], diagnosis["endpoint"]) == \
+        ("Ann", truth.kind, truth.endpoint or "*")
+    assert diagnosis["score"].endswith("of 4") and diagnosis["right"] is (answer.returncode == 0)
