@@ -28,6 +28,7 @@ the alert (curriculum.rule_grader.RuleRun asks promtool); the reference must pas
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -74,6 +75,27 @@ class Mistake:
     # when(answer, expected, **context) -> True when this mistake explains the answer; for
     # PromQL, answer and expected are the two evaluated results (DataFrames).
     when: Callable[..., bool] | None = None
+
+
+# PromQL banks are compared at moments over the last 5 minutes of the synthetic traffic, which
+# holds faults (tests/support/promdata.py): an answer right at one instant only is refused.
+OVER_RANGE = ("prometheus", "start", "at")
+
+
+def pinned(query: str) -> Callable[[Mapping[str, Any]], str]:
+    """A bank's answer: query with every range selector pinned (`@`) to the end of the checked
+    range, what a query copied with the moment it was run is: right at that instant only."""
+    return lambda d: re.sub(r"(\[\w+\])", rf"\1 @ {int(d['at'].timestamp())}", query)
+
+
+def more_right(bank: Answers, *right: Any) -> Answers:
+    """The bank with more right answers written differently."""
+    return dataclasses.replace(bank, right=(*bank.right, *right))
+
+
+# The advice a wrong answer gets when none of its exercise's mistakes recognises it (the start
+# of curriculum.exercises' generic advice): the phrase a bank's Wrong names for such answers.
+OPEN_HINT = "Open the hint above the answer cell"
 
 
 @dataclass(frozen=True)

@@ -48,6 +48,7 @@ import yaml
 
 from analysis import prom
 from curriculum.exercise_bank import EXERCISES, FLOAT_ROUNDING, REFERENCES, Exercise, Mistake, Tolerance
+from curriculum.exercise_model import OPEN_HINT
 
 FILL_VARIABLE = "LAB_FILL_SOLUTIONS"
 VERDICT_MIME = "application/vnd.todolab.verdict+json"
@@ -371,7 +372,7 @@ def _unanswered(item: Exercise) -> Verdict:
 
 def _wrong_advice(item: Exercise, found: tuple[str, ...]) -> tuple[str, ...]:
     """The recognised mistakes' advice, or a pointer to the hint when none was recognised."""
-    return found or ("Open the hint above the answer cell, change ANSWER and run both cells again.",)
+    return found or (f"{OPEN_HINT}, change ANSWER and run both cells again.",)
 
 
 def check(exercise_id: str, answer: Any, **context: Any) -> Verdict:

@@ -18,6 +18,7 @@ import requests
 import yaml
 
 from curriculum.exercise_bank import EXERCISES
+from tests.support.processes import free_port, http_ok, start, wait_until
 from tests.support.promdata import FAULT, RecordedPrometheus
 
 pytestmark = pytest.mark.stack
@@ -134,3 +135,85 @@ def test_a_quantile_without_le_is_silently_empty(synthetic: RecordedPrometheus) 
     assert "warnings" not in dropped and "infos" not in dropped
     kept = ask(f"histogram_quantile(0.95, sum by (le) (rate({bucket}[1m])))")
     assert len(kept["data"]["result"]) == 1  # type: ignore[index]
+
+
+def test_a_window_shorter_than_the_step_sees_only_its_share_of_the_requests(
+        synthetic: RecordedPrometheus) -> None:
+    """Exercise 1.9 and 01-metrics' "window and step": one point of `increase(x[w])` per step
+    looks at the window before it only. Summed over a chart of steady traffic, `[15s]` points one
+    minute apart see a quarter of the requests; `[60s]` (window = step) see all of them."""
+    assert EXERCISES["1.9"].solution == pytest.approx(0.25)
+    first, last = synthetic.end - timedelta(minutes=8), synthetic.end - timedelta(minutes=1)
+    total = synthetic.client.scalar(f"sum({COUNT} @ {last.timestamp():.0f}) - sum({COUNT} @ "
+                                    f"{(first - timedelta(minutes=1)).timestamp():.0f})", last)
+    seen = {}
+    for window in ("15s", "60s"):
+        points = synthetic.client.range(f"sum(increase({COUNT}[{window}]))", first, last, step_s=60)
+        assert len(points) == 8
+        seen[window] = points["value"].sum()
+    assert seen["15s"] / total == pytest.approx(0.25, rel=0.02)
+    assert seen["60s"] / total == pytest.approx(1.0, rel=0.02)
+
+
+def test_an_instant_query_takes_the_newest_sample_of_the_last_five_minutes(
+        synthetic: RecordedPrometheus) -> None:
+    """05-alerting, "When the series are gone": an instant query takes each series' newest
+    sample no older than 5 minutes (the default lookback delta). The synthetic series end at
+    `end` without stale markers (imported blocks have none), as a series whose scrapes simply
+    stopped coming: 2 minutes later it still answers with its last sample; 6 minutes later not."""
+    later = synthetic.end + timedelta(minutes=2)
+    age = synthetic.client.instant('time() - timestamp(up{job="web"})', later)
+    assert list(age["value"]) == [pytest.approx(120)]
+    assert synthetic.client.instant('up{job="web"}', synthetic.end + timedelta(minutes=6)).empty
+    absent = synthetic.client.instant('absent(up{job="no-such-job"})', synthetic.end)
+    assert absent[["job", "value"]].to_dict("records") == [{"job": "no-such-job", "value": 1.0}]
+    assert synthetic.client.instant('absent(up{job="web"})', synthetic.end).empty
+
+
+def test_a_target_that_stops_answering_leaves_no_series_at_once(tmp_path: Path) -> None:
+    """Exercise 5.8: when a target's scrape fails, Prometheus writes stale markers: its series
+    vanish from instant queries at the next evaluation (not after the 5-minute lookback), `up`
+    is 0, a `[1m]` range still holds the samples from before, and `absent()` says 1."""
+    from stack.small_http import Answer, Request, SmallServer
+
+    assert "stale" in EXERCISES["5.8"].why
+    served = {"count": 0, "failing": False}
+
+    def metrics(request: Request) -> Answer:
+        if served["failing"]:  # a hung or broken target: the scrape fails
+            return Answer(503, b"unavailable", "text/plain")
+        served["count"] += 1
+        return Answer(200, f"# TYPE demo_requests counter\ndemo_requests_total {served['count']}\n".encode(),
+                      "text/plain; version=0.0.4")
+
+    target = SmallServer(metrics).start()
+    port = free_port()
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "scrape_configs": [{"job_name": "demo",
+                            "static_configs": [{"targets": [f"127.0.0.1:{target.port}"]}]}],
+    }), encoding="utf-8")
+    binary = shutil.which("prometheus")
+    assert binary, "prometheus (Debian package prometheus) is needed"
+    proc = start("prometheus-staleness", [binary, f"--config.file={tmp_path / 'prometheus.yml'}",
+                                          f"--storage.tsdb.path={tmp_path / 'data'}",
+                                          f"--web.listen-address=127.0.0.1:{port}"], {}, tmp_path)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{base}/-/ready"), 60, "Prometheus")
+
+        def query(expr: str) -> list[dict[str, object]]:
+            answer = requests.get(f"{base}/api/v1/query", params={"query": expr}, timeout=10)
+            answer.raise_for_status()
+            return list(answer.json()["data"]["result"])
+
+        wait_until(lambda: len(query("demo_requests_total")) == 1 and served["count"] >= 3, 30,
+                   "three scrapes of the demo target")
+        served["failing"] = True
+        wait_until(lambda: query('up{job="demo"}')[0]["value"][1] == "0", 30, "a failed scrape")
+        assert query("demo_requests_total") == []  # gone at once: stale, not its last value
+        assert len(query("demo_requests_total[1m]")) == 1  # the samples before are still there
+        assert [r["value"][1] for r in query("absent(demo_requests_total)")] == ["1"]
+    finally:
+        proc.stop()
+        target.stop()

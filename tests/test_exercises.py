@@ -381,3 +381,19 @@ def test_exercise_1_8_accepts_every_way_to_match_and_refuses_each_mistake(
     assert verdict.right == right, str(verdict)
     if advice:
         assert any(advice in text for text in verdict.advice), verdict.advice
+
+
+def test_the_facilitators_kit_counts_the_exercises_and_the_banks_as_they_are() -> None:
+    """docs/workshop.md says how many exercises there are and how many answers test their
+    graders; the numbers are the bank's, so a new exercise updates the page."""
+    page = (Path(__file__).parents[1] / "docs" / "workshop.md").read_text(encoding="utf-8")
+    said = re.search(r"There are (\d+) exercises, at least (\w+) per module", page)
+    banks = re.search(r"(\d+) wrong and\s+(\d+) right answers", page)
+    assert said and banks, "docs/workshop.md no longer says how many exercises and answers there are"
+    per_module: dict[str, int] = {}
+    for item in EXERCISES.values():
+        per_module[item.module] = per_module.get(item.module, 0) + 1
+    assert int(said[1]) == len(EXERCISES)
+    assert said[2] == {3: "three", 4: "four", 5: "five"}[min(per_module.values())]
+    assert int(banks[1]) == sum(len(i.answers.wrong) for i in EXERCISES.values() if i.answers)
+    assert int(banks[2]) == sum(len(i.answers.right) for i in EXERCISES.values() if i.answers)

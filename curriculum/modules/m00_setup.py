@@ -4,9 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
-from curriculum.exercise_model import Exercise, Mistake, Tolerance, add, answers, choice_advice, close
+from curriculum.exercise_model import (
+    OPEN_HINT,
+    Answers,
+    Exercise,
+    Mistake,
+    Tolerance,
+    Wrong,
+    add,
+    choice_advice,
+    close,
+)
 
 # --- the workshop's modules (00-07) ---------------------------------------------------------
+
+LIST_COUNT = 'sum(http_request_duration_seconds_count{endpoint="api.list_todos"})'
 
 def up_targets(prometheus: Any, at: Any = None) -> float:
     """0.1: scrape targets Prometheus has up (now, or at a moment)."""
@@ -34,8 +46,16 @@ add(Exercise(
                            "the others.", when=lambda answer, expected, **_: close(answer, expected - 1)),
     },
     solution=up_targets,
-    answers=answers(lambda d: d["targets"], lambda d: float(d["targets"]), lambda d: d["targets"] - 1,
-                    advice="Prometheus scrapes its own", context=("prometheus", "at")),
+    answers=Answers(
+        right=(lambda d: d["targets"], lambda d: float(d["targets"]),
+               # `up` is 0 or 1: its sum counts the targets that are up.
+               lambda d: d["prometheus"].scalar("sum(up)", d["at"])),
+        wrong=(Wrong(lambda d: d["targets"] - 1, "Prometheus scrapes its own"),
+               Wrong(1, OPEN_HINT),  # "one Prometheus"
+               # Copied from a run that also scraped another exporter.
+               Wrong(lambda d: d["targets"] + 1, OPEN_HINT),
+               Wrong(lambda d: d["targets"] + 3, "not processes")),
+        context=("prometheus", "at")),
 ))
 
 add(Exercise(
@@ -52,13 +72,27 @@ add(Exercise(
                              "selector.", pattern=r"^(?!.*api\.list_todos)"),
         "no_sum": Mistake("One number: add the series (one per status) with `sum(...)`.",
                           when=lambda got, expected, **_: len(got) > 1),
+        "rated": Mistake("Everything counted since the processes started is the counter's raw "
+                         "value: no `rate` or `increase` here (module 1 turns it into a rate).",
+                         pattern=r"\b(rate|irate|increase)\("),
+        # Replaces the common advice to rate a counter: this question wants the raw counter.
+        "counter_without_rate": Mistake("(none: the question asks for the raw counter)"),
     },
-    solution='sum(http_request_duration_seconds_count{endpoint="api.list_todos"})',
-    answers=answers(
-            'sum(http_request_duration_seconds_count{endpoint="api.list_todos"})',
-            'sum by (endpoint) (http_request_duration_seconds_count{endpoint=~"api.list_todos"})',
-            "sum(http_request_duration_seconds_count)",
-            advice="Only api.list_todos"),
+    solution=LIST_COUNT,
+    answers=Answers(
+        right=(LIST_COUNT,
+               'sum by (endpoint) (http_request_duration_seconds_count{endpoint=~"api.list_todos"})',
+               # The +Inf bucket counts every request: it is the _count.
+               'sum(http_request_duration_seconds_bucket{le="+Inf", endpoint="api.list_todos"})'),
+        wrong=(Wrong("sum(http_request_duration_seconds_count)", "Only api.list_todos"),
+               Wrong("vector(1)", "Only api.list_todos"),
+               # The count read at the end, typed in: right at that moment only.
+               Wrong(lambda d: f"vector({d['prometheus'].scalar(LIST_COUNT, d['at'])!r})",
+                     "Only api.list_todos"),
+               Wrong('http_request_duration_seconds_count{endpoint="api.list_todos"}', "One number"),
+               Wrong('sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[1m]))',
+                     "no `rate` or `increase` here")),
+        context=("prometheus", "start", "at")),
 ))
 
 add(Exercise(

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from curriculum.exercise_model import Exercise, Mistake, add, answers, choice_advice
+from curriculum.exercise_model import (
+    OPEN_HINT,
+    OVER_RANGE,
+    Answers,
+    Exercise,
+    Mistake,
+    Tolerance,
+    Wrong,
+    add,
+    answers,
+    choice_advice,
+    close_to,
+    more_right,
+    pinned,
+)
 
 # 1.1 Requests per second per endpoint over the last minute: rate each series, then sum
 #     by the label you want to keep.
@@ -23,12 +37,19 @@ add(Exercise(
                                pattern=r"^sum\s*\(rate\([^)]*\)\)\s*$"),
     },
     solution="sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))",
-    answers=answers(
+    answers=more_right(answers(
             "sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))",
             # Postfix grouping, and `method`, which each endpoint has only one of: same series.
             "sum(rate(http_request_duration_seconds_count{job='web'}[60s])) by (method, endpoint)",
             "sum by (status) (rate(http_request_duration_seconds_count[1m]))",
-            advice="`endpoint`"),
+            advice="`endpoint`", context=OVER_RANGE, more_wrong=(
+                Wrong("vector(1)", OPEN_HINT),
+                Wrong(pinned("sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))"),
+                      OPEN_HINT),
+                Wrong("sum(rate(http_request_duration_seconds_count[1m]))", "add `by (endpoint)`"),
+            )),
+            # increase over a minute is 60 times the per-second rate.
+            "sum by (endpoint) (increase(http_request_duration_seconds_count[1m])) / 60"),
 ))
 
 
@@ -53,7 +74,7 @@ add(Exercise(
     },
     solution="histogram_quantile(0.95, sum by (le) "
     '(rate(http_request_duration_seconds_bucket{endpoint="api.list_todos"}[1m])))',
-    answers=answers(
+    answers=more_right(answers(
             'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
             '{endpoint="api.list_todos"}[1m])))',
             # The example: `endpoint` kept in the sum is constant across the answer.
@@ -61,7 +82,24 @@ add(Exercise(
             '{endpoint="api.list_todos"}[1m])))',
             'histogram_quantile(0.95, sum(rate(http_request_duration_seconds_bucket'
             '{endpoint="api.list_todos"}[1m])))',
-            advice="Keep `le`"),
+            advice="Keep `le`", context=OVER_RANGE, more_wrong=(
+                Wrong("0.25", "Only api.list_todos"),  # the objective, not a measurement
+                # Right only on a run where api.list_todos never failed.
+                Wrong('histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
+                      '{endpoint="api.list_todos", status="200"}[1m])))',
+                      OPEN_HINT),
+                Wrong("histogram_quantile(0.95, sum by (le) "
+                      "(rate(http_request_duration_seconds_bucket[1m])))",
+                      "without it you get the p95 of every endpoint"),
+                Wrong('histogram_quantile(95, sum by (le) (rate(http_request_duration_seconds_bucket'
+                      '{endpoint="api.list_todos"}[1m])))', "p95 is the 0.95 quantile"),
+                # The p95 at the end, typed in: right at that moment, wrong where the latency moved.
+                Wrong(lambda d: "vector({:.6g})".format(d["prometheus"].scalar(
+                    'histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket'
+                    '{endpoint="api.list_todos"}[1m])))', d["at"])), "Only api.list_todos"),
+            )),
+            'histogram_quantile(.95, sum(rate(http_request_duration_seconds_bucket'
+            '{endpoint="api.list_todos"}[60s])) by (le))'),
 ))
 
 add(Exercise(
@@ -167,6 +205,8 @@ add(Exercise(
 
 # 1.7 The SLI of the latency objective: requests within 0.25 s over all requests (exact: a
 #     bucket boundary).
+SLI = ('sum(rate(http_request_duration_seconds_bucket{le="0.25"}[1m])) '
+       "/ sum(rate(http_request_duration_seconds_count[1m]))")
 
 add(Exercise(
     id="1.7", module="01-metrics", kind="query", answer_type="promql",
@@ -184,20 +224,32 @@ add(Exercise(
         "wrong_bucket": Mistake("Use the bucket at the objective, `le=\"0.25\"`.",
                                 pattern=r"^(?!.*le\s*=~?\s*\"0?\.25\")"),
     },
-    solution='sum(rate(http_request_duration_seconds_bucket{le="0.25"}[1m])) '
-    "/ sum(rate(http_request_duration_seconds_count[1m]))",
-    answers=answers(
+    solution=SLI,
+    answers=more_right(answers(
             'sum(rate(http_request_duration_seconds_bucket{le="0.25"}[1m])) '
             "/ sum(rate(http_request_duration_seconds_count[1m]))",
             # `job` is the same on every series: a constant label.
             'sum by (job) (rate(http_request_duration_seconds_bucket{le="0.25",job="web"}[60s])) '
             "/ sum by (job) (rate(http_request_duration_seconds_count[60s]))",
             "histogram_quantile(0.95, sum by (le) (rate(http_request_duration_seconds_bucket[1m])))",
-            advice="a share of requests, not a duration"),
+            advice="a share of requests, not a duration", context=OVER_RANGE, more_wrong=(
+                Wrong("vector(1)", "Use the bucket at the objective"),
+                # The share before the fault, typed in; and the query pinned to its moment.
+                Wrong("0.92", "Use the bucket at the objective"),
+                Wrong(pinned(SLI), OPEN_HINT),
+                Wrong('sum(rate(http_request_duration_seconds_bucket{le="0.5"}[1m])) '
+                      "/ sum(rate(http_request_duration_seconds_count[1m]))",
+                      "Use the bucket at the objective"),
+            )),
+            # The +Inf bucket counts every request (it is the _count); increase's factor cancels.
+            'sum(increase(http_request_duration_seconds_bucket{le="0.25"}[1m])) '
+            '/ sum(increase(http_request_duration_seconds_bucket{le="+Inf"}[1m]))'),
 ))
 
 
 # 1.8 Each endpoint's share of all requests: many (endpoints) to one (the total).
+SHARES = ("sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
+          "/ ignoring (endpoint) group_left sum(rate(http_request_duration_seconds_count[1m]))")
 
 add(Exercise(
     id="1.8", module="01-metrics", kind="query", answer_type="promql",
@@ -222,9 +274,8 @@ add(Exercise(
             "everywhere): the denominator is the total over all endpoints.",
             pattern=r"/\s*sum\s*by\s*\(\s*endpoint\s*\)|/\s*sum\s*\(.*\)\s*by\s*\(\s*endpoint"),
     },
-    solution="sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
-    "/ ignoring (endpoint) group_left sum(rate(http_request_duration_seconds_count[1m]))",
-    answers=answers(
+    solution=SHARES,
+    answers=more_right(answers(
             "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
             "/ ignoring (endpoint) group_left sum(rate(http_request_duration_seconds_count[1m]))",
             # The total as a plain number: no matching at all.
@@ -232,5 +283,48 @@ add(Exercise(
             "/ scalar(sum(rate(http_request_duration_seconds_count[60s])))",
             "sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
             "/ sum(rate(http_request_duration_seconds_count[1m]))",
-            advice="group_left"),
+            advice="group_left", context=OVER_RANGE, more_wrong=(
+                Wrong("vector(1)", OPEN_HINT),
+                Wrong(pinned(SHARES), OPEN_HINT),
+                Wrong("sum by (endpoint) (rate(http_request_duration_seconds_count[1m])) "
+                      "/ sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))",
+                      "divided by itself"),
+            )),
+            "sum by (endpoint) (increase(http_request_duration_seconds_count[1m])) "
+            "/ on () group_left sum(increase(http_request_duration_seconds_count[1m]))"),
+))
+
+
+# 1.9 A window shorter than the step: each point sees only its window; added up, w/step.
+
+add(Exercise(
+    id="1.9", module="01-metrics", kind="predict", answer_type="number",
+    question="A chart draws `sum(increase(http_request_duration_seconds_count[15s]))` with **one "
+             "point every 60 s** over the run. Add up all its points: what **share of the "
+             "requests** counted over those minutes does that sum hold? (a number from 0 to 1)",
+    hint="Each point is computed from the samples of the window before it, and from nothing "
+         "else. Draw one minute on a line, mark the point at its end, and shade what its window "
+         "covers. What covers the rest of the minute?",
+    why="Each point looks at the 15 s before it; the other 45 s of each minute fall between "
+        "windows and no point ever reads them. With steady traffic the sum holds a quarter of "
+        "the requests (15 s of every 60 s); uneven traffic moves it around that, and a burst that "
+        "falls between windows is lost entirely. Window ≥ step, always (Grafana's "
+        "`$__rate_interval` is built that way).",
+    tolerance=Tolerance(abs=0.05, reason="a predicted share; uneven traffic moves the real one"),
+    mistakes={
+        "all": Mistake("Each point sees only its own window: what happens to the requests between "
+                       "the end of one window and the start of the next point's window?",
+                       when=lambda answer, expected, **_: close_to(answer, 1.0, rel=0.1)),
+        "inverted": Mistake("A share is at most 1: compare the window's length with the step's, "
+                            "the smaller over the larger.",
+                            when=lambda answer, expected, **_: close_to(answer, 4.0, rel=0.125)),
+        "window_in_minutes": Mistake("15 s is a quarter of a minute, not 15 hundredths of it.",
+                                     when=lambda answer, expected, **_: close_to(answer, 0.15, rel=0.13)),
+    },
+    solution=0.25,
+    answers=Answers(
+        right=(0.25, 1 / 4, 0.27),
+        wrong=(Wrong(1.0, "between the end of one window"), Wrong(4, "at most 1"),
+               Wrong(0.15, "quarter of a minute"), Wrong(0.5, "Open the hint")),
+    ),
 ))

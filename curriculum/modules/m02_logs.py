@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from curriculum.exercise_model import (
+    OPEN_HINT,
     Exercise,
     Mistake,
     Tolerance,
+    Wrong,
     add,
     answers,
     choice_advice,
     close,
     close_to,
+    more_right,
     same_series,
     worker_gap,
 )
@@ -41,11 +45,24 @@ add(Exercise(
                                  when=lambda answer, expected, **_: hasattr(answer, "columns")),
     },
     solution=errors_per_endpoint,
-    answers=answers(
+    answers=more_right(answers(
             lambda d: d["access"][d["access"]["status_code"] >= 500].groupby("endpoint").size(),
             lambda d: d["access"].query("status_code >= 500")["endpoint"].value_counts(),
             lambda d: d["access"].groupby("endpoint").size(),
-            advice="filter `status_code >= 500`", context=("access",)),
+            advice="filter `status_code >= 500`", context=("access",), more_wrong=(
+                Wrong(4, OPEN_HINT),  # a count, not per endpoint
+                # A table copied from another run; and a filter right only on a run whose
+                # 5xx were all 500s (this one's are 503s).
+                Wrong(pd.Series({"api.list_todos": 5, "todos.toggle": 12}),
+                      OPEN_HINT),
+                Wrong(lambda d: d["access"][d["access"]["status_code"] == 500].groupby("endpoint").size(),
+                      OPEN_HINT),
+                Wrong(lambda d: d["access"][d["access"]["status_code"] >= 500].groupby("endpoint").count(),
+                      "`.size()` counts rows"),
+            )),
+            # The app logs a 5xx answer's access line, and only that, at level ERROR.
+            lambda d: d["access"][d["access"]["level"] == "ERROR"].groupby("endpoint").size(),
+            lambda d: d["access"][d["access"]["status_code"].between(500, 599)].groupby("endpoint").size()),
 ))
 
 
@@ -76,13 +93,23 @@ add(Exercise(
                             access["endpoint"] == "api.list_todos", "duration_ms"].mean())),
     },
     solution=list_p95_ms,
-    answers=answers(
+    answers=more_right(answers(
             lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"]
             .quantile(0.95),
             lambda d: round(float(d["access"].query("endpoint == 'api.list_todos'")["duration_ms"]
                                   .quantile(0.95)), 4),
             lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"].mean(),
-            advice="mean", context=("access",)),
+            advice="mean", context=("access",), more_wrong=(
+                Wrong(250.0, OPEN_HINT),  # the objective, in ms
+                # Right only on a run where the 95% rank falls on a sample.
+                Wrong(lambda d: d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"]
+                      .quantile(0.95, interpolation="nearest"), OPEN_HINT),
+                Wrong(lambda d: d["access"]["duration_ms"].quantile(0.95), "p95 of every endpoint"),
+            )),
+            lambda d: d["access"].groupby("endpoint")["duration_ms"].quantile(0.95)["api.list_todos"],
+            # numpy's default is pandas' linear interpolation; three decimals are within 0.001.
+            lambda d: round(float(np.percentile(
+                d["access"].loc[d["access"]["endpoint"] == "api.list_todos", "duration_ms"], 95)), 3)),
 ))
 
 
@@ -93,6 +120,21 @@ def export_queue_seconds(frame: pd.DataFrame, request_id: str) -> float:
     sent = mine.loc[mine["logger"] == "app.access", "timestamp"].min()
     picked = mine.loc[mine["service"] == "todo-worker", "timestamp"].min()
     return float((picked - sent).total_seconds())
+
+
+def queue_in_timedeltas(frame: pd.DataFrame, request_id: str) -> float:
+    """2.3 written differently: a Timedelta divided by one second is a number of seconds."""
+    mine = frame.query("request_id == @request_id")
+    sent = mine.loc[mine["logger"] == "app.access", "timestamp"].iloc[0]
+    return float((mine.loc[mine["service"] == "todo-worker", "timestamp"].min() - sent)
+                 / pd.Timedelta(seconds=1))
+
+
+def gap_to_first_task(frame: pd.DataFrame, request_id: str) -> float:
+    """A wrong 2.3: to the worker's first line of any task, not of this request's."""
+    sent = frame.loc[(frame["request_id"] == request_id) & (frame["logger"] == "app.access"), "timestamp"]
+    picked = frame.loc[frame["service"] == "todo-worker", "timestamp"].min()
+    return float((picked - sent.min()).total_seconds())
 
 add(Exercise(
     id="2.3", module="02-logs", kind="query", answer_type="number",
@@ -117,12 +159,20 @@ add(Exercise(
                                 when=lambda answer, expected, **_: close_to(answer, expected * 1000)),
     },
     solution=export_queue_seconds,
-    answers=answers(
+    answers=more_right(answers(
             lambda d: worker_gap(d["frame"], d["request_id"]),
             lambda d: round(worker_gap(d["frame"], d["request_id"]), 3),
             lambda d: worker_gap(d["frame"], d["request_id"], last=True),
             advice="*first* line", context=("frame", "request_id"),
-            given={"frame": lambda d: d["log_frame"], "request_id": lambda d: d["export_request"]}),
+            given={"frame": lambda d: d["log_frame"], "request_id": lambda d: d["export_request"]},
+            more_wrong=(
+                Wrong(0.5, OPEN_HINT),
+                # The worker's first line of any task: right only on a run with one export.
+                Wrong(lambda d: gap_to_first_task(d["frame"], d["request_id"]),
+                      OPEN_HINT),
+                Wrong(lambda d: worker_gap(d["frame"], d["request_id"]) * 1000, "not milliseconds"),
+            )),
+            lambda d: queue_in_timedeltas(d["frame"], d["request_id"])),
 ))
 
 
@@ -134,17 +184,19 @@ def error_lines_kind(frame: pd.DataFrame) -> str:
     return "a" if bool(access.all()) and bool((frame.loc[access, "status_code"] >= 500).all()) else "b"
 
 add(Exercise(
-    id="2.4", module="02-logs", kind="interpret", answer_type="choice",
-    question="Look at the ERROR lines of the run grouped by service and logger. What are "
-             "they, and where would you look next for the *cause*?",
+    id="2.4", module="02-logs", kind="predict", answer_type="choice",
+    question="Before the next cell shows them: what will most of the run's ERROR lines in the "
+             "web log (`error_lines`) be, and where would you look next for the *cause* of "
+             "the failures?",
     options={"a": "access lines reporting 5xx answers; they say *which* requests failed, not "
                   "why: look at the trace (its attributes) or the app's other lines for an "
                   "exception",
              "b": "exceptions with tracebacks: the cause is in the lines themselves",
              "c": "worker failures: the exports broke",
              "d": "Caddy's proxy errors: the app was unreachable"},
-    hint="Which `logger` wrote them, and what does each line's `message` look like? Does any "
-         "line carry a traceback?",
+    hint="Which part of the app writes one line for every request, whatever its outcome, and "
+         "at which level for a 5xx? Does a fault the lab injects make the code raise an "
+         "exception?",
     why="Every 5xx answer is logged at level ERROR by the access logger: a *report*. An "
         "exception raised by the code would leave a line of its own with the traceback; an "
         "injected fault leaves none, because the code did exactly what the switchboard told "
@@ -183,8 +235,18 @@ add(Exercise(
                               pattern=r"^(?!.*\.request_id).*$"),
     },
     solution='select(.logger == "app.access" and .status_code >= 500) | .request_id',
-    answers=answers('select(.logger == "app.access" and .status_code >= 500) | .request_id',
+    answers=more_right(answers(
+                    'select(.logger == "app.access" and .status_code >= 500) | .request_id',
                     '-s .[] | select(.status_code >= 500 and .logger == "app.access") | .request_id',
                     'select(.logger == "app.access" and .status_code >= 400) | .request_id',
-                    advice="`.status_code >= 500`", context=("log",), given={"log": lambda d: d["web_log"]}),
+                    advice="`.status_code >= 500`", context=("log",), given={"log": lambda d: d["web_log"]},
+                    more_wrong=(
+                        Wrong("1", "Print only the id"),
+                        # Right only on a run whose 5xx were all 500s (this one's are 503s).
+                        Wrong("select(.status_code == 500) | .request_id",
+                              OPEN_HINT),
+                        Wrong('select(.logger == "app.access" and .status_code >= 500)',
+                              "Print only the id"),
+                    )),
+                    'select(.logger == "app.access") | select(.status_code > 499) | .request_id'),
 ))

@@ -7,9 +7,12 @@ from typing import Any
 import pandas as pd
 
 from curriculum.exercise_model import (
+    OPEN_HINT,
+    Answers,
     Exercise,
     Mistake,
     Tolerance,
+    Wrong,
     add,
     answers,
     choice_advice,
@@ -56,11 +59,20 @@ add(Exercise(
                                access.nsmallest(1, "duration_ms")["trace_id"].iloc[0])),
     },
     solution=slowest_trace_id,
-    answers=answers(
-            lambda d: d["access"].nlargest(1, "duration_ms")["trace_id"].iloc[0],
-            lambda d: str(d["access"].sort_values("duration_ms").iloc[-1].trace_id),
-            lambda d: d["access"].nlargest(1, "duration_ms")["request_id"].iloc[0],
-            advice="`trace_id`", context=("access",)),
+    answers=Answers(
+        right=(lambda d: d["access"].nlargest(1, "duration_ms")["trace_id"].iloc[0],
+               lambda d: str(d["access"].sort_values("duration_ms").iloc[-1].trace_id),
+               # idxmax, and the hex id in capitals (ids compare without case).
+               lambda d: str(d["access"].loc[d["access"]["duration_ms"].idxmax(), "trace_id"]).upper()),
+        wrong=(Wrong(lambda d: d["access"].nlargest(1, "duration_ms")["request_id"].iloc[0], "`trace_id`"),
+               Wrong(lambda d: d["access"].nsmallest(1, "duration_ms")["trace_id"].iloc[0],
+                     "*largest* `duration_ms`"),
+               # A constant: the W3C specification's example trace id.
+               Wrong("4bf92f3577b34da6a3ce929d0e0e4736", OPEN_HINT),
+               # Right only on a run whose slowest request is among the lines `head()` shows.
+               Wrong(lambda d: d["access"].head(10).nlargest(1, "duration_ms")["trace_id"].iloc[0],
+                     OPEN_HINT)),
+        context=("access",)),
 ))
 
 
@@ -135,12 +147,19 @@ add(Exercise(
                            when=lambda answer, expected, **_: close_to(answer, expected / 1000)),
     },
     solution=export_queue_ms,
-    answers=answers(
-            lambda d: queue_ms(d["spans"]),
-            lambda d: round(queue_ms(d["spans"]), 2),
-            lambda d: queue_ms(d["spans"], from_start=True),
-            advice="*end* of the producer", context=("spans",),
-            given={"spans": lambda d: [s for s in d["spans"] if s.trace_id == d["export_trace"]]}),
+    # The recorded export waited 804.586 ms; the run's other exports 775.352 and 1724.541 ms.
+    answers=Answers(
+        right=(lambda d: queue_ms(d["spans"]),
+               lambda d: round(queue_ms(d["spans"]), 2),
+               lambda d: (next(s.start_ns for s in d["spans"] if s.name.startswith("run/"))
+                          - next(s.end_ns for s in d["spans"] if s.name.startswith("apply_async/")))
+               / 1_000_000),
+        wrong=(Wrong(lambda d: queue_ms(d["spans"], from_start=True), "*end* of the producer"),
+               Wrong(lambda d: queue_ms(d["spans"]) / 1000, "divide nanoseconds by 1e6"),
+               Wrong(0, OPEN_HINT),  # a constant: "the worker took it at once"
+               Wrong(775.35, OPEN_HINT)),  # hard-coded from another export's trace
+        context=("spans",),
+        given={"spans": lambda d: [s for s in d["spans"] if s.trace_id == d["export_trace"]]}),
 ))
 
 add(Exercise(

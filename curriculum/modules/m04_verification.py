@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import math
+from datetime import timedelta
+
 from curriculum.exercise_model import (
+    OPEN_HINT,
+    Answers,
     Exercise,
     Mistake,
     Tolerance,
+    Wrong,
     add,
-    answers,
     bucket,
     choice_advice,
     close_to,
@@ -67,8 +72,14 @@ add(Exercise(
     },
     solution=p95_bucket_width,
     # 68 ms lies in the bucket (50 ms, 100 ms].
-    answers=answers(0.05, 0.1 - 0.05, 0.1, advice="not its upper bound", context=("p95_s",),
-                    given={"p95_s": 0.068}),
+    answers=Answers(
+        right=(0.05, 0.1 - 0.05, lambda d: bucket(d["p95_s"])[1] - bucket(d["p95_s"])[0]),
+        wrong=(Wrong(0.1, "not its upper bound"),
+               Wrong(50, "In seconds, as the bounds are"),  # the width in milliseconds
+               Wrong(0.01, OPEN_HINT),  # a constant: "10 ms, a round number"
+               # Hard-coded from a run whose p95 was 40 ms: the bucket (25 ms, 50 ms].
+               Wrong(0.025, OPEN_HINT)),
+        context=("p95_s",), given={"p95_s": 0.068}),
 ))
 
 add(Exercise(
@@ -124,7 +135,65 @@ add(Exercise(
                                answer, 4 * rate * (1 - rate) / n)),
     },
     solution=binomial_4_sigma,
-    answers=answers(4 * (0.2 * 0.8 / 55) ** 0.5, round(4 * (0.2 * 0.8 / 55) ** 0.5, 4),
-                    (0.2 * 0.8 / 55) ** 0.5,
-                    advice="multiply by 4", context=("n", "rate"), given={"n": 55, "rate": 0.2}),
+    # 4 * sqrt(0.2 * 0.8 / 55) = 0.2157...
+    answers=Answers(
+        right=(4 * (0.2 * 0.8 / 55) ** 0.5, round(4 * (0.2 * 0.8 / 55) ** 0.5, 4), 0.216,
+               lambda d: 4 * math.sqrt(d["rate"] * (1 - d["rate"]) / d["n"])),
+        wrong=(Wrong((0.2 * 0.8 / 55) ** 0.5, "multiply by 4"),
+               Wrong(4 * 0.2 * 0.8 / 55, "the square root of p(1-p)/n"),
+               Wrong(0.05, OPEN_HINT),  # a constant: "5%, a usual tolerance"
+               Wrong(0.16, OPEN_HINT)),  # hard-coded from a run with n = 100
+        context=("n", "rate"), given={"n": 55, "rate": 0.2}),
+))
+
+
+# 4.5 The exact count of the last minute: the raw counter now minus the raw counter a minute
+#     ago, summed on each side; no extrapolation, and a series born in the minute counted.
+
+COUNT = "http_request_duration_seconds_count"
+
+add(Exercise(
+    id="4.5", module="04-verification", kind="query", answer_type="promql",
+    question="Write the PromQL for the **exact number of requests** the app counted in the **minute "
+             "before** the moment of evaluation: one number, a whole number, nothing estimated.",
+    hint="A counter's value is a count of requests since its process started. Which two values "
+         "of it, taken at which two moments, differ by exactly the requests of the minute? "
+         "`offset` moves a selector back in time. Add up the series of each side.",
+    why="The counter's values at two moments differ by exactly the requests counted between the "
+        "samples they read, so `sum(x) - sum(x offset 1m)` is a whole number (as long as no "
+        "process restarted in between: a reset makes it wrong, which is why 4.1's check wants "
+        "quiet edges). `increase(x[1m])` estimates the same thing and extrapolates to the "
+        "window's edges; `sum(x - x offset 1m)` drops every series that did not exist a minute "
+        "ago, such as an endpoint's first 5xx.",
+    mistakes={
+        "increase": Mistake("`increase` extrapolates the increase it saw to the window's edges: an "
+                            "estimate, rarely a whole number. Subtract two raw values of the counter.",
+                            pattern=r"\b(increase|rate|irate)\s*\("),
+        "born_in_window": Mistake(
+            "Subtracting series by series drops every series that has no value a minute ago (an "
+            "endpoint's first 5xx creates its series): sum each side first, then subtract.",
+            pattern=r"^sum\s*\((?!.*\)\s*-\s*sum).*offset"),
+        "since_start": Mistake("That counts everything since the processes started: subtract the "
+                               "value of a minute ago (`offset 1m`).",
+                               pattern=r"^(?!.*offset)(?!.*@).*_count"),
+        "another_offset": Mistake("The minute before: move the second selector back by one "
+                                  "minute (`offset 1m`).", pattern=r"offset\s+(?!1m\b|60s\b)"),
+        # The common advice to rate a raw counter does not apply: the raw counter is the answer.
+        "counter_without_rate": Mistake("(none: the question asks for the raw counter)"),
+    },
+    solution=f"sum({COUNT}) - sum({COUNT} offset 1m)",
+    answers=Answers(
+        right=(f"sum({COUNT}) - sum({COUNT} offset 1m)",
+               f"-(sum({COUNT} offset 60s) - sum({COUNT}))",
+               f"sum by () ({COUNT}) - sum by () ({COUNT} offset 1m)"),
+        wrong=(Wrong(f"sum(increase({COUNT}[1m]))", "extrapolates"),
+               Wrong(f"sum({COUNT} - {COUNT} offset 1m)", "sum each side first"),
+               Wrong(f"sum({COUNT})", "since the processes started"),
+               Wrong("vector(150)", OPEN_HINT),
+               Wrong(f"sum({COUNT}) - sum({COUNT} offset 5m)", "one minute")),
+        # Off the scrape grid, as a learner's moments are: the windows' edges fall between samples.
+        context=("prometheus", "start", "at"),
+        given={"at": lambda d: d["end"] - timedelta(seconds=2.5),
+               "start": lambda d: d["end"] - timedelta(minutes=4, seconds=2.5)},
+    ),
 ))

@@ -7,15 +7,17 @@ from typing import Any
 
 from curriculum import rule_grader
 from curriculum.exercise_model import (
+    OPEN_HINT,
+    OVER_RANGE,
     Answers,
     Exercise,
     Mistake,
     Tolerance,
     Wrong,
     add,
-    answers,
     choice_advice,
     close_to,
+    pinned,
 )
 
 
@@ -46,9 +48,16 @@ add(Exercise(
                              when=lambda answer, expected, **_: close_to(answer, 1 - expected)),
     },
     solution=budget_used,
-    answers=answers(lambda d: 12 / (0.01 * 600), 2.0, 12 / 600, advice="divide it by the budget share",
-                    context=("total", "bad", "objective"),
-                    given={"total": 600, "bad": 12, "objective": 0.99}),
+    # 12 bad of 600 at 99%: the budget is 6 requests, the run used it twice over.
+    answers=Answers(
+        right=(lambda d: 12 / (0.01 * 600), 2.0,
+               lambda d: d["bad"] / d["total"] / (1 - d["objective"])),
+        wrong=(Wrong(12 / 600, "divide it by the budget share"),
+               Wrong(1 - 2.0, "what is left of the budget"),
+               Wrong(1, OPEN_HINT),  # a constant: "all of it"
+               Wrong(1.5, OPEN_HINT)),  # hard-coded from a run with 9 bad of 600
+        context=("total", "bad", "objective"),
+        given={"total": 600, "bad": 12, "objective": 0.99}),
 ))
 
 add(Exercise(
@@ -71,7 +80,14 @@ add(Exercise(
                            when=lambda answer, expected, **_: close_to(answer, 0.5 / 0.99)),
     },
     solution=0.5 / (1 - 0.99),
-    answers=answers(50, 50.0, 0.5, advice="compare it with the budget's share"),
+    answers=Answers(
+        right=(50, 50.0, 0.5 / 0.01, 0.5 / (1 - 0.99)),
+        wrong=(Wrong(0.5, "compare it with the budget's share"),
+               Wrong(0.5 / 0.99, "You divided by the objective itself"),
+               Wrong(14.4, OPEN_HINT),  # a constant: the SRE Workbook's paging threshold
+               # Hard-coded from one run's diluted 1-minute share (24% bad): 0.24 / 0.01.
+               Wrong(24, OPEN_HINT)),
+    ),
 ))
 
 add(Exercise(
@@ -236,5 +252,115 @@ add(Exercise(
             Wrong(graded("vector(1)"), "fired under it"),
             Wrong(graded("sum(rate(x[2m]) >"), "could not load the rule"),
         ),
+    ),
+))
+
+
+add(Exercise(
+    id="5.7", module="05-alerting", kind="interpret", answer_type="choice",
+    question="A login service gets about **5 requests an hour** at night. Its availability SLO is "
+             "99%, alerted like the lab's fast burn (a burn rate above 14.4 over 1 hour *and* over "
+             "5 minutes pages). At 3:00 one request fails, the others succeed. What happens, and "
+             "what should the team change?",
+    options={"a": "Nothing pages: a burn-rate alert is built to ignore a single failed request",
+             "b": "It pages: one failure in about five requests is a 20% error share, a burn rate "
+                  "of 20 over the hour and more over 5 minutes; give the SLI more events "
+                  "(synthetic probes) or require a minimum request count before it may fire",
+             "c": "It pages, and that is right: every failed login matters, keep the alert as it is",
+             "d": "It opens a ticket, not a page: the budget is spent slowly at night"},
+    hint="Compute the error share over the hour and over the 5 minutes around the failure, then "
+         "the burn rate (share over budget share), and compare with 14.4. Then ask what a page "
+         "at 3:00 for one request does to the next page's precision.",
+    why="A burn rate is a share, and a share of five requests moves by 20% with each one: 1 of 5 "
+        "in the hour is a burn rate of 20 for a 1% budget, and the 5-minute window holds at "
+        "most a request or two. The alert, built for thousands of requests an hour, pages for "
+        "one. The Workbook's remedies for low-traffic services: artificial traffic, combining "
+        "services into one SLO, making one failure matter less, a lower objective or longer "
+        "windows; and a minimum request rate as a guard, as the lab's threshold alerts have.",
+    mistakes=choice_advice({
+        "a": "Nothing in a burn-rate expression counts requests: with five an hour, one failure "
+             "is 20% of them. Compute the burn rate.",
+        "c": "One request in the night spent 1/5 of the hour's events, not much of a 30-day "
+             "budget; a page for it lowers precision, and people learn to ignore pages.",
+        "d": "The tier follows the burn rate and its windows, not the time of day: the ticket "
+             "tier is a burn rate of 1 over 3 days, and this is about 20 over an hour.",
+    }),
+    solution="b",
+))
+
+add(Exercise(
+    id="5.8", module="05-alerting", kind="predict", answer_type="choice",
+    question="The web app hangs and stops answering Prometheus's scrapes for ten minutes (users "
+             "get errors from Caddy meanwhile). What does the lab's `HighErrorRate` alert (the 5xx "
+             "share of the app's own request counter, over 1 minute, above 5%) do during those ten "
+             "minutes?",
+    options={"a": "It fires: the app's counters have been counting the errors",
+             "b": "After about a minute it has no series to evaluate, so it cannot fire: the web "
+                  "target's series went stale at the first failed scrape; only a rule on `up` "
+                  "or `absent(...)` notices",
+             "c": "It keeps the last value for 5 minutes (the lookback), then resolves",
+             "d": "It fires after 5 minutes, when the lookback runs out and the share becomes 0"},
+    hint="Where do the app's counters get into Prometheus, and what does Prometheus write when a "
+         "scrape fails? What does a `[1m]` range hold one minute later? Can an expression with "
+         "no series fire?",
+    why="The app's counters reach Prometheus only through scrapes. When a scrape fails, "
+        "Prometheus sets `up` to 0 and marks the target's series stale: instant queries stop "
+        "returning them at once, and `rate(...[1m])` has nothing left once its window has passed "
+        "the last sample. An expression with no series has nothing to compare, so the alert is "
+        "silent for exactly as long as the app is broken. Alert on the target itself too: "
+        "`up == 0`, or `absent(...)` for a target that vanished, as the lab's WorkerDown does.",
+    mistakes=choice_advice({
+        "a": "The counters are in the hung app: Prometheus sees them only through scrapes, and "
+             "the scrapes fail.",
+        "c": "The 5-minute lookback applies to a series whose next sample has not come yet; a "
+             "failed scrape writes a stale marker, which ends the series at once.",
+        "d": "A missing series is not 0: there is nothing to compare with 5%, before or after 5 "
+             "minutes.",
+    }),
+    solution="b",
+))
+
+
+# 5.6 The burn rate, written from the raw counters: the bad share over the budget share.
+
+COUNT = "http_request_duration_seconds_count"
+BURN_6M = (f'sum(rate({COUNT}{{status=~"5.."}}[6m])) / sum(rate({COUNT}[6m])) / (1 - 0.99)')
+
+add(Exercise(
+    id="5.6", module="05-alerting", kind="query", answer_type="promql",
+    question="Write the PromQL for the availability SLO's **burn rate over the last 6 minutes** "
+             "(objective 99%, a failure is a 5xx answer): one number, 1 when the budget burns "
+             "exactly as fast as the objective allows.",
+    hint="A burn rate compares two shares: the share of requests that failed over the window, "
+         "and the share the objective allows to fail. Build the first from two `rate(...[6m])` "
+         "sums; the second is a number.",
+    why="The bad share over the window divided by the budget share (1 - 0.99 = 0.01): at a burn "
+        "rate of 1 the budget lasts exactly the SLO period, at 14.4 a 30-day budget is gone in "
+        "about two days. The lab's recording rule `slo:sli_error:ratio_rate6m` is the numerator, "
+        "and the alerts compare it with `14.4 * slo:error_budget:ratio`: the same division, "
+        "written as a comparison.",
+    mistakes={
+        "objective": Mistake("Divide by the share the objective allows to fail (1 - 0.99), not by "
+                             "the objective itself.", pattern=r"/\s*\(?\s*0?\.99\s*\)?\s*$"),
+        "share_only": Mistake("That is the share of requests that failed; a burn rate divides it "
+                              "by the budget share (0.01).",
+                              pattern=r"^(?=.*/)(?=.*(rate|increase)\()(?!.*(0?\.01|1\s*-\s*0?\.99|\*\s*100|100\s*\*)).*$"),
+        "window": Mistake("Over the last 6 minutes: `[6m]` on both sides.",
+                          pattern=r"\[(?!6m\]|360s\])\w+\]"),
+    },
+    solution=BURN_6M,
+    answers=Answers(
+        right=(BURN_6M,
+               f'sum(increase({COUNT}{{status=~"5.."}}[6m])) / sum(increase({COUNT}[6m])) / 0.01',
+               f'100 * sum(rate({COUNT}{{status=~"5.."}}[360s])) / sum(rate({COUNT}[360s]))'),
+        wrong=(Wrong(f'sum(rate({COUNT}{{status=~"5.."}}[6m])) / sum(rate({COUNT}[6m])) / 0.99',
+                     "not by the objective itself"),
+               Wrong(f'sum(rate({COUNT}{{status=~"5.."}}[6m])) / sum(rate({COUNT}[6m]))',
+                     "by the budget share"),
+               Wrong(f'sum(rate({COUNT}{{status=~"5.."}}[1m])) / sum(rate({COUNT}[1m])) / 0.01',
+                     "`[6m]` on both sides"),
+               Wrong("vector(14.4)", OPEN_HINT),
+               Wrong(pinned(BURN_6M), OPEN_HINT)),
+        context=OVER_RANGE,
     ),
 ))

@@ -7,15 +7,20 @@ from typing import Any
 import pandas as pd
 
 from curriculum.exercise_model import (
+    OPEN_HINT,
+    Answers,
     Exercise,
     Mistake,
     Tolerance,
+    Wrong,
     add,
     answers,
     bench_cost,
     choice_advice,
     close_to,
 )
+
+BUCKETS = 'http_request_duration_seconds_bucket{job="web"}'
 
 add(Exercise(
     id="6.1", module="06-cardinality-sampling-cost", kind="query", answer_type="promql",
@@ -30,13 +35,27 @@ add(Exercise(
                        pattern=r"^\s*sum\b"),
         "rate": Mistake("Count the series themselves; no `rate` is needed to count them.",
                         pattern=r"\brate\("),
+        # Shadows the common mistake of that name (curriculum.exercises), which would tell every
+        # wrong count of this `_bucket` counter to take its rate: counting series needs none.
+        "counter_without_rate": Mistake("Counting series needs no `rate`: `count(...)` of the "
+                                        "selector itself."),
     },
     solution='count(http_request_duration_seconds_bucket{job="web"})',
-    answers=answers(
-            'count(http_request_duration_seconds_bucket{job="web"})',
-            'sum(count by (endpoint) (http_request_duration_seconds_bucket{job="web"}))',
-            'sum(http_request_duration_seconds_bucket{job="web"})',
-            advice="`count` counts the series"),
+    # Compared over the last 5 minutes of the synthetic traffic (tests/support/promdata.py):
+    # 60 series, then 72 once todos.toggle's first 500 creates its series 40 s before the end.
+    answers=Answers(
+        right=(f"count({BUCKETS})",
+               f"sum(count by (endpoint) ({BUCKETS}))",
+               f"count by () ({BUCKETS})",
+               'count({__name__="http_request_duration_seconds_bucket", job="web"})'),
+        wrong=(Wrong(f"sum({BUCKETS})", "`count` counts the series"),
+               Wrong(f"sum(rate({BUCKETS}[1m]))", "no `rate` is needed"),
+               Wrong("vector(1)", OPEN_HINT),
+               # The count read at the range's end, hard-coded: right at that instant only.
+               Wrong("vector(72)", OPEN_HINT),
+               # A minute late: right along the range except in the minute after a series is born.
+               Wrong(f"count({BUCKETS} offset 1m)", OPEN_HINT)),
+        context=("prometheus", "start", "at")),
 ))
 
 
@@ -64,10 +83,17 @@ add(Exercise(
                               when=lambda answer, expected, **_: close_to(answer, expected / 14)),
     },
     solution=series_by_path,
-    answers=answers(lambda d: 14 * d["access"]["http.path"].nunique(),
-                    lambda d: float(14 * d["access"]["http.path"].nunique()),
-                    lambda d: d["access"]["http.path"].nunique(),
-                    advice="multiply by 14", context=("access",)),
+    # The recorded run has 8 distinct paths (7 endpoints): 112 series.
+    answers=Answers(
+        right=(lambda d: 14 * d["access"]["http.path"].nunique(),
+               lambda d: float(14 * d["access"]["http.path"].nunique()),
+               lambda d: d["access"].groupby("http.path").ngroups * (11 + 1 + 2)),
+        wrong=(Wrong(lambda d: d["access"]["http.path"].nunique(), "multiply by 14"),
+               Wrong(lambda d: 12 * d["access"]["http.path"].nunique(), "Count `+Inf`, `_count` and `_sum`"),
+               Wrong(14, OPEN_HINT),  # a constant: one histogram
+               # By endpoint: right only on a run whose paths carry no ids.
+               Wrong(lambda d: 14 * d["access"]["endpoint"].nunique(), OPEN_HINT)),
+        context=("access",)),
 ))
 
 add(Exercise(
@@ -164,6 +190,23 @@ def tracing_cost_ms() -> float:
     row = {str(k)[1]: float(v) for k, v in mine.items()}
     return row["c"] - row["b"]
 
+
+def _cpu_cells(endpoint: str = "POST /api/todos", column: str = "CPU ms/request") -> dict[str, float]:
+    """Configuration key ("a".."e") -> its cell of docs/benchmarks.md's overhead table."""
+    from analysis import benchmarks
+
+    table = benchmarks.overhead()
+    mine = table[table["endpoint"] == endpoint].set_index("configuration")[column]
+    return {str(k)[1]: float(v) for k, v in mine.items()}
+
+
+def bench_ratios() -> tuple[float, ...]:
+    """The ratios a learner may give instead of 6.6's difference: (c)/(b), (c)/(a) and (c)'s
+    `CPU vs (a)` cell."""
+    cpu = _cpu_cells()
+    return cpu["c"] / cpu["b"], cpu["c"] / cpu["a"], _cpu_cells(column="CPU vs (a)")["c"]
+
+
 add(Exercise(
     id="6.6", module="06-cardinality-sampling-cost", kind="interpret", answer_type="number",
     question="From the benchmark table: how many **milliseconds of CPU per request** does "
@@ -181,14 +224,21 @@ add(Exercise(
         "vs_off": Mistake("Compare (c) with (b), logs and metrics, not with (a), everything off.",
                           when=lambda answer, expected, **_: close_to(answer, bench_cost("a"))),
         "ratio": Mistake("In milliseconds per request (a difference), not a ratio.",
-                         when=lambda answer, expected, **_: 1.0 < float(answer) < 3.0
-                         and not close_to(answer, expected)),
+                         when=lambda answer, expected, **_: not close_to(answer, expected) and any(
+                             close_to(answer, ratio, rel=0.02) for ratio in bench_ratios())),
     },
     solution=tracing_cost_ms,
     # docs/benchmarks.md: POST /api/todos, (c) 5.224 - (b) 3.330 ms of CPU per request.
     # Rounded as a person writes it (two significant figures) is right too.
-    answers=answers(lambda d: bench_cost("b", "c"), lambda d: float(f"{bench_cost('b', 'c'):.2g}"),
-                    lambda d: bench_cost("a", "c"), advice="Compare (c) with (b)"),
+    answers=Answers(
+        right=(lambda d: bench_cost("b", "c"), lambda d: float(f"{bench_cost('b', 'c'):.2g}"),
+               lambda d: round(float(_cpu_cells()["c"] - _cpu_cells()["b"]), 2)),
+        wrong=(Wrong(lambda d: bench_cost("a", "c"), "Compare (c) with (b)"),
+               Wrong(lambda d: _cpu_cells()["c"] / _cpu_cells()["b"], "not a ratio"),
+               Wrong(1, OPEN_HINT),  # a constant: "about a millisecond"
+               # The ranges' low ends (4.735 - 3.215: the fastest runs), not the table's figures.
+               Wrong(1.52, OPEN_HINT)),
+    ),
 ))
 
 add(Exercise(

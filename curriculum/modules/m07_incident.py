@@ -4,9 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
-from curriculum.exercise_model import Exercise, Mistake, add, add_reference, answers, choice_advice
+from curriculum.exercise_model import (
+    OPEN_HINT,
+    OVER_RANGE,
+    Answers,
+    Exercise,
+    Mistake,
+    Wrong,
+    add,
+    add_reference,
+    answers,
+    choice_advice,
+    pinned,
+)
 
 LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
+
+def _labelled(frame: Any) -> bool:
+    """True when a PromQL result has labels (a constant such as `vector(1)` has none)."""
+    return any(column not in ("timestamp", "value") for column in frame.columns)
 
 
 # 7.1 (was 5.1) Share of api.list_todos requests answered 5xx over the last minute.
@@ -23,35 +39,50 @@ add(Exercise(
     mistakes={
         "ratio_of_counters": Mistake("Divide rates, not raw counters: raw counters hold every "
                                      "request since the process started, not the last minute.",
-                                     pattern=r"^(?!.*(rate|increase)\().*$"),
+                                     pattern=r"^(?!.*(rate|increase)\().*_count\b"),
         "unmatched_labels": Mistake("A division matches series label by label: unsummed, each "
                                     "5xx series finds itself on the other side (a share of 1) "
                                     "or no partner at all (an empty result). Sum (or "
                                     "`sum by (endpoint)`) both sides so the labels agree.",
-                                    when=lambda got, expected, **_: got.empty or bool(
-                                        (got["value"] == 1).all())),
+                                    when=lambda got, expected, **_: got.empty or (
+                                        _labelled(got) and bool((got["value"] == 1).all()))),
     },
     solution='sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[1m])) '
     '/ sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[1m]))',
-    answers=answers(
-            f'sum(rate({LIST},status=~"5.."}}[1m])) / sum(rate({LIST}}}[1m]))',
-            # The issue's example: `sum by (endpoint)` on both sides (a constant label).
-            f'sum by (endpoint) (rate({LIST},status=~"5.."}}[1m])) '
-            f"/ sum by (endpoint) (rate({LIST}}}[1m]))",
-            f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
-            advice="Sum (or `sum by (endpoint)`) both sides"),
+    # Compared over the last 5 minutes of the synthetic traffic (tests/support/promdata.py),
+    # where api.list_todos's share is a steady 0.2: `vector(0.2)`, a ratio of summed raw
+    # counters, `irate` or another window would pass there (not on a run with a fault), so
+    # they are not in the bank.
+    answers=Answers(
+        right=(f'sum(rate({LIST},status=~"5.."}}[1m])) / sum(rate({LIST}}}[1m]))',
+               # The issue's example: `sum by (endpoint)` on both sides (a constant label).
+               f'sum by (endpoint) (rate({LIST},status=~"5.."}}[1m])) '
+               f"/ sum by (endpoint) (rate({LIST}}}[1m]))",
+               f'sum(increase({LIST},status=~"5.."}}[60s])) / sum(increase({LIST}}}[60s]))'),
+        wrong=(Wrong(f'rate({LIST},status=~"5.."}}[1m]) / rate({LIST}}}[1m])',
+                     "Sum (or `sum by (endpoint)`) both sides"),
+               Wrong(f'{LIST},status=~"5.."}} / {LIST}}}', "Divide rates, not raw counters"),
+               Wrong("vector(1)", OPEN_HINT),
+               # The share at the end (0.2), typed in: wrong where the share moved.
+               Wrong("vector(0.2)", OPEN_HINT),
+               Wrong(f'sum({LIST},status=~"5.."}}) / sum({LIST}}})', "Divide rates, not raw counters"),
+               Wrong(f'sum(rate({LIST},status=~"5.."}}[5m])) / sum(rate({LIST}}}[5m]))', OPEN_HINT),
+               # Every endpoint's share: the filter forgotten (todos.toggle's fault moves it).
+               Wrong('sum(rate(http_request_duration_seconds_count{status=~"5.."}[1m])) '
+                     '/ sum(rate(http_request_duration_seconds_count[1m]))', OPEN_HINT)),
+        context=("prometheus", "start", "at")),
 ))
 
 add(Exercise(
-    id="7.2", module="07-incident", kind="interpret", answer_type="choice",
-    question="Half of the requests were made to fail (`rate` injected), the client saw a "
-             "somewhat different share, and Prometheus's 1-minute share is **lower than both**. "
-             "Why is Prometheus's number the lowest?",
-    options={"a": "the 1-minute window also holds requests from before the fault was switched "
-                  "on, which all succeeded: they dilute the share",
-             "b": "Prometheus missed some failed requests between scrapes",
-             "c": "`rate` extrapolates the 5xx series more than the total",
-             "d": "the client counted some failures twice"},
+    id="7.2", module="07-incident", kind="predict", answer_type="choice",
+    question="Before the next cell prints them: of the three numbers (the injected rate, the "
+             "client's share over its own requests, Prometheus's share over the last minute at "
+             "`after`), which will be the **lowest**, and why?",
+    options={"a": "Prometheus's: its 1-minute window also holds the endpoint's requests from "
+                  "before the fault was switched on, which all succeeded and dilute the share",
+             "b": "Prometheus's: it misses failed requests that happen between two scrapes",
+             "c": "Prometheus's: `rate` extrapolates the 5xx series more than the total",
+             "d": "none: all three are the injected rate, the fault fails exactly that share"},
     hint="Over which stretch of time does `rate(...[1m])` at the moment `after` count requests? "
          "When was the fault switched on, and did the endpoint serve requests before that?",
     why="The injected rate is a probability; the client's share is one binomial draw of it "
@@ -68,7 +99,9 @@ add(Exercise(
         "c": "Each side is extrapolated from its own samples: the factors are close, not equal "
              "(a series born inside the window is extended back to where it would be zero, the "
              "others to the window's edges), a small effect next to this gap.",
-        "d": "The client counted each answer once; it matches the access log exactly.",
+        "d": "The injected rate is a probability: the client's share is one draw of it over a few "
+             "tens of requests, and Prometheus's share covers a whole minute, whatever happened "
+             "in it.",
     }),
     solution="a",
 ))
@@ -150,3 +183,43 @@ def blind_window(run: Any) -> tuple[str, str]:
 
 
 add_reference("blind-window", blind_window)
+
+
+# 7.5 The breakdown an incident needs: the p95 of each endpoint, `endpoint` kept beside `le`.
+
+BUCKET = "http_request_duration_seconds_bucket"
+P95_BY_ENDPOINT = f"histogram_quantile(0.95, sum by (le, endpoint) (rate({BUCKET}[1m])))"
+
+add(Exercise(
+    id="7.5", module="07-incident", kind="query", answer_type="promql",
+    question="Before the charts: write the PromQL for the **p95 latency of each endpoint** over "
+             "the last minute (one series per `endpoint`), the breakdown that tells a slow "
+             "endpoint from a slow database.",
+    hint="The quantile of a histogram comes from its `_bucket` counters, rated, then added per "
+         "bucket boundary. Which labels must survive the sum for one quantile per endpoint?",
+    why="`histogram_quantile` needs the buckets of every process and status added per `le`, and "
+        "one quantile per endpoint needs `endpoint` kept beside `le`. Without the sum, each "
+        "status and method of an endpoint gets its own quantile; without `le`, nothing is left to "
+        "interpolate and the answer is empty. One endpoint rising alone points at that endpoint; "
+        "all the endpoints that read the database rising together point at what they share.",
+    mistakes={
+        "no_sum": Mistake("Add the buckets first: `sum by (le, endpoint) (rate(...))`. Without the "
+                          "sum, every status and method of an endpoint gets a quantile of its own.",
+                          pattern=r"histogram_quantile\(\s*0?\.95\s*,\s*rate"),
+        "no_endpoint": Mistake("One series per endpoint: keep `endpoint` in the `by (...)` beside "
+                               "`le`.", pattern=r"by\s*\(\s*le\s*\)(?!.*endpoint)|^(?!.*endpoint).*sum"),
+    },
+    solution=P95_BY_ENDPOINT,
+    answers=Answers(
+        right=(P95_BY_ENDPOINT,
+               f"histogram_quantile(.95, sum(rate({BUCKET}[60s])) by (endpoint, le))",
+               f"histogram_quantile(0.95, sum without (method, status, instance, job, environment) "
+               f"(rate({BUCKET}[1m])))"),
+        wrong=(Wrong(f"histogram_quantile(0.95, rate({BUCKET}[1m]))", "Add the buckets first"),
+               Wrong(f"histogram_quantile(0.95, sum by (le) (rate({BUCKET}[1m])))", "keep `endpoint`"),
+               Wrong(f"histogram_quantile(0.95, sum by (endpoint) (rate({BUCKET}[1m])))", "`le`"),
+               Wrong("vector(0.25)", OPEN_HINT),
+               Wrong(pinned(P95_BY_ENDPOINT), OPEN_HINT)),
+        context=OVER_RANGE,
+    ),
+))

@@ -10,6 +10,7 @@ relative to `end` (its 200s go on all along).
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -30,7 +31,9 @@ ENVIRONMENT = "test"
 
 @dataclass(frozen=True)
 class Traffic:
-    """One request series: its labels, requests per second and cumulative share per bucket."""
+    """One request series: its labels, requests per second and cumulative share per bucket;
+    during each of `changes` (low, high, requests per second, shares per bucket) the rate and
+    the latency are those instead."""
 
     method: str
     endpoint: str
@@ -39,23 +42,52 @@ class Traffic:
     under: dict[float, float]  # le -> share of requests at or under le (cumulative)
     mean_s: float  # average duration, for the _sum series
     active: tuple[int, int] = (-DURATION_S, 0)  # when it runs, in seconds relative to the end
+    changes: tuple[tuple[int, int, float, dict[float, float]], ...] = ()
+
+    def _pieces(self, offset: int) -> list[tuple[float, float, dict[float, float]]]:
+        """(seconds, requests per second, shares) of each stretch from the start up to offset."""
+        low, high = self.active
+        until = min(max(offset, low), high)
+        cuts = sorted({low, until, *(t for c in self.changes for t in c[:2] if low < t < until)})
+        pieces = []
+        for begin, finish in itertools.pairwise(cuts):
+            rate, under = self.per_second, self.under
+            for c_low, c_high, c_rate, c_under in self.changes:
+                if c_low <= begin and finish <= c_high:
+                    rate, under = c_rate, c_under
+            pieces.append((finish - begin, rate, under))
+        return pieces
 
     def count(self, offset: int) -> float:
         """Requests counted up to offset seconds relative to the end (a counter from 0)."""
-        low, high = self.active
-        return self.per_second * (min(max(offset, low), high) - low)
+        return sum(seconds * rate for seconds, rate, _ in self._pieces(offset))
+
+    def bucket(self, le: float, offset: int) -> float:
+        """Requests at or under le counted up to offset (the `_bucket` counter)."""
+        return sum(seconds * rate * _share(under, le) for seconds, rate, under in self._pieces(offset))
 
     def share(self, le: float) -> float:
-        """Cumulative share of requests at or under le (1 above the largest listed bound)."""
-        below = [share for bound, share in self.under.items() if bound <= le]
-        return max(below) if below else 0.0
+        """Cumulative share of requests at or under le outside the changes."""
+        return _share(self.under, le)
+
+
+def _share(under: dict[float, float], le: float) -> float:
+    """Cumulative share at or under le (1 above the largest listed bound)."""
+    below = [share for bound, share in under.items() if bound <= le]
+    return max(below) if below else 0.0
 
 
 FAST = {0.005: 0.1, 0.01: 0.5, 0.025: 0.9, 0.05: 1.0}
 SLOW = {0.05: 0.2, 0.1: 0.5, 0.25: 0.8, 0.5: 1.0}
+# api.list_todos changes twice inside the last five minutes (the range PromQL answers are
+# compared over), at the same total rate: from -240 to -180 s half its requests fail instead of
+# a fifth, and from -150 to -90 s its successes are fast. A constant copied from one moment (its
+# error share, its p95) is then wrong at others; the per-endpoint rates do not move.
+LIST_CHANGES = ((-240, -180), (-150, -90))
 TRAFFIC = (
-    Traffic("GET", "api.list_todos", "200", 2.0, SLOW, 0.12),
-    Traffic("GET", "api.list_todos", "500", 0.5, FAST, 0.01),
+    Traffic("GET", "api.list_todos", "200", 2.0, SLOW, 0.12,
+            changes=((*LIST_CHANGES[0], 1.25, SLOW), (*LIST_CHANGES[1], 2.0, FAST))),
+    Traffic("GET", "api.list_todos", "500", 0.5, FAST, 0.01, changes=((*LIST_CHANGES[0], 1.25, FAST),)),
     Traffic("GET", "todos.index", "200", 1.0, FAST, 0.012),
     Traffic("POST", "api.create_todo", "201", 0.5, FAST, 0.015),
     Traffic("POST", "todos.toggle", "200", 1.0, FAST, 0.01),
@@ -109,7 +141,7 @@ def openmetrics(end: int) -> str:
             count = traffic.count(t - end)
             for le in names.HTTP_BUCKETS:
                 lines.append(f'{metric}_bucket{{{labels},le="{le:g}"}} '
-                             f"{count * traffic.share(le):.6f} {t}")
+                             f"{traffic.bucket(le, t - end):.6f} {t}")
             lines.append(f'{metric}_bucket{{{labels},le="+Inf"}} {count:.6f} {t}')
             lines.append(f"{metric}_count{{{labels}}} {count:.6f} {t}")
             lines.append(f"{metric}_sum{{{labels}}} {count * traffic.mean_s:.6f} {t}")
