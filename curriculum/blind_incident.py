@@ -41,7 +41,7 @@ RATE_WINDOW_S = 60.0  # the notebooks' and recording rules' rate window
 
 WHAT_SHOWS = {
     "error_rate": "5xx answers on one endpoint: the error-rate chart by endpoint, status_code "
-                  "in the access log, ERROR lines with the fault's name, spans with status ERROR",
+                  "in the access log (its ERROR access lines), spans with status ERROR",
     "latency": "one endpoint slower, still answering 200: its p95 by endpoint rises, its "
                "duration_ms in the log grows, and in its trace the server span itself is long "
                "with no slow child span",

@@ -350,7 +350,7 @@ def _verdict(item: Exercise, status: str, message: str, answer: Any,
     saved = {"id": item.id, "module": item.module, "status": status,
              "answer": _literal(answer), **record}
     verdict = Verdict(item.id, status, message, answer, advice, item.why, saved)
-    if filling() and status != "right":
+    if filling() and status == "wrong":
         raise ExerciseFailed(str(verdict))
     return verdict
 
@@ -477,10 +477,15 @@ def _check_promql(item: Exercise, answer: Any, context: dict[str, Any]) -> Verdi
             return _verdict(item, "wrong", where + problem, answer, _wrong_advice(item, found),
                             at=moment)
     if compared == 0:
-        return _verdict(item, "wrong", "the reference query returned nothing: was there "
-                        "traffic before this moment?", answer,
-                        ("Send some traffic (`lab load`, or click around the app), wait a "
-                         "scrape interval, and run the check again.",), at=moment)
+        # Nothing to grade on: the data has none of what the question is about (no traffic
+        # yet, no 5xx in a run without faults). Not the learner's error: not "wrong", and a
+        # headless run goes on (the banks, on data that has it, test the reference).
+        return _verdict(item, "unanswered", "nothing to compare: the reference query returns "
+                        "nothing in the range checked (no traffic yet, or none of the kind the "
+                        "question is about)", answer,
+                        ("Send some traffic (`lab load`; for errors and alerts a run with the "
+                         "workshop's faults, `lab load --faults workshop`), wait a scrape "
+                         "interval, and run the check again.",), at=moment)
     span = "" if start is None else f", at {compared} moments from {start:%H:%M:%S} to {at:%H:%M:%S} UTC"
     return _verdict(item, "right", f"same series and values as the reference{span}", answer, at=moment)
 

@@ -200,7 +200,8 @@ add(Exercise(
     why="Every 5xx answer is logged at level ERROR by the access logger: a *report*. An "
         "exception raised by the code would leave a line of its own with the traceback; an "
         "injected fault leaves none, because the code did exactly what the switchboard told "
-        "it. The trace of a failed request carries `fault.injected` and the fault's name.",
+        "it. The trace of a failed request carries `fault.injected` and the fault's name (not "
+        "during a blind incident, whose faults are quiet).",
     mistakes=choice_advice({
         "b": "Read the `logger` column: these are `app.access` lines, one per failed request, "
              "with no traceback.",

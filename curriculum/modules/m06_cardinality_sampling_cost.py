@@ -265,3 +265,41 @@ add(Exercise(
     }),
     solution="a",
 ))
+
+
+# 6.8 Which endpoint holds the series: count by the label you break down by.
+
+add(Exercise(
+    id="6.8", module="06-cardinality-sampling-cost", kind="query", answer_type="promql",
+    question="Where do those series come from? Write the PromQL for the **number of series of "
+             "`http_request_duration_seconds_bucket` (job `web`) per endpoint**: one series per "
+             "`endpoint`, its value the count.",
+    hint="The same count as 6.1, broken down: the aggregation keeps the label you name in "
+         "`by (...)`.",
+    why="`count by (endpoint)` counts the series of each endpoint: 12 bucket bounds for every "
+        "method and status the endpoint has answered with. An endpoint that answers several "
+        "statuses holds several times the series of one that always succeeds; a label whose "
+        "values are unbounded (a raw path, a user id) would make one endpoint hold thousands.",
+    mistakes={
+        "sum": Mistake("`sum` adds the values (requests); `count` counts the series.",
+                       pattern=r"^\s*sum\b"),
+        "no_by": Mistake("One series per endpoint: `count by (endpoint) (...)`.",
+                         pattern=r"^(?!.*\bby\b)(?!.*without).*count"),
+        "rate": Mistake("Count the series themselves; no `rate` is needed to count them.",
+                        pattern=r"\brate\("),
+        # Counting series needs no rate (the common advice for a raw counter does not apply).
+        "counter_without_rate": Mistake("Counting series needs no `rate`: `count by (...)` of the "
+                                        "selector itself."),
+    },
+    solution=f"count by (endpoint) ({BUCKETS})",
+    answers=Answers(
+        right=(f"count by (endpoint) ({BUCKETS})",
+               f"count({BUCKETS}) by (endpoint)",
+               'count by (endpoint) ({__name__="http_request_duration_seconds_bucket", job="web"})'),
+        wrong=(Wrong(f"count({BUCKETS})", "One series per endpoint"),
+               Wrong(f"sum by (endpoint) ({BUCKETS})", "`count` counts the series"),
+               Wrong(f"count by (endpoint, status) ({BUCKETS})", OPEN_HINT),
+               Wrong("vector(12)", OPEN_HINT),
+               Wrong(f"count by (endpoint) ({BUCKETS} offset 1m)", OPEN_HINT)),
+        context=("prometheus", "start", "at")),
+))

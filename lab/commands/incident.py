@@ -23,8 +23,9 @@ from stack.switchboard import FaultSwitch
 
 def configure(parser: argparse.ArgumentParser) -> None:
     """run (default) or answer; seed, duration, episodes, blind, dry run; the diagnosis."""
-    parser.add_argument("action", nargs="?", choices=("run", "answer"), default="run",
-                        help="run the incident (default) or answer: grade your diagnosis")
+    parser.add_argument("action", nargs="?", choices=("run", "answer", "key"), default="run",
+                        help="run the incident (default); answer: grade your diagnosis; key: the "
+                             "facilitator's key, what a blind seed draws (do not show the room)")
     parser.add_argument("--seed", type=int, required=True, help="the same seed replays the same incident")
     parser.add_argument("--duration", type=float, default=300.0, help="seconds (default 300)")
     parser.add_argument("--episodes", type=int, default=3, help="fault episodes (default 3; "
@@ -106,11 +107,25 @@ def _answer(args: argparse.Namespace, config: LabConfig) -> int:
     return 0 if graded.right else 1
 
 
+def _key(args: argparse.Namespace) -> int:
+    """The facilitator's seed key: what the blind incident of a seed draws, and when."""
+    try:
+        incident = blind_incident.plan(args.seed, args.duration)
+    except ValueError as exc:
+        raise LabError(str(exc), 2) from None
+    where = incident.endpoint or "every endpoint that reads the database"
+    print(f"seed {incident.seed} ({incident.duration:g} s): {incident.kind} on {where} "
+          f"({json.dumps(incident.value)}), from +{incident.on_s:g} s to +{incident.off_s:g} s")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    """Run the incident (blind or with its schedule shown), or grade an answer."""
+    """Run the incident (blind or with its schedule shown), grade an answer, or print the key."""
     config = LabConfig.from_env()
     if args.action == "answer":
         return _answer(args, config)
+    if args.action == "key":
+        return _key(args)
     try:
         if args.blind:
             return _run_blind(args, config)
