@@ -223,3 +223,50 @@ add(Exercise(
         context=OVER_RANGE,
     ),
 ))
+
+
+# 7.6 Which endpoint breaks the latency objective: the slow share, per endpoint.
+
+SLOW_SHARE = (f'1 - sum by (endpoint) (rate({BUCKET}{{le="0.25"}}[1m])) '
+              "/ sum by (endpoint) (rate(http_request_duration_seconds_count[1m]))")
+
+add(Exercise(
+    id="7.6", module="07-incident", kind="query", answer_type="promql",
+    question="The latency objective is \"95% of requests within 0.25 s\". Write the PromQL for the "
+             "**share of each endpoint's requests slower than 0.25 s** over the last minute (one "
+             "series per `endpoint`, 0 for an endpoint that is always fast).",
+    hint="The bucket with `le=\"0.25\"` counts the requests at or under 0.25 s. Rate it and the "
+         "request counter, add each up per endpoint, and turn the share of fast requests into "
+         "the share of slow ones.",
+    why="`le=\"0.25\"` is a bucket boundary, so the share of requests within the objective is an "
+        "exact ratio of two counters (no quantile, no interpolation); one minus it is the slow "
+        "share, the latency SLI's bad events. Above 5% an endpoint breaks the objective on its "
+        "own; a p95 chart says the same less directly, through an interpolated estimate.",
+    mistakes={
+        "fast_share": Mistake("That is the share of requests *within* 0.25 s; the question asks "
+                              "for the slow ones: one minus it.",
+                              pattern=r"^(?!\s*1\s*-)(?!.*-\s*sum).*le\s*=\s*\"0\.25\""),
+        "no_endpoint": Mistake("One series per endpoint: `sum by (endpoint)` on both sides.",
+                               pattern=r"^(?!.*endpoint).*sum"),
+        "quantile": Mistake("A quantile answers \"how slow is the 95th percentile\"; the question "
+                            "asks what share is slower than 0.25 s: a ratio of the `le=\"0.25\"` "
+                            "bucket and the count.", pattern=r"histogram_quantile"),
+    },
+    solution=SLOW_SHARE,
+    answers=Answers(
+        right=(SLOW_SHARE,
+               f'(sum by (endpoint) (rate(http_request_duration_seconds_count[60s])) - sum by (endpoint) '
+               f'(rate({BUCKET}{{le="0.25"}}[60s]))) / sum by (endpoint) '
+               "(rate(http_request_duration_seconds_count[60s]))",
+               f'1 - sum(rate({BUCKET}{{le="0.25"}}[1m])) by (endpoint) / '
+               f'sum(rate({BUCKET}{{le="+Inf"}}[1m])) by (endpoint)'),
+        wrong=(Wrong(f'sum by (endpoint) (rate({BUCKET}{{le="0.25"}}[1m])) / sum by (endpoint) '
+                     "(rate(http_request_duration_seconds_count[1m]))", "one minus it"),
+               Wrong(f'1 - sum(rate({BUCKET}{{le="0.25"}}[1m])) / '
+                     "sum(rate(http_request_duration_seconds_count[1m]))", "`sum by (endpoint)`"),
+               Wrong(P95_BY_ENDPOINT, "share is slower than 0.25 s"),
+               Wrong("vector(0.2)", OPEN_HINT),
+               Wrong(pinned(SLOW_SHARE), OPEN_HINT)),
+        context=OVER_RANGE,
+    ),
+))
