@@ -251,3 +251,35 @@ add(Exercise(
                     )),
                     'select(.logger == "app.access") | select(.status_code > 499) | .request_id'),
 ))
+
+
+# 2.6 Which witness answers an exact high percentile: the log keeps each value, at a price.
+
+add(Exercise(
+    id="2.6", module="02-logs", kind="interpret", answer_type="choice",
+    question="Someone asks for the **exact p99.9 latency** of `api.list_todos` over last Tuesday. "
+             "The lab has the request histogram in Prometheus, the access log, the traces and "
+             "Locust's reports. Which can answer exactly, and at what price?",
+    options={"a": "the access log: it keeps every request's `duration_ms`, so any percentile is "
+                  "exact, for as long as the lines are kept and at the cost of a line per request",
+             "b": "the histogram: Prometheus keeps every observation, so `histogram_quantile(0.999, "
+                  "...)` is exact",
+             "c": "the traces: every request has a trace with its duration",
+             "d": "Locust's report: it measured every request"},
+    hint="For each witness, ask what it stores per request: the value itself, a count in a "
+         "bucket, a sample of the requests, or only the requests it sent itself?",
+    why="Only a record per request keeps each value: the access log has every `duration_ms`, so a "
+        "percentile is a sort away, exact, while the log is retained. The histogram keeps counts "
+        "per bucket (a p99.9 is interpolated inside one bucket, module 4); traces are sampled in "
+        "production and kept for days (module 6); Locust saw only its own requests, rounded. The "
+        "price of exactness is a line per request, stored and shipped.",
+    mistakes=choice_advice({
+        "b": "A histogram stores how many observations fell under each bound, not the values: "
+             "the quantile is interpolated inside a bucket, only as exact as the bucket is narrow.",
+        "c": "Traces are usually sampled (one request in ten, a hundred) and kept for a short "
+             "time: they explain single requests, they do not count all of them.",
+        "d": "Locust measured the requests it sent during a load test, from the client side and "
+             "rounded; last Tuesday's users were not Locust.",
+    }),
+    solution="a",
+))
