@@ -397,3 +397,13 @@ def test_the_facilitators_kit_counts_the_exercises_and_the_banks_as_they_are() -
     assert said[2] == {3: "three", 4: "four", 5: "five"}[min(per_module.values())]
     assert int(banks[1]) == sum(len(i.answers.wrong) for i in EXERCISES.values() if i.answers)
     assert int(banks[2]) == sum(len(i.answers.right) for i in EXERCISES.values() if i.answers)
+
+
+def test_every_module_asks_a_prediction_and_an_interpretation_and_twelve_ask_for_promql() -> None:
+    """The workshop's shape: each module has a predict and an interpret (or diagnose) exercise,
+    and learners write PromQL themselves in at least twelve."""
+    kinds: dict[str, set[str]] = {}
+    for item in EXERCISES.values():
+        kinds.setdefault(item.module, set()).add(item.kind)
+    assert all({"predict", "interpret"} <= found for found in kinds.values()), kinds
+    assert sum(item.answer_type == "promql" for item in EXERCISES.values()) >= 12
