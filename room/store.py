@@ -127,12 +127,13 @@ class RoomStore:
             db.execute("COMMIT")
         return stored, len(verdicts) - stored
 
-    def version(self) -> tuple[int, int]:
-        """Changes whenever the page would: (newest verdict's row, learners' last activity)."""
+    def version(self) -> tuple[int, int, int]:
+        """Changes whenever the page would: (newest verdict's row, learners, their last activity
+        in milliseconds)."""
         with self._connect() as db:
             newest = db.execute("SELECT coalesce(max(rowid), 0) FROM verdicts").fetchone()[0]
-            seen = db.execute("SELECT count(*), coalesce(max(seen), 0) FROM learners").fetchone()
-        return int(newest), int(seen[0]) * 10**12 + int(seen[1] * 1000) % 10**12
+            learners, seen = db.execute("SELECT count(*), coalesce(max(seen), 0) FROM learners").fetchone()
+        return int(newest), int(learners), int(seen * 1000)
 
     def count(self) -> int:
         """Verdicts stored."""
