@@ -78,7 +78,7 @@ def execute(source: Path, executed: Path, env: Mapping[str, str],
     try:
         # env reaches the kernel process (jupyter_client passes it to the launcher); a line
         # every few seconds says which cell runs (some wait for a scrape or a trace).
-        with heartbeat(lambda: f"notebook {source.name}: cell {min(done[0] + 1, len(code_cells))} "
+        with heartbeat(lambda: f"running {source.name}: cell {min(done[0] + 1, len(code_cells))} "
                                f"of {len(code_cells)}", say):
             client.execute(env={**os.environ, **env})
     except CellExecutionError as exc:

@@ -1,6 +1,6 @@
 """A line every few seconds while a long step works, so that no lab command is silent for long.
 
-    with heartbeat(lambda: f"notebook 01-metrics: cell {cell} of 60", say, every=5):
+    with heartbeat(lambda: f"running 01-metrics.ipynb: cell {cell} of 60", say, every=5):
         execute(...)
 
 The line is what `what` says now (a string, or a function asked at each beat), then the time
