@@ -24,6 +24,7 @@ import psutil
 from bench.stats import table
 from room.store import RoomStore
 from stack.config import BIN_DIR
+from stack.ports import port_in_use
 from stack.processes import free_port
 
 
@@ -78,7 +79,7 @@ def measure(tmp: Path, plan: Plan) -> dict[str, Any]:
     try:
         room = RoomStore(var_dir / "room" / "room.sqlite")
         deadline = time.monotonic() + 30
-        while not _listening(port) and time.monotonic() < deadline:
+        while not port_in_use(port) and time.monotonic() < deadline:
             time.sleep(0.2)
         idle_mib = _rss_mib(server.pid)
         peak = [idle_mib]
@@ -112,14 +113,6 @@ def measure(tmp: Path, plan: Plan) -> dict[str, Any]:
     return {"plan": plan.__dict__, "stats": stats, "stored": stored, "acknowledged": pushed,
             "seconds": seconds, "idle_mib": idle_mib, "peak_mib": max(peak),
             "locust_exit": locust.returncode, "locust_tail": locust.stderr[-1500:]}
-
-
-def _listening(port: int) -> bool:
-    import socket
-
-    with socket.socket() as probe:
-        probe.settimeout(0.5)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
 def render(raw: dict[str, Any]) -> str:

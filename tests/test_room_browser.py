@@ -21,7 +21,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from room import store
 from tests.support.browser import axe_violations, describe, launch_chromium, screenshot
-from tests.support.processes import BIN, free_port, start, wait_until
+from tests.support.processes import BIN, free_port, http_ok, start, wait_until
 
 HOSTILE = '<img src=x onerror="window.pwned=1">Eve'
 
@@ -33,18 +33,11 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, store.
     proc = start("room", [str(BIN / "lab"), "room", "serve", "--port", str(port)],
                  {"VAR_DIR": str(base / "var")}, base)
     url = f"http://127.0.0.1:{port}"
-    wait_until(lambda: _answers(f"{url}/healthz"), 30, "lab room serve")
+    wait_until(lambda: http_ok(f"{url}/healthz"), 30, "lab room serve")
     try:
         yield url, store.RoomStore(base / "var" / "room" / "room.sqlite")
     finally:
         proc.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return requests.get(url, timeout=1).status_code == 200
-    except requests.RequestException:
-        return False
 
 
 def _push(url: str, room: store.RoomStore, learner: str, name: str, *verdicts: tuple[str, str, str]) -> None:
