@@ -255,8 +255,9 @@ def run_increase_query(selector: str, start: datetime, end: datetime) -> str:
 
     Unlike increase() over a window, which extrapolates to the window's edges, this is the
     raw difference of the counters as last scraped before each moment (the @ modifier pins
-    each side to its moment). No series at start means nothing counted yet: 0. Counter
-    resets (a restarted server) are not handled: keep the processes up during a run.
+    each side to its moment). No series at start means nothing counted yet: 0. It differences
+    a sum, so a replica that restarts in between (its counter starts again from 0) makes it
+    wrong: counter_increase, which the lab's checks use, sums each series' own increase.
     """
     after = f"sum({selector} @ {_at(end)})"
     return f"{after} - {or_zero(f'sum({selector} @ {_at(start)})', after)}"
@@ -272,22 +273,49 @@ def run_quantile_query(quantile: float, start: datetime, end: datetime,
     return f"histogram_quantile({quantile:g}, {after} - ({before} or 0 * {after}))"
 
 
+# How far back an instant query looks for a sample (Prometheus's default lookback delta).
+LOOKBACK_S = 300
+
+
+def series_increases(prom: Prometheus, selector: str, start: datetime, end: datetime) -> list[
+        tuple[dict[str, str], float]]:
+    """The exact increase of every series of selector from start to end: (labels, increase).
+
+    From the raw samples, series by series, with Prometheus's reset rule: a value lower than
+    the one before is a restarted process counting from zero again. The start value is the
+    last sample at or before start (within the 5-minute lookback), 0 for a series born later.
+    Summing these per-series increases stays exact when a replica restarts during the run,
+    where differencing a sum (run_increase_query) reads the restart as lost requests.
+    """
+    start, end = require_aware(start, "start"), require_aware(end, "end")
+    span = max(1, math.ceil((end - start).total_seconds()) + LOOKBACK_S)
+    result = prom.client.custom_query(f"{selector}[{span}s] @ {_at(end)}")
+    from analysis.counters import increase_with_resets
+
+    found = []
+    for series in result:
+        points = [(float(t), float(v)) for t, v in series["values"]]
+        before = [v for t, v in points if t <= start.timestamp()]
+        after = [v for t, v in points if t > start.timestamp()]
+        found.append((dict(series["metric"]), increase_with_resets([before[-1] if before else 0.0, *after])))
+    return found
+
+
 def counter_increase(prom: Prometheus, selector: str, start: datetime, end: datetime) -> float:
-    """Exact increase of sum(selector) from start to end (see run_increase_query)."""
-    value = prom.scalar(run_increase_query(selector, start, end), end)
-    # An empty answer means the counter never existed, not that it is unknown.
-    return 0.0 if math.isnan(value) else value
+    """Exact increase of sum(selector) from start to end: the sum of every series' own increase
+    (series_increases). Without a restart it equals run_increase_query's answer."""
+    return float(sum(value for _, value in series_increases(prom, selector, start, end)))
 
 
 def histogram_buckets(prom: Prometheus, start: datetime, end: datetime,
                       metric: str = names.HTTP_REQUEST_DURATION) -> pd.Series:
-    """Observations per cumulative bucket (le -> count) made between start and end."""
-    after = f"sum by (le) ({metric}_bucket @ {_at(end)})"
-    query = f"{after} - (sum by (le) ({metric}_bucket @ {_at(start)}) or 0 * {after})"
-    frame = prom.instant(query, end)
-    series = frame.set_index(frame["le"].astype("float64"))["value"] if len(frame) else \
-        pd.Series(dtype="float64")
-    return series.sort_index()
+    """Observations per cumulative bucket (le -> count) made between start and end, summed over
+    every series' own increase (exact across restarts, as counter_increase)."""
+    totals: dict[float, float] = {}
+    for labels, value in series_increases(prom, f"{metric}_bucket", start, end):
+        le = float(labels["le"])
+        totals[le] = totals.get(le, 0.0) + value
+    return pd.Series(totals, dtype="float64").sort_index()
 
 
 def bucket_bounds(value: float,

@@ -9,11 +9,13 @@ from urllib.parse import urlsplit
 from flask import Flask, abort, request
 from werkzeug.exceptions import Forbidden
 
+from app.observability.names import WEB_SERVICE
 from app.settings import Settings, SettingsError
 
 __all__ = ["Settings", "SettingsError", "close_app", "create_app"]
 
-def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None) -> Flask:
+def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settings | None = None,
+               service: str = WEB_SERVICE) -> Flask:
     """Build the app from settings (the environment's by default), then test_config on top.
 
     As in Flask's tutorial: test_config holds Flask config overrides (TESTING, ...). The
@@ -83,7 +85,8 @@ def create_app(test_config: Mapping[str, Any] | None = None, *, settings: Settin
         if unsafe and origin and urlsplit(origin).netloc != request.host:
             raise Forbidden("cross-site request refused")
 
-    app.extensions["faults"] = switchboard(settings.faults_file)
+    # service: the process this app serves (the worker builds one too), for its replica's faults.
+    app.extensions["faults"] = switchboard(settings.faults_file, settings.instance_id(service))
     for blueprint in (todos_bp, api_bp, exports_bp, health_bp, admin_bp):
         app.register_blueprint(blueprint)
 

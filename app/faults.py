@@ -9,7 +9,9 @@ A file was chosen over a broker key because the embedded mode has no Redis, and 
 database row because a fault read must never add a span or a query to the traces it is
 meant to disturb. In compose, web and worker share the file through a volume.
 
-Fault names (NAME or NAME.ENDPOINT, where ENDPOINT is a Flask endpoint such as todos.add):
+Fault names (NAME, NAME.ENDPOINT where ENDPOINT is a Flask endpoint such as todos.add, and
+either with @INSTANCE to act on one replica only, INSTANCE named as Prometheus names it, e.g.
+latency@127.0.0.1:5001; `lab fault set --instance web-2` writes that for you):
 - error_rate=F          fraction F (0..1) of requests answered 500 by design
 - latency=S or A-B      added latency in seconds, fixed S or uniform between A and B
 - slow_db=S             each list/read query is preceded by a real `pg_sleep(S)` query
@@ -45,7 +47,8 @@ KINDS = ("error_rate", "latency", "slow_db", "export_failure_rate", "worker_dela
 _RATE_KINDS = ("error_rate", "export_failure_rate")
 _SECONDS_KINDS = ("slow_db", "worker_delay")
 MAX_SECONDS = 30.0
-_NAME = re.compile(r"^(?P<kind>[a-z_]+)(?:\.(?P<endpoint>[A-Za-z0-9_.]+))?$")
+_NAME = re.compile(r"^(?P<kind>[a-z_]+)(?:\.(?P<endpoint>[A-Za-z0-9_.]+))?"
+                   r"(?:@(?P<instance>[A-Za-z0-9_.:-]+))?$")
 # The switchboard file's one key that is not a fault: true keeps the faults silent.
 QUIET_KEY = "_quiet"
 # Endpoints a fault never touches: probes and the metrics scrape must keep telling the truth.
@@ -83,7 +86,8 @@ def parse_assignment(assignment: str) -> tuple[str, float | list[float]]:
     name, raw = (part.strip() for part in assignment.split("=", 1))
     match = _NAME.fullmatch(name)
     if not match or match["kind"] not in KINDS:
-        raise FaultError(f"unknown fault {name!r}: expected one of {', '.join(KINDS)} (optionally .ENDPOINT)")
+        raise FaultError(f"unknown fault {name!r}: expected one of {', '.join(KINDS)} "
+                         "(optionally .ENDPOINT, and @INSTANCE for one replica)")
     if match["endpoint"] and match["kind"] not in ("error_rate", "latency"):
         raise FaultError(f"{match['kind']} applies to the whole service, not to one endpoint")
     return name, parse_value(match["kind"], raw)
@@ -134,10 +138,12 @@ class Effect:
 class Switchboard:
     """The faults in force for this process, reloaded whenever the file changes."""
 
-    def __init__(self, path: Path, announce: bool = True) -> None:
-        """Watch path (it need not exist: no file means no fault); announce logs changes."""
+    def __init__(self, path: Path, announce: bool = True, instance: str = "") -> None:
+        """Watch path (it need not exist: no file means no fault); announce logs changes;
+        instance is this replica's name, for faults set on one replica (NAME@INSTANCE)."""
         self.path = path
         self.announce = announce
+        self.instance = instance
         self._signature: tuple[int, int, int] | None = None
         self._faults: dict[str, float | list[float]] = {}
         self._quiet = False
@@ -181,11 +187,15 @@ class Switchboard:
         self._signature = signature
 
     def _lookup(self, kind: str, endpoint: str | None) -> tuple[str, float | list[float]] | None:
+        """The fault of kind in force here: this replica's before the whole service's, an
+        endpoint's before the service-wide one."""
         faults = self.current()
-        if endpoint and f"{kind}.{endpoint}" in faults:
-            return f"{kind}.{endpoint}", faults[f"{kind}.{endpoint}"]
-        if kind in faults:
-            return kind, faults[kind]
+        names = [f"{kind}.{endpoint}", kind] if endpoint else [kind]
+        if self.instance:
+            names = [f"{name}@{self.instance}" for name in names] + names
+        for name in names:
+            if name in faults:
+                return name, faults[name]
         return None
 
     def should_fail(self, kind: str, endpoint: str | None = None) -> Effect | None:
@@ -232,12 +242,12 @@ def _mark_span(effect: Effect, seconds: float | None) -> None:
         span.set_attribute("fault.delay_ms", round(seconds * 1000, 3))
 
 
-_boards: dict[Path, Switchboard] = {}
+_boards: dict[tuple[Path, str], Switchboard] = {}
 
 
-def switchboard(path: Path) -> Switchboard:
-    """The process-wide switchboard of a fault file."""
-    board = _boards.get(path)
+def switchboard(path: Path, instance: str = "") -> Switchboard:
+    """The process-wide switchboard of a fault file, as replica instance reads it."""
+    board = _boards.get((path, instance))
     if board is None:
-        board = _boards.setdefault(path, Switchboard(path))
+        board = _boards.setdefault((path, instance), Switchboard(path, instance=instance))
     return board

@@ -109,6 +109,17 @@ class Layout:
         return self.var_dir / "prometheus" / "prometheus.yml"
 
     @property
+    def prometheus_targets(self) -> Path:
+        """The local Prometheus's file_sd target files, one per job (the launcher rewrites them
+        as the fleet changes; Prometheus re-reads them on its own)."""
+        return self.var_dir / "prometheus" / "targets"
+
+    @property
+    def caddy_upstreams(self) -> Path:
+        """The web replicas Caddy balances over, with its health checks (a Caddyfile snippet)."""
+        return self.var_dir / "caddy" / "upstreams.caddy"
+
+    @property
     def prometheus_data(self) -> Path:
         """The local Prometheus's storage."""
         return self.var_dir / "prometheus" / "data"

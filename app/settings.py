@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
+import socket
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from app.environment import CONFIG_ERROR_EXIT, PORT_DEFAULTS, LabEnvironment, SettingsError, integer, number
 from app.layout import DEFAULT_VAR_DIR, PROJECT_ROOT, Layout
+from app.observability.names import WEB_SERVICE
 
 # A placeholder for development only: production refuses to start with it.
 DEV_SECRET_KEY = "dev-only-not-secret"  # noqa: S105
@@ -95,6 +97,16 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...
     return items
 
 
+def own_address() -> str:
+    """This host's address as its peers resolve its name (a container's IP on its network),
+    or the host name when it does not resolve."""
+    name = socket.gethostname()
+    try:
+        return socket.gethostbyname(name)
+    except OSError:
+        return name
+
+
 @dataclass(frozen=True)
 class Settings:
     """The validated settings of one process; each default is written here and only here."""
@@ -129,6 +141,18 @@ class Settings:
     gc_gen0_threshold: int = 10_000
     faults_file: Path = Layout().faults_file
     faults_token: str = ""
+    # The replica this process belongs to, as Prometheus names its target (LAB_INSTANCE; the
+    # launcher sets 127.0.0.1:<port> per replica). Empty: this host's address and port.
+    instance: str = ""
+
+    def instance_id(self, service: str) -> str:
+        """This replica's name in logs (field `instance`) and spans (`service.instance.id`):
+        LAB_INSTANCE, else <this host's address>:<the port Prometheus scrapes>, which is what
+        DNS service discovery names the target in compose."""
+        if self.instance:
+            return self.instance
+        port = self.web_port if service == WEB_SERVICE else self.metrics_port
+        return f"{own_address()}:{port}"
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -194,4 +218,5 @@ class Settings:
             gc_gen0_threshold=integer(env, "GC_GEN0_THRESHOLD", d.gc_gen0_threshold, low=0, high=10_000_000),
             faults_file=lab.faults_file,
             faults_token=lab.faults_token,
+            instance=env.get("LAB_INSTANCE", "").strip(),
         )

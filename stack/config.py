@@ -7,22 +7,27 @@ and a private VAR_DIR by the tests and the benchmarks (`LabConfig.private(...)`)
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.environment import LOCAL, PORT_DEFAULTS, LabEnvironment, SettingsError
+from app.environment import LOCAL, PORT_DEFAULTS, LabEnvironment, SettingsError, integer
 from app.layout import PROJECT_ROOT, Layout
 from stack.errors import CONFIG_ERROR_EXIT, StackError
 from stack.processes import free_ports
 
-__all__ = ["LOCAL", "SCRAPE_INTERVAL", "LabConfig", "private_env"]
+__all__ = ["LOCAL", "MAX_REPLICAS", "SCRAPE_INTERVAL", "LabConfig", "private_env"]
 
 
 # How often the local Prometheus scrapes (and evaluates its rules).
 SCRAPE_INTERVAL = "5s"
+# Replicas of web and of worker one lab may run (each web replica is 2+ processes).
+MAX_REPLICAS = 8
+# The fleet `lab up --web N --workers M` started, remembered until `lab down` (run/fleet.json).
+FLEET_FILE = "fleet.json"
 # The virtualenv's scripts (gunicorn, celery, lab), next to the interpreter running us.
 BIN_DIR = Path(os.path.abspath(sys.executable)).parent
 
@@ -48,6 +53,10 @@ class LabConfig:
     worker_concurrency: int = 2
     worker_args: tuple[str, ...] = ()
     scrape_interval: str = SCRAPE_INTERVAL
+    # Replicas: web replica i (1-based) listens on WEB_PORT + i - 1, worker replica i serves
+    # its metrics on WORKER_METRICS_PORT + i - 1 (WEB_REPLICAS, WORKER_REPLICAS; see fleet()).
+    web_replicas: int = 1
+    worker_replicas: int = 1
 
     @property
     def layout(self) -> Layout:
@@ -98,9 +107,31 @@ class LabConfig:
         source = dict(os.environ if env is None else env)
         try:
             environment = LabEnvironment.from_env(source)
+            web, workers = fleet(source, environment.layout.run_dir)
         except SettingsError as exc:
             raise StackError(str(exc), CONFIG_ERROR_EXIT) from None
-        return cls(root=PROJECT_ROOT, environment=environment, env=source)
+        return cls(root=PROJECT_ROOT, environment=environment, env=source,
+                   web_replicas=web, worker_replicas=workers)
+
+    def with_fleet(self, web: int | None, workers: int | None) -> LabConfig:
+        """This lab with other replica counts (None keeps one); StackError when out of range."""
+        for name, value in (("--web", web), ("--workers", workers)):
+            if value is not None and not 1 <= value <= MAX_REPLICAS:
+                raise StackError(f"{name} must be between 1 and {MAX_REPLICAS}, got {value}",
+                                 CONFIG_ERROR_EXIT)
+        return dataclasses.replace(self, web_replicas=self.web_replicas if web is None else web,
+                                   worker_replicas=self.worker_replicas if workers is None else workers)
+
+    def remember_fleet(self) -> None:
+        """Record the replica counts, so later commands (`lab status`, `lab logs`) see this fleet."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        (self.run_dir / FLEET_FILE).write_text(
+            json.dumps({"WEB_REPLICAS": self.web_replicas, "WORKER_REPLICAS": self.worker_replicas}) + "\n",
+            encoding="utf-8")
+
+    def forget_fleet(self) -> None:
+        """Back to the settings' counts (after `lab down`)."""
+        (self.run_dir / FLEET_FILE).unlink(missing_ok=True)
 
     @classmethod
     def private(cls, var_dir: Path, settings: Mapping[str, str] | None = None,
@@ -110,6 +141,23 @@ class LabConfig:
         return dataclasses.replace(cls.from_env(private_env(var_dir, settings, base)),
                                    worker_concurrency=worker_concurrency, worker_args=worker_args,
                                    scrape_interval=scrape_interval)
+
+
+def fleet(env: Mapping[str, str], run_dir: Path) -> tuple[int, int]:
+    """The replica counts of web and worker: WEB_REPLICAS and WORKER_REPLICAS when set, else
+    the fleet the last `lab up` recorded, else one of each."""
+    recorded: dict[str, object] = {}
+    try:
+        loaded = json.loads((run_dir / FLEET_FILE).read_text(encoding="utf-8"))
+        recorded = loaded if isinstance(loaded, dict) else {}
+    except (OSError, ValueError):
+        pass
+    counts = []
+    for name in ("WEB_REPLICAS", "WORKER_REPLICAS"):
+        given = env.get(name, "").strip()
+        source = {name: given} if given else {name: str(recorded.get(name, 1))}
+        counts.append(integer(source, name, 1, low=1, high=MAX_REPLICAS))
+    return counts[0], counts[1]
 
 
 def private_env(var_dir: Path, settings: Mapping[str, str] | None = None,

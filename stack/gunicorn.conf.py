@@ -50,7 +50,7 @@ class JsonLogger(Logger):  # type: ignore[misc]
         """Let gunicorn build its handlers, then give them our formatter."""
         super().setup(cfg)
         for handler in self.error_log.handlers:
-            as_json_handler(handler, WEB_SERVICE)
+            as_json_handler(handler, WEB_SERVICE, _settings.instance_id(WEB_SERVICE))
 
 
 logger_class = JsonLogger

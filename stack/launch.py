@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import requests
 
-from stack import alertmanager_config, heartbeat, processes, prometheus_config, topology
-from stack.config import LabConfig
+from stack import alertmanager_config, caddy_config, heartbeat, processes, prometheus_config, topology
+from stack.config import LOCAL, LabConfig
 from stack.errors import CONFIG_ERROR_EXIT, StackError
 from stack.logfiles import tail
 from stack.ports import port_in_use, port_owner
@@ -134,10 +134,13 @@ def _prepare(config: LabConfig, wanted: list[Service], missing: list[Service],
         check_ports(config, missing)
     if schema:
         migrate(config)
+    if any(s.name == "caddy" for s in wanted):
+        caddy_config.write_upstreams(config)
     if any(s.name == "prometheus" for s in wanted):
-        prometheus_config.write_config(config, {**topology.scrape_jobs(wanted),
-                                                "prometheus": "PROMETHEUS_PORT"},
-                                       topology.alertmanager_port_vars(wanted))
+        prometheus_config.write_config(
+            config, {**topology.scrape_jobs(config, wanted),
+                     "prometheus": [f"{LOCAL}:{config.port('PROMETHEUS_PORT')}"]},
+            topology.alertmanager_port_vars(wanted))
     if any(s.name == "alertmanager" for s in wanted):
         alertmanager_config.write_config(config)
     return argvs
@@ -215,7 +218,12 @@ def up(config: LabConfig, timeout: float = DEFAULT_TIMEOUT_S, say: Say = print) 
     healthy. Idempotent. What this call started is stopped again if anything fails."""
     validate_settings(config)
     wanted = topology.build(config)
+    _scale_down(config, wanted, say)
     missing: list[Service] = []
+    caddy = [s for s in wanted if s.name == "caddy"]
+    if caddy and inspect(config, caddy[0]).running and _fleet_changed(config):
+        # Caddy reads its upstreams once: a new set of web replicas needs a fresh Caddy.
+        _stop_named(config, ["caddy"], say, "restarting for the new set of web replicas")
     for service in wanted:
         current = inspect(config, service)
         if current.running:
@@ -233,7 +241,7 @@ def up(config: LabConfig, timeout: float = DEFAULT_TIMEOUT_S, say: Say = print) 
             offset = log.stat().st_size if log.exists() else 0
             popen, record = processes.start_detached(
                 service.name, argvs[service.name], service.env, config.root, log, config.run_dir,
-                config.port(service.port_var),
+                service.port(config),
             )
             proc = Proc(service.name, popen, log, service.env, offset)
             started.append(Started(service, proc, record))
@@ -250,10 +258,55 @@ def up(config: LabConfig, timeout: float = DEFAULT_TIMEOUT_S, say: Say = print) 
     return started
 
 
+def _stop_order(names: list[str]) -> list[str]:
+    """Names of recorded services in the order to stop them: on-demand ones, then the reverse
+    of the start order, every replica with its family (web-3, web-2, web)."""
+    families = [*ON_DEMAND, *reversed(topology.SERVICE_NAMES)]
+
+    def rank(name: str) -> tuple[int, int]:
+        family, _, number = name.rpartition("-")
+        if family in families and number.isdigit():
+            return families.index(family), -int(number)
+        return (families.index(name), 0) if name in families else (len(families), 0)
+
+    return sorted(names, key=rank)
+
+
+def _stop_named(config: LabConfig, names: list[str], say: Say, why: str) -> None:
+    """Stop the recorded services named (the extra replicas of a smaller fleet, a Caddy to
+    restart), saying why."""
+    records = [r for r in (processes.read_pid(config.run_dir, n) for n in names) if r is not None]
+    for record in records:
+        say(f"{record.service}: stopping ({why})")
+    processes.stop(records, STOP_TIMEOUT_S)
+    for name in names:
+        processes.remove_pid(config.run_dir, name)
+
+
+def _scale_down(config: LabConfig, wanted: list[Service], say: Say) -> None:
+    """Stop the recorded replicas the fleet no longer has (`lab up --web 1` after `--web 3`)."""
+    names = {s.name for s in wanted}
+    extra = [name for name in recorded(config) if name not in names and name not in ON_DEMAND
+             and name.rpartition("-")[0] in ("web", "worker")]
+    if extra:
+        _stop_named(config, _stop_order(extra), say, "not part of the fleet any more")
+
+
+def _fleet_changed(config: LabConfig) -> bool:
+    """True when Caddy runs with another set of web replicas than this config's."""
+    path = config.layout.caddy_upstreams
+    try:
+        return path.read_text(encoding="utf-8") != caddy_config.render_upstreams(config)
+    except FileNotFoundError:
+        return False
+
+
 def down(config: LabConfig, timeout: float = STOP_TIMEOUT_S, say: Say = print) -> dict[str, str]:
-    """Stop in reverse start order what the pid files name; returns each service's outcome."""
+    """Stop in reverse start order what the pid files name (every replica); returns each
+    service's outcome."""
     records = []
-    for name in (*ON_DEMAND, *reversed(topology.SERVICE_NAMES)):
+    names = _stop_order(sorted({*ON_DEMAND, *topology.SERVICE_NAMES, *recorded(config)}))
+    for name in names:
         record = processes.read_pid(config.run_dir, name)
         if record is not None:
             records.append(record)
@@ -284,6 +337,8 @@ class Handle(Proc):
 
     url: str = ""
     metrics_url: str = ""
+    # "web" or "worker" for a replica (Running.replicas), else "".
+    family: str = ""
 
 
 @dataclass
@@ -317,6 +372,10 @@ class Running:
         """The local Prometheus (url: its base URL)."""
         return self.services["prometheus"]
 
+    def replicas(self, family: str) -> list[Handle]:
+        """The handles of every replica of family ("web", "worker"), the first one first."""
+        return [handle for handle in self.services.values() if handle.family == family]
+
     @property
     def env(self) -> dict[str, str]:
         """The environment the services were started with."""
@@ -330,11 +389,11 @@ class Running:
 
 def _handle(config: LabConfig, service: Service, proc: Proc) -> Handle:
     """proc as a handle with service's addresses."""
-    base = config.url(service.port_var)
-    metrics = config.url(service.scrape_port_var, "/metrics") if service.scrape_port_var else ""
-    if service.name == "worker":
+    base = service.base_url(config)
+    metrics = f"http://{service.instance(config)}/metrics" if service.scrape_port_var else ""
+    if service.family == "worker":
         base = metrics
-    return Handle(proc.name, proc.popen, proc.log_path, proc.env, proc.offset, base, metrics)
+    return Handle(proc.name, proc.popen, proc.log_path, proc.env, proc.offset, base, metrics, service.family)
 
 
 def start_one(config: LabConfig, name: str, timeout: float = DEFAULT_TIMEOUT_S) -> Handle:
@@ -344,7 +403,7 @@ def start_one(config: LabConfig, name: str, timeout: float = DEFAULT_TIMEOUT_S) 
     attached(). A service that fails to start is stopped before the error is raised.
     """
     validate_settings(config)
-    (service,) = topology.build(config, (name,))
+    (service,) = [s for s in topology.build(config) if s.name == name]
     argvs = _prepare(config, [service], [service], ports=False, schema=False)
     proc = processes.start(service.name, argvs[name], service.env, config.root, service.log_path(config))
     try:

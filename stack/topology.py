@@ -45,10 +45,37 @@ class Service:
     ready_line: str = ""
     # The Debian package that provides argv[0], for binaries that are not in the venv.
     package: str = ""
+    # A replica of web or worker: its number (1-based) and its family's name ("web").
+    replica: int = 1
+    family: str = ""
+
+    @property
+    def offset(self) -> int:
+        """How far this replica's ports are from its family's (replica 1: 0)."""
+        return self.replica - 1
+
+    def port(self, config: LabConfig) -> int:
+        """The port this service (this replica) listens on."""
+        return config.port(self.port_var) + self.offset
 
     def ports(self, config: LabConfig) -> dict[str, int]:
-        """Every port this service binds, by variable name."""
-        return {var: config.port(var) for var in (self.port_var, *self.extra_port_vars)}
+        """Every port this service binds, by variable name (WEB_PORT+2 for web-3)."""
+        main = self.port_var if not self.offset else f"{self.port_var}+{self.offset}"
+        return {main: self.port(config), **{var: config.port(var) for var in self.extra_port_vars}}
+
+    def base_url(self, config: LabConfig, path: str = "") -> str:
+        """http://127.0.0.1:<this replica's port><path>."""
+        return f"http://{LOCAL}:{self.port(config)}{path}"
+
+    @property
+    def job(self) -> str:
+        """Prometheus's job for it: every replica of web is a target of job web."""
+        return self.family or self.name
+
+    def instance(self, config: LabConfig) -> str:
+        """Its target's name in Prometheus (the `instance` label), and its logs' and spans'."""
+        port = config.port(self.scrape_port_var) + self.offset if self.scrape_port_var else self.port(config)
+        return f"{LOCAL}:{port}"
 
     def log_path(self, config: LabConfig) -> Path:
         """Where its output is appended."""
@@ -105,9 +132,54 @@ def alertmanager_port_vars(services: list[Service]) -> list[str]:
     return [s.port_var for s in services if s.name == "alertmanager"]
 
 
-def scrape_jobs(services: list[Service]) -> dict[str, str]:
-    """Prometheus's jobs for these services: job name -> port variable of its /metrics."""
-    return {s.name: s.scrape_port_var for s in services if s.scrape_port_var}
+def scrape_jobs(config: LabConfig, services: list[Service]) -> dict[str, list[str]]:
+    """Prometheus's jobs for these services: job name -> its targets' host:port (one per
+    replica)."""
+    jobs: dict[str, list[str]] = {}
+    for service in services:
+        if service.scrape_port_var:
+            jobs.setdefault(service.job, []).append(service.instance(config))
+    return jobs
+
+
+def replica_name(family: str, replica: int) -> str:
+    """web, web-2, web-3: the first replica keeps the family's name (its pid and log files
+    are where a one-replica lab always had them)."""
+    return family if replica == 1 else f"{family}-{replica}"
+
+
+def web_upstreams(config: LabConfig) -> list[str]:
+    """The web replicas' addresses, as Caddy balances over them."""
+    base = config.port("WEB_PORT")
+    return [f"{LOCAL}:{base + i}" for i in range(config.web_replicas)]
+
+
+def _worker_args(config: LabConfig, replica: int) -> list[str]:
+    """The worker's own arguments; with several replicas each gets its own node name
+    (Celery's events and inspect tell workers apart by it)."""
+    args = list(config.worker_args)
+    if config.worker_replicas == 1:
+        return args
+    name = replica_name("worker", replica)
+    for i, arg in enumerate(args):
+        if arg.startswith("--hostname="):
+            node, _, host = arg.removeprefix("--hostname=").partition("@")
+            args[i] = f"--hostname={node}-{replica}@{host or '%h'}"
+            return args
+    return [*args, f"--hostname={name}@%h"]
+
+
+def _replica_env(env: dict[str, str], config: LabConfig, family: str, replica: int,
+                 port_var: str) -> dict[str, str]:
+    """A replica's environment: its port, its own multiprocess metrics directory (two
+    replicas sharing one would sum each other's files), and its instance name."""
+    port = config.port(port_var) + replica - 1
+    return {
+        **env,
+        port_var: str(port),
+        "PROMETHEUS_MULTIPROC_DIR": str(config.layout.metrics_dir(replica_name(family, replica))),
+        "LAB_INSTANCE": f"{LOCAL}:{port}",
+    }
 
 
 def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
@@ -119,39 +191,52 @@ def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
     layout = config.layout
     caddy_env = {
         **env,
-        "WEB_UPSTREAM": f"{LOCAL}:{config.port('WEB_PORT')}",
+        # The web replicas and Caddy's health checks (rendered by caddy_upstreams()).
+        "CADDY_UPSTREAMS": str(layout.caddy_upstreams),
         "STATIC_ROOT": str(config.root / "app" / "static"),
         # Caddy keeps autosaved config and certificates under XDG dirs: one lab, one place.
         "XDG_DATA_HOME": str(layout.state_dir("caddy") / "data"),
         "XDG_CONFIG_HOME": str(layout.state_dir("caddy") / "config"),
     }
     prom_base = config.url("PROMETHEUS_PORT")
-    services = [
-        Service(
-            name="web",
+    services = []
+    for replica in range(1, config.web_replicas + 1):
+        name = replica_name("web", replica)
+        port = config.port("WEB_PORT") + replica - 1
+        services.append(Service(
+            name=name,
             port_var="WEB_PORT",
             argv=[str(bin_dir / "gunicorn"), "-c", str(config.root / "stack" / "gunicorn.conf.py")],
-            env=env,
-            check=_expect_200(config.url("WEB_PORT", "/healthz")),
-            label="web (direct)",
-            url=config.url("WEB_PORT", "/"),
+            env=_replica_env(env, config, "web", replica, "WEB_PORT"),
+            check=_expect_200(f"http://{LOCAL}:{port}/healthz"),
+            label=f"{name} (direct)",
+            url=f"http://{LOCAL}:{port}/",
             scrape_port_var="WEB_PORT",
-        ),
-        Service(
-            name="worker",
+            replica=replica,
+            family="web",
+        ))
+    for replica in range(1, config.worker_replicas + 1):
+        name = replica_name("worker", replica)
+        metrics = f"http://{LOCAL}:{config.port('WORKER_METRICS_PORT') + replica - 1}/metrics"
+        services.append(Service(
+            name=name,
             port_var="WORKER_METRICS_PORT",
             argv=[
                 # --quiet is a global option (before the subcommand): no banner.
                 str(bin_dir / "celery"), "-A", "worker.make_celery", "--quiet", "worker",
-                "--pool=prefork", f"--concurrency={config.worker_concurrency}", *config.worker_args,
+                "--pool=prefork", f"--concurrency={config.worker_concurrency}",
+                *_worker_args(config, replica),
             ],
-            env=env,
-            check=_expect_200(config.url("WORKER_METRICS_PORT", "/metrics")),
-            label="worker metrics",
-            url=config.url("WORKER_METRICS_PORT", "/metrics"),
+            env=_replica_env(env, config, "worker", replica, "WORKER_METRICS_PORT"),
+            check=_expect_200(metrics),
+            label=f"{name} metrics",
+            url=metrics,
             scrape_port_var="WORKER_METRICS_PORT",
             ready_line=" ready.",
-        ),
+            replica=replica,
+            family="worker",
+        ))
+    services += [
         Service(
             name="caddy",
             port_var="CADDY_PORT",
@@ -199,10 +284,10 @@ def build(config: LabConfig, only: tuple[str, ...] = ()) -> list[Service]:
             package="prometheus-alertmanager",
         ),
     ]
-    services = [s for s in services if not only or s.name in only]
+    services = [s for s in services if not only or s.name in only or s.family in only]
     # Prometheus scrapes the services started with it, itself included, and sends alerts to
     # the Alertmanager started with it.
-    jobs = {**scrape_jobs(services), "prometheus": "PROMETHEUS_PORT"}
+    jobs = {**scrape_jobs(config, services), "prometheus": [f"{LOCAL}:{config.port('PROMETHEUS_PORT')}"]}
     with_alertmanager = any(s.name == "alertmanager" for s in services)
 
     def prometheus_check(session: requests.Session) -> str | None:

@@ -77,7 +77,8 @@ def test_every_alert_is_understood_by_the_model(rules: dict[str, alert_rules.Ale
     for alert in rules.values():
         uses_ratio = ":ratio_rate" in alert.expr or ":p95_" in alert.expr
         assert bool(alert.conditions) == uses_ratio, alert.name
-    assert {a.name for a in rules.values() if not a.conditions} == {"WorkerDown", "NoExportSucceeding"}
+    instant = {a.name for a in rules.values() if not a.conditions}
+    assert instant == {"WorkerDown", "NoExportSucceeding", "WebReplicaDown"}
 
 
 def test_an_instant_alert_is_for_plus_group_wait_plus_one_scrape_and_evaluation(

@@ -28,7 +28,8 @@ from sqlalchemy.engine import make_url
 
 from analysis.lab_context import LabContext
 from app.settings import Settings
-from stack.config import PORT_DEFAULTS
+from stack import caddy_config
+from stack.config import PORT_DEFAULTS, LabConfig
 from stack.launch import Running
 from tests.support import compose as compose_file
 from tests.support.plugin import StackFactory
@@ -522,15 +523,20 @@ def test_lock_files_pin_every_package_with_hashes(lock: str) -> None:
 @pytest.mark.parametrize(
     "values",
     [
-        pytest.param({}, id="compose-defaults"),
+        # The image mounts stack/caddy/upstreams-dns.caddy where the default points.
+        pytest.param({"CADDY_UPSTREAMS": str(ROOT / "stack" / "caddy" / "upstreams-dns.caddy")},
+                     id="compose-defaults"),
         pytest.param({"CADDY_PORT": "8080", "CADDY_METRICS_PORT": "2021",
-                      "WEB_UPSTREAM": "127.0.0.1:5000", "STATIC_ROOT": str(ROOT / "app" / "static"),
+                      "CADDY_UPSTREAMS": "local", "STATIC_ROOT": str(ROOT / "app" / "static"),
                       "CADDY_ADMIN": "localhost:2019"}, id="local-launcher"),
     ],
 )
 def test_caddyfile_validates(values: dict[str, str], tmp_path: Path) -> None:
     """caddy validate accepts the one Caddyfile with compose and local-mode values."""
     caddy = require_tool("caddy", "the Debian package caddy (apt-get install caddy)")
+    if values.get("CADDY_UPSTREAMS") == "local":  # what the launcher writes for three replicas
+        config = LabConfig.private(tmp_path / "var", {"WEB_REPLICAS": "3"})
+        values = {**values, "CADDY_UPSTREAMS": str(caddy_config.write_upstreams(config))}
     result = run_tool([caddy, "validate", "--adapter", "caddyfile", "--config", str(CADDYFILE)],
                       env=caddy_env(tmp_path, **values))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -615,7 +621,7 @@ def test_every_rule_has_a_unit_test_and_the_names_the_lab_needs() -> None:
     alerts = {r["alert"] for g in rule_groups() for r in g["rules"] if "alert" in r}
     assert alerts == {"HighErrorRate", "LatencyObjectiveBreached", "WorkerDown",
                       "NoExportSucceeding", "AvailabilityFastBurn", "AvailabilitySlowBurn",
-                      "LatencyFastBurn", "LatencySlowBurn"}
+                      "LatencyFastBurn", "LatencySlowBurn", "WebReplicaDown", "WebReplicaErrorOutlier"}
     assert {"job:http_requests:rate1m", "job:http_request_duration_seconds:p95_1m",
             "job:http_requests_errors:ratio_rate1m",
             "job_type:background_jobs_success:ratio_rate1m", "slo:objective:ratio",

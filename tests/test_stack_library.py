@@ -4,6 +4,7 @@ test_launcher.py)."""
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -16,7 +17,7 @@ import pytest
 from app.layout import Layout
 from app.settings import PORT_DEFAULTS, Settings
 from lab.cli import chosen_command
-from stack import launch, processes, prometheus_config, topology
+from stack import caddy_config, launch, processes, prometheus_config, topology
 from stack.config import LabConfig
 from stack.errors import StackError
 from tests.support.processes import ROOT
@@ -52,14 +53,45 @@ def test_build_describes_each_service_once_on_the_configs_ports(tmp_path: Path) 
     assert len(ports) == len(set(ports)) and set(ports).isdisjoint(PORT_DEFAULTS.values())
     worker, caddy = services[1:3]
     assert worker.argv[-2:] == ["--concurrency=3", "--loglevel=INFO"]
-    assert caddy.env["WEB_UPSTREAM"] == f"127.0.0.1:{config.port('WEB_PORT')}"
+    assert caddy.env["CADDY_UPSTREAMS"] == str(config.layout.caddy_upstreams)
+    assert f"to 127.0.0.1:{config.port('WEB_PORT')}\n" in caddy_config.render_upstreams(config)
     assert all(s.log_path(config) == config.layout.log(s.name) for s in services)
-    assert topology.scrape_jobs(services) == {
-        "web": "WEB_PORT", "worker": "WORKER_METRICS_PORT", "caddy": "CADDY_METRICS_PORT",
-        "prometheus": "PROMETHEUS_PORT"}
-    jobs = topology.scrape_jobs(services)
-    rendered = prometheus_config.render(config, jobs)
-    assert all(f'"127.0.0.1:{config.port(var)}"' in rendered for var in jobs.values())
+    jobs = topology.scrape_jobs(config, services)
+    assert jobs == {name: [f"127.0.0.1:{config.port(var)}"] for name, var in (
+        ("web", "WEB_PORT"), ("worker", "WORKER_METRICS_PORT"), ("caddy", "CADDY_METRICS_PORT"),
+        ("prometheus", "PROMETHEUS_PORT"))}
+    prometheus_config.write_config(config, jobs)
+    for job, targets in jobs.items():
+        written = json.loads(prometheus_config.targets_file(config, job).read_text())
+        assert written == [{"targets": targets, "labels": {}}]
+        rendered = config.layout.prometheus_config.read_text()
+        assert json.dumps(str(prometheus_config.targets_file(config, job))) in rendered
+
+
+def test_a_fleet_gives_each_replica_its_port_metrics_directory_instance_and_node_name(tmp_path: Path) -> None:
+    config = LabConfig.private(tmp_path, {"WEB_REPLICAS": "3", "WORKER_REPLICAS": "2"},
+                               worker_args=("--hostname=t-7@%h",))
+    services = topology.build(config)
+    web, worker = config.port("WEB_PORT"), config.port("WORKER_METRICS_PORT")
+    assert [s.name for s in services][:5] == ["web", "web-2", "web-3", "worker", "worker-2"]
+    assert [s.instance(config) for s in services[:5]] == [
+        f"127.0.0.1:{web}", f"127.0.0.1:{web + 1}", f"127.0.0.1:{web + 2}",
+        f"127.0.0.1:{worker}", f"127.0.0.1:{worker + 1}"]
+    for service in services[:5]:
+        assert service.env["LAB_INSTANCE"] == service.instance(config)
+        assert service.env["PROMETHEUS_MULTIPROC_DIR"] == str(config.layout.metrics_dir(service.name))
+    # Celery tells workers apart by node name: each replica has its own.
+    assert [s.argv[-1] for s in services[3:5]] == ["--hostname=t-7-1@%h", "--hostname=t-7-2@%h"]
+    assert topology.scrape_jobs(config, services)["web"] == [s.instance(config) for s in services[:3]]
+    upstreams = " ".join(s.instance(config) for s in services[:3])
+    assert f"to {upstreams}\n" in caddy_config.render_upstreams(config)
+    # A port one replica would share with another service is refused before anything starts.
+    clash = LabConfig.private(tmp_path, {"WEB_REPLICAS": "2", "WEB_PORT": str(web),
+                                         "CADDY_PORT": str(web + 1)})
+    with pytest.raises(StackError, match=r"CADDY_PORT and WEB_PORT\+1 are both"):
+        launch.check_ports(clash, [])
+    with pytest.raises(StackError, match="WEB_REPLICAS=9 is out of range"):
+        LabConfig.private(tmp_path, {"WEB_REPLICAS": "9"})
 
 
 def test_build_of_a_subset_keeps_only_those_services(tmp_path: Path) -> None:

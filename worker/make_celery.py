@@ -24,6 +24,6 @@ from worker import signals  # noqa: E402
 defer_tracing_until_fork()
 
 # The worker takes over logging itself (worker.signals), before Celery would.
-flask_app = create_app(settings=_settings)
+flask_app = create_app(settings=_settings, service=WORKER_SERVICE)
 celery_app = flask_app.extensions["celery"]
 signals.connect(celery_app, _settings, flask_app)

@@ -81,7 +81,8 @@ def connect(celery_app: Celery, settings: Settings, flask_app: Flask) -> None:
 
     def setup_logging(**_: Any) -> None:
         # Taking this signal stops Celery from replacing our JSON handlers.
-        configure_logging(names.WORKER_SERVICE, settings.log_level, settings.log_file)
+        configure_logging(names.WORKER_SERVICE, settings.log_level, settings.log_file,
+                          settings.instance_id(names.WORKER_SERVICE))
 
     # Celery sends setup_logging only after worker_init and its privilege check, whose
     # messages would otherwise reach stdout as plain text: configure JSON logging now.

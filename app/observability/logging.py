@@ -59,8 +59,8 @@ class ContextFilter(logging.Filter):
 class LabJsonFormatter(JsonFormatter):
     """One JSON object per line with the lab's field names and secrets masked."""
 
-    def __init__(self, service: str) -> None:
-        """Name the standard fields as the lab documents them."""
+    def __init__(self, service: str, instance: str = "") -> None:
+        """Name the standard fields as the lab documents them; instance names the replica."""
         super().__init__(
             "{levelname}{name}{message}{process}",
             style="{",
@@ -69,7 +69,7 @@ class LabJsonFormatter(JsonFormatter):
                 "levelname": names.F_LEVEL, "name": names.F_LOGGER, "process": names.F_PID,
             },
             timestamp=names.F_TIMESTAMP,
-            static_fields={names.F_SERVICE: service},
+            static_fields={names.F_SERVICE: service, **({names.F_INSTANCE: instance} if instance else {})},
             json_ensure_ascii=False,
         )
 
@@ -89,15 +89,15 @@ class LabJsonFormatter(JsonFormatter):
             log_data.update(ordered)
 
 
-def as_json_handler(handler: logging.Handler, service: str) -> logging.Handler:
+def as_json_handler(handler: logging.Handler, service: str, instance: str = "") -> logging.Handler:
     """Give handler the lab's formatter and context filter, and mark it as ours."""
-    handler.setFormatter(LabJsonFormatter(service))
+    handler.setFormatter(LabJsonFormatter(service, instance))
     handler.addFilter(ContextFilter())
     handler.set_name(_OURS)
     return handler
 
 
-def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> None:
+def configure_logging(service: str, level: str = "INFO", log_file: str = "", instance: str = "") -> None:
     """Make the root logger write JSON lines to stdout (and to log_file when given).
 
     Replaces the handlers a previous call installed and leaves others alone (pytest's
@@ -108,10 +108,10 @@ def configure_logging(service: str, level: str = "INFO", log_file: str = "") -> 
         if handler.get_name() == _OURS or type(handler) is logging.StreamHandler:
             root.removeHandler(handler)
             handler.close()
-    root.addHandler(as_json_handler(logging.StreamHandler(sys.stdout), service))
+    root.addHandler(as_json_handler(logging.StreamHandler(sys.stdout), service, instance))
     if log_file:
         Path(log_file).parent.mkdir(parents=True, exist_ok=True)
-        root.addHandler(as_json_handler(logging.FileHandler(log_file, encoding="utf-8"), service))
+        root.addHandler(as_json_handler(logging.FileHandler(log_file, encoding="utf-8"), service, instance))
     root.setLevel(level)
     # Our access log replaces werkzeug's and gunicorn's per-request lines.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

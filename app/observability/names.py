@@ -46,6 +46,8 @@ F_SPAN_ID: Final = "span_id"
 F_TASK_ID: Final = "task_id"
 F_JOB_TYPE: Final = "job_type"
 F_SERVICE: Final = "service"
+# The replica that wrote the line, named as Prometheus names its target (Settings.instance_id).
+F_INSTANCE: Final = "instance"
 F_PID: Final = "pid"
 F_ENDPOINT: Final = "endpoint"
 

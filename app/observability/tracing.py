@@ -64,6 +64,7 @@ def span_to_dict(span: ReadableSpan) -> dict[str, Any]:
         "parent_id": format(parent.span_id, "016x") if parent else None,
         "name": span.name,
         "service": span.resource.attributes.get("service.name"),
+        "instance": span.resource.attributes.get("service.instance.id"),
         "kind": span.kind.name,
         "start": _iso_ns(span.start_time),
         "end": _iso_ns(span.end_time),
@@ -255,7 +256,9 @@ def setup_tracing(settings: Settings, default_service: str) -> bool:
         _instrument_libraries()
         return True
     service = os.environ.get("OTEL_SERVICE_NAME", "").strip() or default_service
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
+    # service.instance.id names the replica, as the logs' `instance` field and Prometheus do.
+    provider = TracerProvider(resource=Resource.create({
+        "service.name": service, "service.instance.id": settings.instance_id(default_service)}))
     endpoint = otlp_endpoint()
     exporter: SpanExporter
     if endpoint:

@@ -19,10 +19,10 @@ import getpass
 import time
 
 from lab import jupyter, loadrun
+from lab.commands import up
 from lab.console import say
 from lab.errors import LabError
 from stack import launch, topology
-from stack.config import LabConfig
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -33,6 +33,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
                         help="join the facilitator's room (`lab room serve` prints both)")
     parser.add_argument("--name", default=None,
                         help="your name in the room (default: your user name)")
+    up.add_fleet_options(parser)
 
 
 def _join(room: list[str], name: str | None) -> str:
@@ -49,7 +50,7 @@ def _join(room: list[str], name: str | None) -> str:
 def run(args: argparse.Namespace) -> int:
     """The day's steps; idempotent."""
     began = time.monotonic()
-    config = LabConfig.from_env()
+    config = up.fleet_config(args)
     room = _join(args.room, args.name) if args.room else None
     if room:
         say(f"0/4  joined the room at {room}: your exercise checks go there")

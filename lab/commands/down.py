@@ -18,6 +18,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Stop in reverse start order; only processes recorded in our pid files are touched."""
-    if not launch.down(LabConfig.from_env(), args.timeout):
+    config = LabConfig.from_env()
+    if not launch.down(config, args.timeout):
         print("nothing to stop")
+    config.forget_fleet()
     return 0

@@ -16,8 +16,9 @@ DEFAULT_SERVICES = ("web", "worker")
 def configure(parser: argparse.ArgumentParser) -> None:
     """`lab logs [service] [-n N] [-f]`."""
     parser.add_argument(
-        "service", nargs="?", choices=topology.SERVICE_NAMES,
-        help="one service (default: web and worker, merged by timestamp)",
+        "service", nargs="?",
+        help=f"one of {', '.join(topology.SERVICE_NAMES)}: web or worker means every replica, "
+             "merged by timestamp, web-2 one replica (default: web and worker)",
     )
     parser.add_argument("-n", "--lines", type=int, default=50, help="lines to show (default 50)")
     parser.add_argument("-f", "--follow", action="store_true", help="keep printing new lines")
@@ -26,9 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Print the last lines, then follow when asked."""
     config = LabConfig.from_env()
-    known = topology.by_name(config)
+    services = topology.build(config)
     names = (args.service,) if args.service else DEFAULT_SERVICES
-    paths = [known[name].log_path(config) for name in names]
+    known = {s.name for s in services} | {s.job for s in services}
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        print(f"lab logs: no service {unknown[0]!r} in this lab: choose one of {', '.join(sorted(known))}")
+        return 2
+    paths = [s.log_path(config) for s in services if s.name in names or s.family in names]
     if not any(path.exists() for path in paths):
         print(f"no logs yet under {config.log_dir} (run `lab up`)")
         return 1

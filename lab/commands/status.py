@@ -1,4 +1,5 @@
-"""`lab status`: each service's pid, port and health, and what runs on demand (JupyterLab, the
+"""`lab status`: each service's pid, port and health (every replica of a fleet, with its
+Prometheus instance), and what runs on demand (JupyterLab, the
 day's background traffic)."""
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ def run(args: argparse.Namespace) -> int:
     config = LabConfig.from_env()
     session = processes.http_session()
     all_well = True
+    fleet = config.web_replicas > 1 or config.worker_replicas > 1
     print(f"{'service':<15} {'state':<9} {'pid':>7}  {'port':>5}  health")
     for service in topology.build(config):
         current = launch.inspect(config, service)
-        port = config.port(service.port_var)
+        port = service.port(config)
         if current.running:
             assert current.record is not None
             problem = launch.health(service, session)
@@ -28,7 +30,9 @@ def run(args: argparse.Namespace) -> int:
             problem, health, pid = "stopped", "-", "-"
             label = "stale" if current.stale else "stopped"
         all_well = all_well and problem is None
-        print(f"{service.name:<15} {label:<9} {pid:>7}  {port:>5}  {health}")
+        replica = f"  (replica {service.replica} of {service.job}: instance {service.instance(config)})" \
+            if fleet and service.family else ""
+        print(f"{service.name:<15} {label:<9} {pid:>7}  {port:>5}  {health}{replica}")
     # Started on demand (`lab notebook`, `lab day`'s traffic): shown when recorded, never a fault.
     for name in launch.ON_DEMAND:
         record = processes.read_pid(config.run_dir, name)
