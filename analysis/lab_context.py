@@ -47,8 +47,15 @@ class FaultWindow:
     @property
     def endpoint(self) -> str | None:
         """The Flask endpoint the fault aimed at (error_rate.api.list_todos -> api.list_todos)."""
-        _, _, endpoint = self.name.partition(".")
+        _, _, endpoint = self.name.partition("@")[0].partition(".")
         return endpoint or None
+
+    @property
+    def instance(self) -> str | None:
+        """The one replica the fault acted on (error_rate@127.0.0.1:5002 -> 127.0.0.1:5002),
+        None for the whole service."""
+        _, _, instance = self.name.partition("@")
+        return instance or None
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ def lacks(faults: Sequence[FaultWindow], kind: str, what: str) -> bool:
     A notebook asks before it draws what a fault shows: a run without one (a plain `lab load`)
     then gets a sentence and a command, never a flat chart under text about a spike.
     """
-    if any(f.name.split(".")[0] == kind for f in faults):
+    if any(f.name.partition("@")[0].split(".")[0] == kind for f in faults):
         return False
     print(f"This run has no {kind} fault, so {what} would show nothing here. Record a run that "
           f"has one with `{WORKSHOP_RUN}` (5 minutes), then run this notebook again.")
@@ -202,6 +209,14 @@ class LabContext:
         """The Celery worker's JSON log."""
         return Layout(self.var_dir).log("worker")
 
+    def replica_logs(self, family: str) -> list[Path]:
+        """The JSON logs of every replica of family ("web": web.jsonl, web-2.jsonl, ...): a
+        fleet (`lab up --web 3`) writes one file per replica, each line naming its `instance`."""
+        first = Layout(self.var_dir).log(family)
+        others = sorted(first.parent.glob(f"{family}-[0-9]*{first.suffix}"),
+                        key=lambda p: int(p.stem.rpartition("-")[2]))
+        return [p for p in (first, *others) if p.is_file()]
+
     @property
     def span_file(self) -> Path:
         """The local span file (written when no OTLP endpoint is configured)."""
@@ -266,8 +281,8 @@ class LabContext:
             return None
 
     def load_logs(self) -> logs.LogLoad:
-        """The web and worker logs (the files that exist) as one frame."""
-        paths = [p for p in (self.web_log, self.worker_log) if p.is_file()]
+        """The web and worker logs (every replica's, the files that exist) as one frame."""
+        paths = [*self.replica_logs("web"), *self.replica_logs("worker")]
         if not paths:
             where = Layout(self.var_dir).log_dir
             raise FileNotFoundError(f"no log files under {where}: is LAB_VAR_DIR right?")

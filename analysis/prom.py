@@ -16,6 +16,7 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 import pandas as pd
@@ -277,27 +278,61 @@ def run_quantile_query(quantile: float, start: datetime, end: datetime,
 LOOKBACK_S = 300
 
 
+# The start time of each replica's main process (gunicorn's master, Celery's main process):
+# when it changes, that replica restarted, whatever its counters did.
+RESTART_MARKER = 'process_start_time_seconds{role=~"master|worker-main"}'
+
+
+def _raw(prom: Prometheus, selector: str, start: datetime, end: datetime) -> list[dict[str, Any]]:
+    """The raw samples of selector from the lookback before start to end, series by series."""
+    span = max(1, math.ceil((end - start).total_seconds()) + LOOKBACK_S)
+    result: list[dict[str, Any]] = prom.client.custom_query(f"{selector}[{span}s] @ {_at(end)}")
+    return result
+
+
+def _incarnations(prom: Prometheus, start: datetime, end: datetime) -> dict[tuple[str, str], list[
+        tuple[float, float]]]:
+    """(job, instance) -> [(scrape time, its main process's start time)], in time order."""
+    found: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for series in _raw(prom, RESTART_MARKER, start, end):
+        key = (series["metric"].get("job", ""), series["metric"].get("instance", ""))
+        found.setdefault(key, []).extend((float(t), float(v)) for t, v in series["values"])
+    return {key: sorted(points) for key, points in found.items()}
+
+
 def series_increases(prom: Prometheus, selector: str, start: datetime, end: datetime) -> list[
         tuple[dict[str, str], float]]:
     """The exact increase of every series of selector from start to end: (labels, increase).
 
-    From the raw samples, series by series, with Prometheus's reset rule: a value lower than
-    the one before is a restarted process counting from zero again. The start value is the
-    last sample at or before start (within the 5-minute lookback), 0 for a series born later.
-    Summing these per-series increases stays exact when a replica restarts during the run,
-    where differencing a sum (run_increase_query) reads the restart as lost requests.
+    From the raw samples, series by series. A step counts as a restart (the new value is all
+    increase) when the counter went down, Prometheus's own rule, and also when the replica's
+    main process changed in between (its process_start_time_seconds): a restarted replica
+    that counted past its old value before the next scrape hides its reset from the first
+    rule, and rate() undercounts it. The start value is the last sample at or before start
+    (within the 5-minute lookback), 0 for a series born later. Summing these per-series
+    increases stays exact across restarts, where differencing a sum (run_increase_query)
+    reads a restart as lost requests.
     """
     start, end = require_aware(start, "start"), require_aware(end, "end")
-    span = max(1, math.ceil((end - start).total_seconds()) + LOOKBACK_S)
-    result = prom.client.custom_query(f"{selector}[{span}s] @ {_at(end)}")
-    from analysis.counters import increase_with_resets
-
+    lives = _incarnations(prom, start, end)
     found = []
-    for series in result:
+    for series in _raw(prom, selector, start, end):
+        labels = dict(series["metric"])
+        life = lives.get((labels.get("job", ""), labels.get("instance", "")), [])
+
+        def started(moment: float, life: list[tuple[float, float]] = life) -> float | None:
+            earlier = [value for t, value in life if t <= moment]
+            return earlier[-1] if earlier else None
+
         points = [(float(t), float(v)) for t, v in series["values"]]
-        before = [v for t, v in points if t <= start.timestamp()]
-        after = [v for t, v in points if t > start.timestamp()]
-        found.append((dict(series["metric"]), increase_with_resets([before[-1] if before else 0.0, *after])))
+        before = [(t, v) for t, v in points if t <= start.timestamp()]
+        steps = ([before[-1]] if before else [(start.timestamp(), 0.0)]) + \
+            [(t, v) for t, v in points if t > start.timestamp()]
+        total = 0.0
+        for (t0, v0), (t1, v1) in pairwise(steps):
+            restarted = started(t0) is not None and started(t1) is not None and started(t0) != started(t1)
+            total += v1 if restarted or v1 < v0 else v1 - v0
+        found.append((labels, total))
     return found
 
 

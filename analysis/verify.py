@@ -175,13 +175,17 @@ def trace_id_from_traceparent(header: str | None) -> str | None:
 
 def correlate(log_frame: pd.DataFrame, spans: list[Span],
               headers: pd.DataFrame | None = None) -> pd.DataFrame:
-    """One row per access line, joined to its server span (trace_id) and response headers.
+    """One row per traced access line, joined to its server span (trace_id) and response headers.
+
+    Probes and scrapes (/healthz, /metrics: app/observability/tracing.py) are not traced on
+    purpose: their lines carry no trace id and are left out.
 
     headers, when given, has columns request_id and traceparent as a client saw them.
     Columns added: span_name, span_duration_ms, in_trace (a span with that trace id exists),
     header_trace_id and header_matches (the header's trace id equals the log's).
     """
     access = logs.access_lines(log_frame)
+    access = access[access[names.F_TRACE_ID].notna()].reset_index(drop=True)
     server = pd.DataFrame(
         [{names.F_TRACE_ID: s.trace_id, "span_name": s.name, "span_duration_ms": s.duration_ms}
          for s in spans if s.kind == "SERVER" and s.parent_id is None],

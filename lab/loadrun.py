@@ -21,6 +21,7 @@ from loadtests.shapes import Profile, profile_from
 from stack import launch, processes, topology
 from stack.config import LabConfig
 from stack.switchboard import FaultSwitch
+from stack.topology import Service
 
 # The workshop's faults, as `lab demo` and `lab load --faults workshop` (the day's run) inject
 # them, with their windows in seconds into the load. The list page (todos.index) and the API's
@@ -119,7 +120,8 @@ def _switch(switch: FaultSwitch, planned: PlannedFault, began: float, done: thre
 
 def recorded_load(config: LabConfig, profile: Profile,
                   fault: PlannedFault | Sequence[PlannedFault] | None = None,
-                  extra_env: dict[str, str] | None = None, workers: int = 0) -> RunRecord:
+                  extra_env: dict[str, str] | None = None, workers: int = 0,
+                  crash: Service | None = None) -> RunRecord:
     """Run Locust between two quiet edges, with the fault(s) switched during it; record the run.
     `lab day`'s background traffic is paused meanwhile (the edges must be quiet, and every
     request of the run Locust's), and resumed after."""
@@ -128,7 +130,7 @@ def recorded_load(config: LabConfig, profile: Profile,
     if paused:
         say("background traffic paused for the recorded run")
     try:
-        return _recorded_load(config, profile, fault, extra_env, workers)
+        return _recorded_load(config, profile, fault, extra_env, workers, crash)
     finally:
         if paused:
             start_traffic(config)
@@ -137,7 +139,7 @@ def recorded_load(config: LabConfig, profile: Profile,
 
 def _recorded_load(config: LabConfig, profile: Profile,
                    fault: PlannedFault | Sequence[PlannedFault] | None,
-                   extra_env: dict[str, str] | None, workers: int) -> RunRecord:
+                   extra_env: dict[str, str] | None, workers: int, crash: Service | None = None) -> RunRecord:
     client = prometheus_client(config)
     out = config.environment.reports_dir
     print("waiting for a quiet edge (a scrape before and after) ...", flush=True)
@@ -149,6 +151,9 @@ def _recorded_load(config: LabConfig, profile: Profile,
     switch = FaultSwitch.for_config(config)
     switchers = [threading.Thread(target=_switch, args=(switch, one, began, done, windows), daemon=True)
                  for one in planned]
+    if crash is not None:
+        switchers.append(threading.Thread(target=_crash_and_restart,
+                                          args=(config, crash, began, done, windows), daemon=True))
     for switcher in switchers:
         switcher.start()
     try:
@@ -184,8 +189,13 @@ def run_load(config: LabConfig, options: argparse.Namespace) -> None:
     LOAD_* variable, then the shape's default), and the profile goes down to Locust once,
     recorded against the lab (with its faults) or, --host, unrecorded against another app."""
     workshop = options.faults == "workshop"
-    if workshop and options.fault:
-        raise LabError("--faults workshop or --fault, not both", 2)
+    if options.faults and options.fault:
+        raise LabError(f"--faults {options.faults} or --fault, not both", 2)
+    if options.faults == "fleet":
+        if options.host:
+            raise LabError("--host loads another app: its replicas are not the lab's to fault", 2)
+        fleet_run(config, workers=options.workers)
+        return
     # The workshop's run: its users and length unless the command line says otherwise.
     env = workshop_settings(config) if workshop else config.env
     try:
@@ -206,6 +216,62 @@ def run_load(config: LabConfig, options: argparse.Namespace) -> None:
         return
     faults = [parse_fault(options.fault, options.fault_window, profile.duration)] if options.fault else []
     recorded_load(config, profile, faults, workers=options.workers)
+
+
+# The fleet's run (`lab up --web 3 --workers 2`, then `lab load --faults fleet`, 4 minutes):
+# web-3 answers 30% of its requests with 500 for 90 s (the fleet's share stays near 10%, under
+# the average's radar); worker-2 waits 1.5 s before each task for 3 minutes (the queue drains
+# unevenly); web-2 crashes at 130 s (SIGKILL, no goodbye) and comes back at 170 s.
+FLEET_DURATION = 240
+FLEET_USERS = 8
+FLEET_BAD_REPLICA = ("error_rate", 0.3, 20, 110)
+FLEET_SLOW_WORKER = ("worker_delay", 1.5, 20, 200)
+FLEET_CRASH = (130, 170)
+# The name a crash window carries in the run record: killed@<instance>.
+KILLED = "killed"
+
+
+def fleet_plan(config: LabConfig) -> tuple[list[PlannedFault], Service]:
+    """The fleet run's faults (each on one replica) and the web replica it crashes."""
+    web = [s for s in topology.build(config) if s.family == "web"]
+    workers = [s for s in topology.build(config) if s.family == "worker"]
+    if len(web) < 3 or len(workers) < 2:
+        raise LabError("the fleet's run needs 3 web and 2 worker replicas: `lab up --web 3 --workers 2` "
+                       f"(this lab runs {len(web)} web and {len(workers)} worker)", 2)
+    kind, value, on, off = FLEET_BAD_REPLICA
+    slow_kind, slow_value, slow_on, slow_off = FLEET_SLOW_WORKER
+    return [PlannedFault(f"{kind}@{web[2].instance(config)}", value, on, off),
+            PlannedFault(f"{slow_kind}@{workers[1].instance(config)}", slow_value, slow_on, slow_off)], web[1]
+
+
+def _crash_and_restart(config: LabConfig, replica: Service, began: float, done: threading.Event,
+                       record: list[FaultWindow]) -> None:
+    """Kill the replica at its time and start it again at the end of the crash window."""
+    on_s, off_s = FLEET_CRASH
+    if done.wait(max(0.0, began + on_s - time.monotonic())):
+        return
+    pid = processes.read_pid(config.run_dir, replica.name)
+    if pid is None or not processes.crash(pid):
+        say(f"{replica.name} was not running: nothing to crash")
+        return
+    processes.remove_pid(config.run_dir, replica.name)
+    on = datetime.now(UTC)
+    print(f"crashed:   {replica.name} ({replica.instance(config)}), SIGKILL", flush=True)
+    try:
+        done.wait(max(0.0, began + off_s - time.monotonic()))
+    finally:
+        launch.up(config, say=lambda _: None)
+        print(f"restarted: {replica.name}", flush=True)
+        record.append(FaultWindow(f"{KILLED}@{replica.instance(config)}", 1.0, on, datetime.now(UTC)))
+
+
+def fleet_run(config: LabConfig, workers: int = 0) -> RunRecord:
+    """The fleet's run, as `lab load --faults fleet` records it."""
+    faults, crashed = fleet_plan(config)
+    profile = profile_from({**config.env, "LOAD_USERS": str(FLEET_USERS),
+                            "LOAD_DURATION": str(FLEET_DURATION)})
+    return recorded_load(config, profile, faults, extra_env=workshop_wait(config), workers=workers,
+                         crash=crashed)
 
 
 def workshop_settings(config: LabConfig) -> dict[str, str]:

@@ -326,6 +326,15 @@ def stop(records: Sequence[PidRecord], timeout: float) -> dict[str, str]:
     return outcome
 
 
+def crash(record: PidRecord) -> bool:
+    """SIGKILL every process of the service's session at once, as a crash ends it (no graceful
+    shutdown, no last flush); False when it was not running. The caller removes the pid file."""
+    members = session_members(record) if record.matches() else []
+    _signal_members(members, signal.SIGKILL)
+    _wait_gone([record], 5)
+    return bool(members)
+
+
 def _session_of(proc: psutil.Process) -> int | None:
     """The session id of proc, or None when it is gone."""
     try:

@@ -38,8 +38,8 @@ LIST = 'http_request_duration_seconds_count{endpoint="api.list_todos"'
 
 # The recorded run's exports (tests/data/analysis): a request id the worker's lines carry, and
 # a trace with its producer (web) and consumer (worker) spans: data the banks' answers read.
-EXPORT_REQUEST = "0d473de8-5788-4a5d-9272-2193ea4496e2"
-EXPORT_TRACE = "76e8b78a592f41973ed7a34970497880"
+EXPORT_REQUEST = "82757824-4ba3-4e3f-aacc-51a6f0684fa8"
+EXPORT_TRACE = "00c8c1310563a7cc9a04a66163627fc6"
 LIST_ALERT = ('sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos",status=~"5.."}[2m])) '
               '/ sum(rate(http_request_duration_seconds_count{endpoint="api.list_todos"}[2m])) > 0.1')
 BUSIEST = {("web", "worker"): "a", ("web", "master"): "b", ("worker", "worker-main"): "c",

@@ -319,6 +319,35 @@ def test_compose_locust_workers_scale_out_under_one_master(rendered: dict[str, A
     assert "'locust-master', 5557" in " ".join(worker["healthcheck"]["test"])
 
 
+def test_compose_web_and_worker_scale_and_are_found_by_dns(rendered: dict[str, Any]) -> None:
+    """`--scale web=3 --scale worker=2`: nothing pins their count, name, address or a host port;
+    Caddy and Prometheus find the replicas by Docker's DNS, on the ports the replicas serve;
+    each worker gets a node name of its own (%h: its container's hostname)."""
+    services = rendered["services"]
+    for name in ("web", "worker"):
+        service = services[name]
+        assert not {"container_name", "hostname", "ports", "scale", "deploy"} & set(service), name
+        networks = service["networks"]
+        if isinstance(networks, dict):
+            assert not any((spec or {}).get("ipv4_address") for spec in networks.values()), name
+    # Caddy: the Caddyfile's default import is the DNS snippet, mounted where it points.
+    default = re.search(r"import \{\$CADDY_UPSTREAMS:([^}]+)\}", CADDYFILE.read_text(encoding="utf-8"))
+    assert default and default[1] == "/etc/caddy/upstreams-dns.caddy"
+    assert f"./stack/caddy/upstreams-dns.caddy:{default[1]}:ro" in services["caddy"]["volumes"]
+    assert "CADDY_UPSTREAMS" not in services["caddy"]["environment"]
+    snippet = (ROOT / "stack" / "caddy" / "upstreams-dns.caddy").read_text(encoding="utf-8")
+    web_port = int(services["web"]["environment"]["GUNICORN_BIND"].rpartition(":")[2])
+    assert re.search(rf"dynamic a \{{\s*name web\s+port {web_port}\s", snippet), snippet
+    # Prometheus: one target per replica, on the port each replica serves its metrics.
+    config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
+    ports = {job["job_name"]: (job["dns_sd_configs"][0]["names"], job["dns_sd_configs"][0]["port"])
+             for job in config["scrape_configs"] if "dns_sd_configs" in job}
+    assert ports == {"web": (["web"], web_port),
+                     "worker": (["worker"], int(services["worker"]["environment"]["WORKER_METRICS_PORT"]))}
+    # Celery: two workers with one node name collide in events and inspect.
+    assert "--hostname=worker@%h" in services["worker"]["command"]
+
+
 def test_compose_keeps_data_in_named_volumes(compose: dict[str, Any]) -> None:
     """Database, broker, exports and metrics survive `docker compose down`."""
     named = set(compose["volumes"])
@@ -560,16 +589,22 @@ def rule_groups() -> list[dict[str, Any]]:
 
 
 def test_prometheus_config_is_valid_and_scrapes_the_four_jobs() -> None:
-    """promtool accepts the compose config; it scrapes web, worker, caddy and itself every 5s."""
+    """promtool accepts the compose config; it scrapes web, worker, caddy and itself every 5s:
+    every replica of web and worker, found by Docker's DNS (one A record per container), so
+    each is a target of its own named <address>:<port>; caddy and Prometheus by name."""
     result = run_tool([promtool(), "check", "config", str(PROMETHEUS_DIR / "prometheus.yml")])
     assert result.returncode == 0, result.stdout + result.stderr
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
     assert config["global"]["scrape_interval"] == "5s"
     assert config["rule_files"] == ["rules/*.yml"]
-    targets = {job["job_name"]: job["static_configs"][0]["targets"]
-               for job in config["scrape_configs"]}
-    assert targets == {"web": ["web:5000"], "worker": ["worker:9808"], "caddy": ["caddy:2020"],
-                       "prometheus": ["localhost:9090"]}
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert set(jobs) == {"web", "worker", "caddy", "prometheus"}
+    for name, port in (("web", 5000), ("worker", 9808)):
+        assert set(jobs[name]) == {"job_name", "dns_sd_configs"}, name
+        assert jobs[name]["dns_sd_configs"] == [
+            {"names": [name], "type": "A", "port": port, "refresh_interval": "5s"}], name
+    assert jobs["caddy"]["static_configs"] == [{"targets": ["caddy:2020"]}]
+    assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
 
 
 def test_prometheus_sends_alerts_to_alertmanager() -> None:

@@ -1,5 +1,5 @@
 """`lab load [--shape NAME] [--users N] [--spawn-rate R] [--duration S] [--workers N]
-[--fault NAME=VALUE ...] [--faults workshop] [--host URL]`.
+[--fault NAME=VALUE ...] [--faults workshop|fleet] [--host URL]`.
 
 Runs the lab's Locust scenario headless against the running stack through Caddy, between two
 quiet edges (a Prometheus scrape on each side of a moment without traffic), optionally with
@@ -41,9 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", metavar="URL", default=None,
                         help="load the app at URL instead of the lab's (default: LOAD_HOST): "
                              "not recorded, no faults")
-    parser.add_argument("--faults", choices=("workshop",), default=None,
-                        help="the workshop's faults, as `lab demo` injects them: the run every "
-                             f"module needs (5 minutes; {loadrun.WORKSHOP_USERS} users unless --users)")
+    parser.add_argument("--faults", choices=("workshop", "fleet"), default=None,
+                        help="workshop: the workshop's faults, as `lab demo` injects them: the run every "
+                             f"module needs (5 minutes; {loadrun.WORKSHOP_USERS} users unless --users); "
+                             "fleet: the fleet module's run (`lab up --web 3 --workers 2` first; 4 "
+                             "minutes): one bad web replica, one slow worker, one web replica crashed "
+                             "and restarted")
 
 
 def run(args: argparse.Namespace) -> int:
