@@ -24,16 +24,23 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from analysis import prom
+from app.environment import LOCAL
 
 # Busy endpoints of the load (loadtests/), so a fault on one shows in the traffic.
 TARGET_ENDPOINTS = ("todos.index", "todos.add", "api.list_todos", "api.create_todo", "todos.toggle")
 BLIND_KINDS = ("error_rate", "latency", "slow_db")
+# A fleet (`lab up --web 3`) adds one bad replica to the pool: errors or latency on one web
+# replica (every endpoint it serves), or one replica crashed (SIGKILL) and restarted.
+CRASH = "crash"
+FLEET_KINDS = ("error_rate", "latency", CRASH)
+ANSWER_KINDS = (*BLIND_KINDS, CRASH)
 ALL_ENDPOINTS = "*"  # the answer for a fault that hits every endpoint (slow_db)
 ALL_SYNONYMS = ("*", "all", "every", "any", "none")
 MIN_DURATION_S = 10.0
@@ -48,7 +55,13 @@ WHAT_SHOWS = {
     "slow_db": "every endpoint that reads the database slower at once: p95 rises on all of "
                "them, and in their traces the database span (a pg_sleep before each read) is "
                "the long one",
+    CRASH: "a replica gone and back: `up` is 0 for one instance for a while, its log stops and "
+           "starts again with new pids; Caddy routes around it, so users see little or nothing",
 }
+# In a fleet: what a fault on one replica shows, beside its kind's own signs.
+ONE_REPLICA = ("one replica: the fleet's ratio or p95 moves a little, the same broken down "
+               "`by (instance)` (or the access lines grouped by their `instance` field) shows one "
+               "replica far from its peers, on every endpoint it serves")
 
 
 @dataclass(frozen=True)
@@ -62,18 +75,28 @@ class Incident:
     value: float | list[float]
     on_s: float
     off_s: float
+    # The web replica (1-based) a fleet's incident hits; None: the whole service.
+    replica: int | None = None
 
-    @property
-    def faults(self) -> dict[str, float | list[float]]:
-        """The switchboard assignment that makes this fault (app.faults names)."""
+    def faults(self, instance: str | None = None) -> dict[str, float | list[float]]:
+        """The switchboard assignment that makes this fault (app.faults names); instance: the
+        replica's Prometheus instance, for a fault on one replica. A crash switches nothing."""
+        if self.kind == CRASH:
+            return {}
         name = f"{self.kind}.{self.endpoint}" if self.endpoint else self.kind
-        return {name: self.value}
+        return {f"{name}@{instance}" if self.replica and instance else name: self.value}
 
 
-def plan(seed: int, duration: float = 300.0) -> Incident:
-    """The incident of a seed: the same seed and duration always give the same fault."""
+def plan(seed: int, duration: float = 300.0, web_replicas: int = 1) -> Incident:
+    """The incident of a seed: the same seed, duration and fleet always give the same fault.
+    With one web replica the draw is the same as it always was (the facilitator's keys hold);
+    with more, half the seeds draw one bad replica instead (a draw of its own)."""
     if duration < MIN_DURATION_S:
         raise ValueError(f"a blind incident lasts at least {MIN_DURATION_S:g}s")
+    if web_replicas > 1:
+        fleet = random.Random(f"blind-fleet-{seed}")
+        if fleet.random() < 0.5:
+            return _replica_incident(seed, duration, web_replicas, fleet)
     rng = random.Random(f"blind-incident-{seed}")
     kind = rng.choice(BLIND_KINDS)
     endpoint: str | None = rng.choice(TARGET_ENDPOINTS)
@@ -90,6 +113,23 @@ def plan(seed: int, duration: float = 300.0) -> Incident:
     return Incident(seed, duration, kind, endpoint, value, round(on, 1), round(on + length, 1))
 
 
+def _replica_incident(seed: int, duration: float, web_replicas: int, rng: random.Random) -> Incident:
+    """One bad web replica: errors or latency on all it serves, or a crash and restart."""
+    kind = rng.choice(FLEET_KINDS)
+    replica = rng.randint(1, web_replicas)
+    value: float | list[float]
+    if kind == "error_rate":
+        value = round(rng.uniform(0.3, 0.6), 2)
+    elif kind == "latency":
+        low = round(rng.uniform(0.3, 0.5), 2)
+        value = [low, round(low + rng.uniform(0.1, 0.3), 2)]
+    else:
+        value = 1.0
+    on = rng.uniform(0.15, 0.35) * duration
+    length = rng.uniform(0.3, 0.45) * duration
+    return Incident(seed, duration, kind, None, value, round(on, 1), round(on + length, 1), replica)
+
+
 # --- the record of a run --------------------------------------------------------------------
 
 def record_path(var_dir: Path, seed: int) -> Path:
@@ -104,6 +144,9 @@ class Run:
     seed: int
     duration: float
     started: datetime
+    # The size of the fleet it ran on (which replica the fault hit follows from the seed, and
+    # is written nowhere a learner can read).
+    web_replicas: int = 1
 
     def save(self, var_dir: Path) -> Path:
         """Write the record (atomically)."""
@@ -123,12 +166,13 @@ class Run:
             raise FileNotFoundError(f"no blind incident with seed {seed} was run in this lab "
                                     f"({path} is missing): `lab incident --seed {seed} --blind`")
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(int(data["seed"]), float(data["duration"]), datetime.fromisoformat(data["started"]))
+        return cls(int(data["seed"]), float(data["duration"]), datetime.fromisoformat(data["started"]),
+                   int(data.get("web_replicas", 1)))
 
     @property
     def incident(self) -> Incident:
         """The fault this run switched."""
-        return plan(self.seed, self.duration)
+        return plan(self.seed, self.duration, self.web_replicas)
 
     @property
     def fault_on(self) -> datetime:
@@ -248,8 +292,11 @@ def _edge(name: str, given: datetime, truth: datetime, tolerance: WindowToleranc
 
 
 def grade(run: Run, fault: str, endpoint: str, start: datetime, end: datetime,
-          tolerance: WindowTolerance | None = None, reveal: bool = False) -> Grade:
-    """Grade a diagnosis of run's incident: kind, endpoint, and each edge of the window.
+          tolerance: WindowTolerance | None = None, reveal: bool = False,
+          instance: str = "", fleet: Sequence[str] = ()) -> Grade:
+    """Grade a diagnosis of run's incident: kind, endpoint, each edge of the window, and on a
+    fleet the replica (instance: its Prometheus instance, or "*"/"all" for every replica;
+    fleet: the web replicas' instances, the first replica first).
 
     A wrong part says what to look at and how to tell, never the answer itself, so that the
     learner can investigate again; reveal (asked for by the learner) adds the truth.
@@ -267,7 +314,12 @@ def grade(run: Run, fault: str, endpoint: str, start: datetime, end: datetime,
             + (f" It was {truth.kind}." if reveal else "")))
     parts = [kind_part]
     named = endpoint.strip()
-    if truth.endpoint is None:
+    if truth.endpoint is None and truth.replica:
+        right = named.lower() in ALL_SYNONYMS
+        parts.append(Part("endpoint", right, "every endpoint (of one replica)." if right else (
+            f"not {named} alone: compare the endpoints `by (endpoint)`; when they all show it "
+            "together the cause is something they share." + (" It was every endpoint." if reveal else ""))))
+    elif truth.endpoint is None:
         right = named.lower() in ALL_SYNONYMS
         parts.append(Part("endpoint", right, "every endpoint that reads the database." if right else (
             f"not {named} alone: compare the p95 of several endpoints with their own minutes "
@@ -281,7 +333,33 @@ def grade(run: Run, fault: str, endpoint: str, start: datetime, end: datetime,
             + (f" It was {truth.endpoint}." if reveal else ""))))
     parts.append(_edge("start", start, run.fault_on, tolerance, reveal))
     parts.append(_edge("end", end, run.fault_off, tolerance, reveal))
+    if run.web_replicas > 1:
+        replica = run.incident.replica
+        hit = fleet[replica - 1] if replica and len(fleet) >= replica else None
+        if replica and hit is None:
+            raise ValueError(f"the fleet's web instances are needed to grade replica {replica}")
+        parts.append(_instance_part(hit, instance.strip(), reveal))
     return Grade(run.seed, tuple(parts))
+
+
+def web_instances(ports: Mapping[str, int], replicas: int) -> list[str]:
+    """The local fleet's web replicas as Prometheus names them (the launcher's port rule)."""
+    return [f"{LOCAL}:{ports['WEB_PORT'] + i}" for i in range(replicas)]
+
+
+def _instance_part(truth: str | None, named: str, reveal: bool) -> Part:
+    """On a fleet: which replica (or every one) the fault hit (truth None: every one)."""
+    if truth is None:
+        right = named.lower() in ALL_SYNONYMS
+        return Part("instance", right, "every replica alike." if right else (
+            f"not {named or 'one replica'} alone: compare the symptom `by (instance)`; when every "
+            "replica shows it alike the cause is not one replica."
+            + (" It was every replica." if reveal else "")))
+    right = named == truth
+    return Part("instance", right, f"{truth}." if right else (
+        f"not {named or 'every replica'}: break the symptom down `by (instance)` (`up` for a "
+        "replica that went away) and compare each replica with its peers."
+        + (f" It was {truth}." if reveal else "")))
 
 
 def to_room(stage: str, seed: int, graded: Grade | None = None, **diagnosis: str) -> None:
@@ -301,7 +379,7 @@ def to_room(stage: str, seed: int, graded: Grade | None = None, **diagnosis: str
 
 def answer(seed: int, fault: str, endpoint: str, start: str, end: str,
            var_dir: Path | None = None, scrape_interval_s: float | None = None,
-           reveal: bool = False) -> Grade:
+           reveal: bool = False, instance: str = "") -> Grade:
     """Grade a diagnosis from a notebook: the same as `lab incident answer` (reveal=True: and
     say the answer)."""
     from analysis.lab_context import LabContext
@@ -310,6 +388,7 @@ def answer(seed: int, fault: str, endpoint: str, start: str, end: str,
     run = Run.load(var_dir or context.var_dir, seed)
     tolerance = WindowTolerance.for_lab(scrape_interval_s or context.scrape_interval_s)
     graded = grade(run, fault, endpoint, parse_time(start, run.started), parse_time(end, run.started),
-                   tolerance, reveal)
+                   tolerance, reveal, instance,
+                   web_instances(context.environment.ports, run.web_replicas))
     to_room("answered", seed, graded, fault=fault, endpoint=endpoint, start=start, end=end)
     return graded

@@ -250,11 +250,9 @@ def _crash_and_restart(config: LabConfig, replica: Service, began: float, done: 
     on_s, off_s = FLEET_CRASH
     if done.wait(max(0.0, began + on_s - time.monotonic())):
         return
-    pid = processes.read_pid(config.run_dir, replica.name)
-    if pid is None or not processes.crash(pid):
+    if not launch.crash(config, replica.name):
         say(f"{replica.name} was not running: nothing to crash")
         return
-    processes.remove_pid(config.run_dir, replica.name)
     on = datetime.now(UTC)
     print(f"crashed:   {replica.name} ({replica.instance(config)}), SIGKILL", flush=True)
     try:

@@ -301,6 +301,16 @@ def _fleet_changed(config: LabConfig) -> bool:
         return False
 
 
+def crash(config: LabConfig, name: str) -> bool:
+    """SIGKILL a running service of this lab at once, as a crash ends it (no graceful stop);
+    its pid file goes, so `up()` starts it again. False when it was not running."""
+    record = processes.read_pid(config.run_dir, name)
+    if record is None or not processes.crash(record):
+        return False
+    processes.remove_pid(config.run_dir, name)
+    return True
+
+
 def down(config: LabConfig, timeout: float = STOP_TIMEOUT_S, say: Say = print) -> dict[str, str]:
     """Stop in reverse start order what the pid files name (every replica); returns each
     service's outcome."""

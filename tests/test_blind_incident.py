@@ -73,7 +73,7 @@ def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are
             proc.wait(10)
     assert proc.returncode == 0, err
     # The drawn fault, switched on quietly (nothing the services write names it: test_faults)...
-    assert seen == [{**truth.faults, QUIET_KEY: True}]
+    assert seen == [{**truth.faults(), QUIET_KEY: True}]
     assert json.loads(faults.read_text(encoding="utf-8")) == {QUIET_KEY: True}  # ...and off at the end
     # Nothing printed gives it away; the record holds no more than the seed and start.
     assert truth.kind not in out and str(truth.endpoint) not in out and "answer --seed" in out
@@ -82,7 +82,7 @@ def test_a_blind_incident_runs_unannounced_and_a_right_and_a_wrong_diagnosis_are
     assert len(beats) >= SHORT_S // heartbeat.BEAT_S - 1, out
     assert all(re.fullmatch(r"incident \(blind\) running: \d+ s of \d+ s \(\d+ s left\)", b) for b in beats)
     record = json.loads(blind_incident.record_path(var, seed).read_text(encoding="utf-8"))
-    assert set(record) == {"seed", "duration", "started"}
+    assert set(record) == {"seed", "duration", "started", "web_replicas"}
     run_record = blind_incident.Run.load(var, seed)
 
     right = _lab(env, "incident", "answer", "--seed", str(seed), "--fault", truth.kind,
@@ -218,3 +218,46 @@ def test_a_live_blind_incident_is_found_from_the_logs_and_the_chart_within_the_t
     assert by_chart.right, str(by_chart)
     assert (showing.max().to_pydatetime() - run.fault_off).total_seconds() > \
         (from_log[1] - run.fault_off).total_seconds()  # the chart drains late: why +window
+
+
+def test_a_fleet_draws_one_bad_replica_for_half_the_seeds_and_a_single_lab_its_old_draws() -> None:
+    single = [plan(seed, 300.0, 1) for seed in range(200)]
+    assert single == [plan(seed, 300.0) for seed in range(200)]
+    assert all(i.replica is None for i in single)
+    fleet = [plan(seed, 300.0, 3) for seed in range(200)]
+    replica = [i for i in fleet if i.replica is not None]
+    assert 70 <= len(replica) <= 130
+    assert {i.kind for i in replica} == {"error_rate", "latency", "crash"}
+    assert {i.replica for i in replica} == {1, 2, 3}
+    assert all(i.endpoint is None for i in replica)
+    # The others are the single lab's draws, unchanged.
+    assert all(f == s for f, s in zip(fleet, single, strict=True) if f.replica is None)
+    bad = next(i for i in replica if i.kind == "error_rate")
+    assert bad.faults("127.0.0.1:5001") == {"error_rate@127.0.0.1:5001": bad.value}
+    assert next(i for i in replica if i.kind == "crash").faults("127.0.0.1:5001") == {}
+
+
+def test_a_fleet_incident_is_graded_on_its_replica_without_naming_it(tmp_path: Path) -> None:
+    seed = next(s for s in range(500) if plan(s, 300.0, 3).kind == "crash")
+    truth = plan(seed, 300.0, 3)
+    started = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+    run = Run(seed, 300.0, started, web_replicas=3)
+    run.save(tmp_path)
+    assert "instance" not in json.loads(blind_incident.record_path(tmp_path, seed).read_text())
+    fleet = blind_incident.web_instances({"WEB_PORT": 5000}, 3)
+    hit = fleet[truth.replica - 1]
+    other = next(i for i in fleet if i != hit)
+    on, off = run.fault_on + timedelta(seconds=2), run.fault_off + timedelta(seconds=5)
+    right = grade(Run.load(tmp_path, seed), "crash", "*", on, off, instance=hit, fleet=fleet)
+    assert right.right and right.score == "5 of 5"
+    wrong = grade(run, "crash", "*", on, off, instance=other, fleet=fleet)
+    part = {p.name: p for p in wrong.parts}["instance"]
+    assert not part.right and "by (instance)" in part.explanation and hit not in part.explanation
+    revealed = grade(run, "crash", "*", on, off, instance=other, fleet=fleet, reveal=True)
+    assert hit in {p.name: p for p in revealed.parts}["instance"].explanation
+    # Naming one endpoint of a replica-wide fault is wrong, and says to compare endpoints.
+    endpoint = {p.name: p for p in grade(run, "crash", "todos.index", on, off, instance=hit,
+                                         fleet=fleet).parts}["endpoint"]
+    assert not endpoint.right and "by (endpoint)" in endpoint.explanation
+    with pytest.raises(ValueError, match="web instances are needed"):
+        grade(run, "crash", "*", on, off, instance=hit)
