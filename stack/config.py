@@ -17,6 +17,7 @@ from pathlib import Path
 from app.environment import LOCAL, PORT_DEFAULTS, LabEnvironment, SettingsError, integer
 from app.layout import PROJECT_ROOT, Layout
 from stack.errors import CONFIG_ERROR_EXIT, StackError
+from stack.ports import port_in_use
 from stack.processes import free_ports
 
 __all__ = ["LOCAL", "MAX_REPLICAS", "SCRAPE_INTERVAL", "LabConfig", "private_env"]
@@ -160,6 +161,21 @@ def fleet(env: Mapping[str, str], run_dir: Path) -> tuple[int, int]:
     return counts[0], counts[1]
 
 
+def _fleet_ports() -> list[int]:
+    """Free ports for every port variable, such that a fleet of up to MAX_REPLICAS replicas
+    (WEB_PORT + i, WORKER_METRICS_PORT + i) finds its ports free too and shares none."""
+    names = list(PORT_DEFAULTS)
+    for _ in range(50):
+        ports = free_ports(len(names))
+        chosen = dict(zip(names, ports, strict=True))
+        fleet = [chosen[var] + i for var in ("WEB_PORT", "WORKER_METRICS_PORT")
+                 for i in range(1, MAX_REPLICAS)]
+        if len(set(ports) | set(fleet)) == len(ports) + len(fleet) and max(fleet) < 65536 \
+                and not any(port_in_use(port) for port in fleet):
+            return ports
+    return ports
+
+
 def private_env(var_dir: Path, settings: Mapping[str, str] | None = None,
                 base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment of a stack of its own: VAR_DIR var_dir, every port free, APP_ENV=test,
@@ -170,7 +186,7 @@ def private_env(var_dir: Path, settings: Mapping[str, str] | None = None,
     """
     env = {k: v for k, v in (os.environ if base is None else base).items()
            if k not in _NOT_INHERITED and not k.startswith("OTEL_")}
-    env.update(zip(PORT_DEFAULTS, map(str, free_ports(len(PORT_DEFAULTS))), strict=True))
+    env.update(zip(PORT_DEFAULTS, map(str, _fleet_ports()), strict=True))
     # Untraced unless asked: a private stack measures or tests one thing at a time.
     env.update({"VAR_DIR": str(var_dir), "APP_ENV": "test", "TRACING_ENABLED": "false"})
     env.update(settings or {})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import threading
 import time
 import uuid
@@ -33,6 +34,7 @@ from stack import launch
 from stack.launch import Running
 from stack.switchboard import FaultSwitch
 from tests.support.backends import Backend
+from tests.support.launcher import lab_env, lab_stack, recorded_pids, run_lab
 from tests.support.plugin import StackFactory
 from tests.support.processes import wait_until
 
@@ -265,3 +267,68 @@ def test_a_replica_killed_and_restarted_under_load(fleet: Running, postgres_back
           f"{firing.earliest_s:.0f}-{firing.latest_s:.0f} s")
     assert firing.earliest_s - 0.5 <= measured <= firing.latest_s + 1.0  # + our 0.5 s polling
     assert seen_out - killed_at < 30  # the health check within 1 s; Caddy's gauge updates every 10 s
+
+
+# --- the commands of a fleet: `lab up --web/--workers`, `lab status`, `lab logs`, `lab fault` ---
+
+
+def test_lab_logs_web_interleaves_the_replicas_in_time_order(tmp_path: Path) -> None:
+    env = lab_env(tmp_path / "var", {"WEB_REPLICAS": "2"})
+    log_dir = tmp_path / "var" / "log"
+    log_dir.mkdir(parents=True)
+    for name, seconds in (("web", (1, 3)), ("web-2", (2, 4)), ("worker", (5,))):
+        lines = [json.dumps({"timestamp": f"2026-12-07T10:00:0{s}+00:00", "message": f"{name} {s}"})
+                 for s in seconds]
+        (log_dir / f"{name}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    shown = run_lab(env, "logs", "web", "-n", "10")
+    assert shown.code == 0, shown.stderr
+    assert [json.loads(line)["message"] for line in shown.stdout.splitlines()] == [
+        "web 1", "web-2 2", "web 3", "web-2 4"]
+    one = run_lab(env, "logs", "web-2", "-n", "10")
+    assert [json.loads(line)["message"] for line in one.stdout.splitlines()] == ["web-2 2", "web-2 4"]
+    unknown = run_lab(env, "logs", "web-3")
+    assert unknown.code == 2 and "no service 'web-3'" in unknown.stdout and "web-2" in unknown.stdout
+
+
+def test_lab_fault_on_one_replica_writes_its_instance_and_refuses_an_unknown_one(tmp_path: Path) -> None:
+    env = lab_env(tmp_path / "var", {"WEB_REPLICAS": "3"})
+    third = f"127.0.0.1:{int(env['WEB_PORT']) + 2}"
+    done = run_lab(env, "fault", "set", "--instance", "web-3", "latency=0.2", "error_rate=0.1")
+    assert done.code == 0, done.stderr
+    assert set(done.stdout.split()) == {f"latency@{third}=0.2", f"error_rate@{third}=0.1"}
+    also = run_lab(env, "fault", "set", "--instance", third, "slow_db=0.1")  # the instance itself
+    assert also.code == 0 and f"slow_db@{third}=0.1" in also.stdout
+    unknown = run_lab(env, "fault", "set", "--instance", "web-4", "latency=0.2")
+    assert unknown.code == 2 and "no replica 'web-4'" in unknown.stderr and "web-3" in unknown.stderr
+    cleared = run_lab(env, "fault", "clear", "--instance", "web-3")
+    assert cleared.code == 0 and "no fault in force" in cleared.stdout
+
+
+@pytest.mark.stack
+def test_lab_up_grows_and_shrinks_the_fleet_and_status_and_down_see_every_replica(tmp_path: Path) -> None:
+    env = lab_env(tmp_path / "var")
+    var = tmp_path / "var"
+    with lab_stack(env) as up:
+        assert up.code == 0, up.stderr
+        grown = run_lab(env, "up", "--web", "3", "--workers", "2", timeout=180)
+        assert grown.code == 0, grown.stderr
+        assert "caddy: stopping (restarting for the new set of web replicas)" in grown.stdout
+        assert {"web", "web-2", "web-3", "worker", "worker-2"} <= set(recorded_pids(var))
+        status = run_lab(env, "status")  # no flag: the fleet `lab up` started is remembered
+        assert status.code == 0, status.stdout
+        third = int(env["WEB_PORT"]) + 2
+        assert re.search(rf"^web-3 +running +\d+ +{third} +ok +\(replica 3 of web: instance "
+                         rf"127\.0\.0\.1:{third}\)$", status.stdout, re.MULTILINE), status.stdout
+        answers = {requests.get(f"http://127.0.0.1:{env['CADDY_PORT']}/healthz", timeout=5).status_code
+                   for _ in range(6)}
+        assert answers == {200}
+        targets = json.loads((var / "prometheus" / "targets" / "web.json").read_text())
+        assert len(targets[0]["targets"]) == 3
+        shrunk = run_lab(env, "up", "--web", "1", timeout=180)
+        assert shrunk.code == 0, shrunk.stderr
+        assert "web-3: stopping (not part of the fleet any more)" in shrunk.stdout
+        assert "worker-2" in recorded_pids(var) and "web-2" not in recorded_pids(var)
+        down = run_lab(env, "down")
+        assert "worker-2: stopped" in down.stdout and not recorded_pids(var)
+    # After `lab down` the fleet is forgotten: the next `lab up` is one of each again.
+    assert not (var / "run" / "fleet.json").exists()
