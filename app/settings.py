@@ -7,6 +7,7 @@ clean exit instead of a traceback.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import os
 import re
@@ -97,6 +98,7 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...
     return items
 
 
+@functools.cache
 def own_address() -> str:
     """This host's address as its peers resolve its name (a container's IP on its network),
     or the host name when it does not resolve."""

@@ -23,10 +23,12 @@ from typing import Any
 
 from app.layout import PROJECT_ROOT
 from bench import database, footprint, locust_rate, overhead, page, proxy, report, scale, scrape, turnaround
+from bench import fleet as fleet_bench
 from bench import room as room_bench
 from stack.heartbeat import heartbeat
 
-SECTIONS = ("overhead", "page", "proxy", "scrape", "footprint", "scale", "locust", "turnaround", "room")
+SECTIONS = ("overhead", "page", "proxy", "scrape", "footprint", "scale", "locust", "turnaround", "room",
+            "fleet")
 DEFAULT_DOC = PROJECT_ROOT / "docs" / "benchmarks.md"
 DEFAULT_JSON = PROJECT_ROOT / "var" / "bench" / "results.json"
 
@@ -77,6 +79,9 @@ def run_section(name: str, quick: bool, tmp: Path) -> tuple[Any, str]:
     if name == "room":
         raw = room_bench.measure(tmp, room_bench.QUICK if quick else room_bench.FULL)
         return raw, room_bench.render(raw)
+    if name == "fleet":
+        raw = fleet_bench.measure(tmp, fleet_bench.QUICK if quick else fleet_bench.FULL)
+        return raw, fleet_bench.render(raw)
     module, quick_plan, full_plan = ON_DATABASE[name]
     with database.private_database() as url:
         raw = module.measure(url, tmp, quick_plan if quick else full_plan)
@@ -87,6 +92,7 @@ RENDER: dict[str, Callable[[Any], str]] = {
     "overhead": overhead.render, "proxy": proxy.render, "scrape": scrape.render,
     "footprint": footprint.render, "scale": scale.render, "turnaround": turnaround.render,
     "page": page.render, "locust": locust_rate.render, "room": room_bench.render,
+    "fleet": fleet_bench.render,
 }
 
 

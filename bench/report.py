@@ -140,6 +140,7 @@ def document(raw: dict[str, Any], sections: dict[str, str], quick: bool, command
         "locust": "Load generator: one Locust process and several",
         "turnaround": "Lab turnaround (`make lab`)",
         "room": "The room service: thirty learners",
+        "fleet": "A fleet: 3 web and 2 worker replicas",
     }
     for name, body in sections.items():
         parts += [f"## {titles.get(name, name)}", "", body, ""]

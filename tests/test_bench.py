@@ -126,7 +126,7 @@ def test_quick_run_of_every_benchmark_writes_a_well_formed_page(tmp_path: Path) 
     for heading in ("## Machine", "## Targets", "## Instrumentation overhead", "## Proxy overhead",
                     "## Scrape cost", "## Footprint", "## Scale", "## The page",
                     "## Load generator: one Locust process and several",
-                    "## The room service: thirty learners"):
+                    "## The room service: thirty learners", "## A fleet: 3 web and 2 worker replicas"):
         assert heading in page
     tables = markdown_tables(page)
     assert len(tables) >= 8
@@ -139,6 +139,12 @@ def test_quick_run_of_every_benchmark_writes_a_well_formed_page(tmp_path: Path) 
     room = results["room"]
     assert room["acknowledged"] == room["stored"] > 0, room
     assert all(s["failures"] == 0 for s in room["stats"].values()), room["stats"]
+    # The fleet: both fleets measured, both replica counts served, nothing failed.
+    fleet = results["fleet"]
+    assert fleet["errors"] == 0 and all(fleet["rps"][n] and min(fleet["rps"][n]) > 0 for n in ("1", "3"))
+    assert fleet["fleet"]["web"]["replicas"] == 3 and fleet["fleet"]["worker"]["replicas"] == 2
+    memory = {size: sum(r["pss_mib"] for r in fleet[size].values()) for size in ("single", "fleet")}
+    assert memory["fleet"] > memory["single"]
     # Every configuration of the overhead benchmark answered without errors.
     for per_config in results["overhead"]["results"].values():
         assert set(per_config) == {"a", "b", "c", "d", "e"}
