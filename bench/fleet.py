@@ -9,6 +9,8 @@ so background activity hits both alike.
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +68,7 @@ def measure(tmp: Path, plan: Plan) -> dict[str, Any]:
             fleet = _families(_memory(env))
             rps: dict[str, list[float]] = {"1": [], "3": []}
             p50: dict[str, list[float]] = {"1": [], "3": []}
+            p99: dict[str, list[float]] = {"1": [], "3": []}
             errors = 0
             for _ in range(plan.rounds):
                 for replicas in ("1", "3"):
@@ -74,11 +77,12 @@ def measure(tmp: Path, plan: Plan) -> dict[str, Any]:
                     result = load(int(env["CADDY_PORT"]), PATHS, plan.load_s, plan.connections, warmup=1.0)
                     rps[replicas].append(result["rps"])
                     p50[replicas].append(result["p50_ms"])
+                    p99[replicas].append(result["p99_ms"])
                     errors += int(result["errors"])
         finally:
             lab(["down"], env)
     return {"plan": plan.__dict__, "single": single, "fleet": fleet, "rps": rps, "p50": p50,
-            "errors": errors}
+            "p99": p99, "errors": errors, "load_average": os.getloadavg()[0]}
 
 
 def render(raw: dict[str, Any]) -> str:
@@ -95,6 +99,12 @@ def render(raw: dict[str, Any]) -> str:
     rows.append(["whole stack", "", f"{total(raw['single'], 'pss_mib'):.0f}", "",
                  f"{total(raw['fleet'], 'pss_mib'):.0f}"])
     ratio = [three / one for one, three in zip(raw["rps"]["1"], raw["rps"]["3"], strict=True) if one]
+    p50 = {n: median(raw["p50"][n]) for n in ("1", "3")}
+    p99 = {n: median(raw.get("p99", {}).get(n, [math.nan])) for n in ("1", "3")}
+    shape = ("the median request is quicker (more threads take connections at once) and the slow "
+             "tail longer (more processes wait for a core)" if p50["3"] < p50["1"] and p99["3"] > p99["1"]
+             else f"p50 {p50['1']:.1f} against {p50['3']:.1f} ms, "
+                  f"p99 {p99['1']:.1f} against {p99['3']:.1f} ms")
     return "\n".join([
         "One lab on PostgreSQL (`lab up`, then `lab up --web 3 --workers 2`), memory idle after the "
         "first scrapes: proportional set size (PSS) summed over every process of each service's "
@@ -107,12 +117,14 @@ def render(raw: dict[str, Any]) -> str:
         f"{plan['load_s']:g} s each, GET /api/todos and GET / alternately, {plan['rounds']} round(s) "
         "alternating 1 and 3 web replicas, each replica 2 gunicorn workers x 4 threads):",
         "",
-        table(["web replicas", "requests/s", "p50 ms"], [
-            ["1", spread(raw["rps"]["1"], 0), spread(raw["p50"]["1"], 1)],
-            ["3", spread(raw["rps"]["3"], 0), spread(raw["p50"]["3"], 1)],
+        table(["web replicas", "requests/s", "p50 ms", "p99 ms"], [
+            [n, spread(raw["rps"][n], 0), spread(raw["p50"][n], 1), spread(raw.get("p99", {}).get(n, []), 1)]
+            for n in ("1", "3")
         ]),
         "",
         f"3 replicas serve {median(ratio):.2f}x the requests of 1 on this machine ({raw['errors']} "
-        "errors in all rounds). Two cores are what both share: more replicas add processes to "
-        "schedule and memory to hold, not CPU. A fleet on one machine teaches; it does not scale.",
+        "errors in all rounds; the machine's 1-minute load average at the end "
+        f"{raw.get('load_average', math.nan):.1f}). Two cores are what both share: more replicas "
+        f"add processes to schedule and memory to hold, not CPU; {shape}. A fleet on one machine "
+        "teaches; it does not scale.",
     ])
