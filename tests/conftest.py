@@ -22,7 +22,7 @@ from app.settings import Settings
 from stack.databases import reserved_redis_db, temporary_pg_database
 from tests.support import sqlite_guard
 from tests.support.backends import Backend
-from tests.support.promdata import RecordedPrometheus, synthetic_prometheus
+from tests.support.promdata import FLEET_RULES, RecordedPrometheus, fleet_openmetrics, synthetic_prometheus
 
 # The stack fixtures (stack_settings, stack_factory, live_stack, live_web, live_worker).
 pytest_plugins = ["tests.support.plugin"]
@@ -177,4 +177,13 @@ def add_todo(client: FlaskClient):  # type: ignore[no-untyped-def]
 def synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedPrometheus]:
     """A real Prometheus serving known synthetic traffic (tests/support/promdata.py)."""
     with synthetic_prometheus(tmp_path_factory.mktemp("prometheus-synthetic")) as recorded:
+        yield recorded
+
+
+@pytest.fixture(scope="session")
+def fleet_synthetic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecordedPrometheus]:
+    """A real Prometheus serving a known synthetic fleet, with the lab's fleet recording rules
+    (tests/support/promdata.py: fleet_openmetrics)."""
+    with synthetic_prometheus(tmp_path_factory.mktemp("prometheus-fleet"), fleet_openmetrics,
+                              rules=FLEET_RULES) as recorded:
         yield recorded

@@ -3,7 +3,8 @@ reference's and others written differently) must be right, the wrong ones must b
 the advice they name.
 
 PromQL answers run against a real Prometheus serving known synthetic traffic
-(tests/support/promdata.py); pandas answers against the recorded logs of tests/data/analysis.
+(tests/support/promdata.py; the fleet module's against a synthetic fleet with the lab's fleet
+recording rules); pandas answers against the recorded logs of tests/data/analysis.
 
 The banks are the exercises' own (`answers=` beside each exercise in curriculum/modules/,
 model in curriculum/exercise_model.py: `Answers`, whose docstring says what the data `d` an
@@ -68,13 +69,18 @@ def _needs_prometheus(item: Exercise) -> bool:
     return item.answer_type == "promql" or bool(bank and {"prometheus", "at", "start"} & set(bank.context))
 
 
+# Modules whose answers read a fleet of replicas (tests/support/promdata.py: fleet_openmetrics).
+FLEET_MODULES = frozenset({"08-fleet"})
+
+
 def _data(item: Exercise, request: pytest.FixtureRequest,
           recorded: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """(everything an answer function may read, the context the check is given)."""
     assert item.answers is not None
     data = dict(recorded)
     if _needs_prometheus(item):
-        synthetic: RecordedPrometheus = request.getfixturevalue("synthetic")
+        synthetic: RecordedPrometheus = request.getfixturevalue(
+            "fleet_synthetic" if item.module in FLEET_MODULES else "synthetic")
         data |= {"prometheus": synthetic.client, "at": synthetic.end,
                  "start": synthetic.end - timedelta(minutes=5), "end": synthetic.end,
                  "targets": len(TARGETS), "busiest": BUSIEST[busiest_role()]}

@@ -24,7 +24,7 @@ from tests.support.launcher import lab_env, lab_stack, run_lab
 FAULT, RATE = "error_rate.api.list_todos", 0.3
 LIST_NAME = "/api/todos?page=[n]"
 NOTEBOOKS = ["00-setup", "01-metrics", "02-logs", "03-traces", "04-verification", "05-alerting",
-             "06-cardinality-sampling-cost", "07-incident"]
+             "06-cardinality-sampling-cost", "07-incident", "08-fleet"]
 
 needs_stack = pytest.mark.skipif(
     not (shutil.which("caddy") and shutil.which("prometheus")),
@@ -158,10 +158,11 @@ def test_a_notebook_that_raises_fails_the_run_and_the_report_says_why(tmp_path: 
 @needs_stack
 def test_after_a_plain_lab_load_the_fault_modules_say_what_to_record_and_draw_no_empty_frame(
         tmp_path: Path) -> None:
-    """A room that ran a plain `lab load` (no fault) opens 01, 04 and 05: each says in one line
-    what the run lacks and the command that records it, and shows no empty frame or flat chart
-    under text about a fault."""
+    """A room that ran a plain `lab load` (no fault) opens 01, 04, 05 and 08: each says in one
+    line what the run lacks and the command that records it (08: the fleet's, on a lab of one
+    replica), and shows no empty frame or flat chart under text about a fault."""
     from analysis.lab_context import WORKSHOP_RUN
+    from curriculum.modules.m08_fleet import FLEET_RUN
     from lab.notebook_env import notebook_env
     from stack.config import LabConfig
 
@@ -172,7 +173,8 @@ def test_after_a_plain_lab_load_the_fault_modules_say_what_to_record_and_draw_no
         load = run_lab(env, "load", "--users", "4", "--duration", "20", timeout=300)
         assert load.code == 0, load.stdout[-2000:] + load.stderr[-2000:]
         tracked = Path(__file__).parents[1] / "notebooks"
-        chosen = [tracked / f"{name}.ipynb" for name in ("01-metrics", "04-verification", "05-alerting")]
+        chosen = [tracked / f"{name}.ipynb" for name in ("01-metrics", "04-verification", "05-alerting",
+                                                         "08-fleet")]
         notebook_vars = {**env, **notebook_env(LabConfig.from_env(env)), exercises.FILL_VARIABLE: "1"}
         outcomes = notebook_run.run_notebooks(chosen, tmp_path / "executed", notebook_vars)
     for outcome in outcomes:
@@ -181,4 +183,6 @@ def test_after_a_plain_lab_load_the_fault_modules_say_what_to_record_and_draw_no
         shown = "\n".join(str(output.get("text", "")) + str(output.get("data", {}).get("text/plain", ""))
                           for cell in book.cells if cell.cell_type == "code" for output in cell.outputs)
         assert "Empty DataFrame" not in shown, outcome.source.name
-        assert f"Record a run that has one with `{WORKSHOP_RUN}`" in shown, outcome.source.name
+        record = f"Record one with {FLEET_RUN}" if outcome.source.stem == "08-fleet" else \
+            f"Record a run that has one with `{WORKSHOP_RUN}`"
+        assert record in shown, outcome.source.name

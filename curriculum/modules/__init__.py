@@ -17,4 +17,5 @@ from curriculum.modules import (  # noqa: F401
     m05_alerting,
     m06_cardinality_sampling_cost,
     m07_incident,
+    m08_fleet,
 )

@@ -6,22 +6,32 @@ each (method, endpoint, status) a constant rate of requests per second and a fix
 them in each latency bucket, scraped every SCRAPE_INTERVAL_S for DURATION_S up to `end`.
 One series is a fault: todos.toggle answers 500 only from FAULT[0] to FAULT[1] seconds
 relative to `end` (its 200s go on all along).
+
+A second, separate Prometheus serves a fleet (fleet_openmetrics: the exercises of
+notebooks/08-fleet.ipynb): FLEET_WEB web replicas, one answering errors for a while, one killed
+and restarted (its counters start again from 0), and FLEET_WORKERS workers, one slow; with the
+lab's fleet recording rules (stack/prometheus/rules/todo-fleet.yml) evaluated on it every scrape
+interval, as Prometheus would have recorded them.
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import yaml
+
 from analysis import prom
+from app.layout import PROJECT_ROOT
 from app.observability import names
-from tests.support.processes import free_port, http_ok, start, wait_until
+from tests.support.processes import Proc, free_port, http_ok, start, wait_until
 
 SCRAPE_INTERVAL_S = 5
 DURATION_S = 600
@@ -159,6 +169,134 @@ def openmetrics(end: int) -> str:
     return "\n".join(lines) + "\n# EOF\n"
 
 
+# --- a fleet (the exercises of notebooks/08-fleet.ipynb) ------------------------------------
+# Four web replicas and two workers: the lab's fleet run has three and two, so an answer that
+# writes the fleet's size in is wrong here. Times in seconds relative to the end, each window
+# inside the last five minutes the PromQL answers are compared over and holding some of its
+# moments (every 25 s from -300 s): an answer right outside a window only is refused.
+FLEET_WEB = tuple(f"127.0.0.1:{port}" for port in (5001, 5002, 5003, 5004))
+FLEET_WORKERS = ("127.0.0.1:6001", "127.0.0.1:6002")
+FLEET_BAD = (FLEET_WEB[2], 0.3, -240, -150)  # this replica answers 30% of its requests with 500
+# Killed (no scrape answers: up 0), then restarted between two scrapes: its counters start again
+# from 0, and the others serve its share meanwhile.
+FLEET_CRASH = (FLEET_WEB[1], -142.5, -117.5)
+FLEET_SLOW = (FLEET_WORKERS[1], -270, -120)  # this worker takes a third of the jobs, not half
+FLEET_ENDPOINTS = (("api.list_todos", 1.5), ("todos.index", 0.5))  # requests/s of each replica
+FLEET_EXPORTS_S = 0.15  # exports each web replica enqueues per second
+FLEET_RULES = PROJECT_ROOT / "stack" / "prometheus" / "rules" / "todo-fleet.yml"
+_STEP_S = 2.5  # every change above falls on this grid: integrating in its steps is exact
+
+
+def _crashed(instance: str, t: float) -> bool:
+    """True while the replica is dead."""
+    who, killed, restarted = FLEET_CRASH
+    return instance == who and killed < t < restarted
+
+
+def _share_of_web(instance: str, t: float) -> float:
+    """How much of one replica's share of the traffic this replica serves at t: the others take
+    the dead one's share."""
+    if _crashed(instance, t):
+        return 0.0
+    alive = sum(not _crashed(other, t) for other in FLEET_WEB)
+    return len(FLEET_WEB) / alive
+
+
+def _web_rate(instance: str, endpoint_rate: float, status: str, t: float) -> float:
+    """Requests per second of one (replica, endpoint, status) at t."""
+    who, share, low, high = FLEET_BAD
+    failing = share if instance == who and low < t < high else 0.0
+    part = failing if status == "500" else 1 - failing
+    return endpoint_rate * _share_of_web(instance, t) * part
+
+
+def _worker_rate(instance: str, t: float) -> float:
+    """Jobs per second one worker takes at t (the exports the web replicas enqueue)."""
+    total = FLEET_EXPORTS_S * len(FLEET_WEB)
+    slow, low, high = FLEET_SLOW
+    if low < t < high:
+        return total * (1 / 3 if instance == slow else 2 / 3)
+    return total / len(FLEET_WORKERS)
+
+
+def _counter(rate: Callable[[float], float], instance: str, end: int,
+             at_zero: bool = False) -> list[tuple[int, float | None]]:
+    """(sample time, counter value) every scrape interval of the fleet's traffic: None while the
+    replica is dead (no scrape), from 0 again after its restart; the samples before the first
+    increment left out (a series appears with its first increment), unless at_zero (a series
+    the process creates at 0 when it starts)."""
+    who, _, restarted = FLEET_CRASH
+    samples: list[tuple[int, float | None]] = []
+    value, t = 0.0, float(-DURATION_S)
+    for at in range(-DURATION_S, 1, SCRAPE_INTERVAL_S):
+        while t < at:
+            if instance == who and t == restarted:
+                value = 0.0
+            value += rate(t + _STEP_S / 2) * _STEP_S
+            t += _STEP_S
+        samples.append((end + at, None if _crashed(instance, at) else value))
+    born = 0 if at_zero else next((i for i, (_, v) in enumerate(samples) if v), len(samples))
+    return samples[born:]
+
+
+def fleet_openmetrics(end: int) -> str:
+    """The fleet's raw series (requests, background jobs, up) as OpenMetrics, up to unix time end."""
+    lines: list[str] = []
+
+    def family(name: str, kind: str, series: list[tuple[str, list[tuple[int, float | None]]]]) -> None:
+        lines.append(f"# TYPE {name} {kind}")
+        for labels, samples in series:
+            lines.extend(f"{name}{{{labels}}} {v:.6f} {t}" for t, v in samples if v is not None)
+
+    web = f'job="web",environment="{ENVIRONMENT}"'
+    worker = f'job="worker",environment="{ENVIRONMENT}"'
+    requests = [(f'{web},instance="{i}",method="GET",endpoint="{e}",status="{s}"',
+                 _counter(lambda t, i=i, r=r, s=s: _web_rate(i, r, s, t), i, end))
+                for i in FLEET_WEB for e, r in FLEET_ENDPOINTS for s in ("200", "500")]
+    family(f"{names.HTTP_REQUEST_DURATION}_count", "unknown", requests)
+    jobs = [(f'{web},instance="{i}",job_type="export",status="enqueued"',
+             _counter(lambda t, i=i: FLEET_EXPORTS_S * _share_of_web(i, t), i, end)) for i in FLEET_WEB]
+    for i in FLEET_WORKERS:
+        for status in ("started", "succeeded", "failed", "retried"):
+            # A worker creates its series at 0 when it starts: they exist before any job.
+            done = ((lambda t, i=i: _worker_rate(i, t)) if status in ("started", "succeeded")
+                    else (lambda t: 0.0))
+            jobs.append((f'{worker},instance="{i}",job_type="export",status="{status}"',
+                         _counter(done, i, end, at_zero=True)))
+    family("background_jobs_total", "unknown", jobs)
+    ups = [(f'{web},instance="{i}"',
+            [(end + at, 0.0 if _crashed(i, at) else 1.0) for at in range(-DURATION_S, 1, SCRAPE_INTERVAL_S)])
+           for i in FLEET_WEB]
+    ups += [(f'{worker},instance="{i}"',
+             [(end + at, 1.0) for at in range(-DURATION_S, 1, SCRAPE_INTERVAL_S)]) for i in FLEET_WORKERS]
+    family("up", "gauge", ups)
+    return "\n".join(lines) + "\n# EOF\n"
+
+
+def recorded_rules(client: prom.Prometheus, end: int, rules: Path = FLEET_RULES) -> str:
+    """The recording rules of a rule file evaluated every scrape interval over the traffic, as
+    OpenMetrics: what Prometheus would have recorded. A rule that reads an earlier one of the
+    file gets that one's expression inlined (the earlier one is not in the TSDB yet)."""
+    start, stop = datetime.fromtimestamp(end - DURATION_S, UTC), datetime.fromtimestamp(end, UTC)
+    exprs: dict[str, str] = {}
+    lines: list[str] = []
+    for group in yaml.safe_load(rules.read_text(encoding="utf-8"))["groups"]:
+        for rule in group["rules"]:
+            if "record" not in rule:
+                continue
+            expr = " ".join(rule["expr"].split())
+            for name, earlier in exprs.items():
+                expr = re.sub(rf"(?<![\w:]){re.escape(name)}(?![\w:])", f"({earlier})", expr)
+            exprs[rule["record"]] = expr
+            frame = client.range(expr, start, stop, step_s=SCRAPE_INTERVAL_S)
+            lines.append(f"# TYPE {rule['record']} gauge")
+            labels = [c for c in frame.columns if c not in ("timestamp", "value")]
+            for row in frame.itertuples(index=False):
+                where = ",".join(f'{k}="{getattr(row, k)}"' for k in labels)
+                lines.append(f"{rule['record']}{{{where}}} {row.value!r} {int(row.timestamp.timestamp())}")
+    return "\n".join(lines) + "\n# EOF\n"
+
+
 @dataclass(frozen=True)
 class RecordedPrometheus:
     """A client of the running Prometheus and the moment the synthetic traffic ends."""
@@ -167,9 +305,28 @@ class RecordedPrometheus:
     end: datetime
 
 
+def _serve(binary: str, config: Path, data: Path, workdir: Path, name: str) -> tuple[Proc, str]:
+    """A Prometheus on data, ready; (its process, its base URL)."""
+    port = free_port()
+    proc = start(name, [
+        binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
+        f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
+        {}, workdir)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: http_ok(f"{base}/-/ready"), 60, "the synthetic Prometheus")
+    except BaseException:
+        proc.stop()
+        raise
+    return proc, base
+
+
 @contextmanager
-def synthetic_prometheus(workdir: Path) -> Iterator[RecordedPrometheus]:
-    """Build the TSDB from TRAFFIC, start a real Prometheus on it, stop it (by pid) afterwards."""
+def synthetic_prometheus(workdir: Path, traffic: Callable[[int], str] = openmetrics,
+                         rules: Path | None = None) -> Iterator[RecordedPrometheus]:
+    """Build the TSDB from the traffic (TRAFFIC by default), start a real Prometheus on it, stop
+    it (by pid) afterwards. With rules, their recording rules are evaluated over the traffic and
+    added to the TSDB before the Prometheus the caller gets starts."""
     promtool, binary = shutil.which("promtool"), shutil.which("prometheus")
     if not (promtool and binary):
         raise FileNotFoundError("prometheus and promtool are needed (stack/install-system-deps.sh)")
@@ -177,19 +334,23 @@ def synthetic_prometheus(workdir: Path) -> Iterator[RecordedPrometheus]:
     now = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
     end = int(now.timestamp())
     source, data = workdir / "traffic.om", workdir / "tsdb"
-    source.write_text(openmetrics(end), encoding="utf-8")
+    source.write_text(traffic(end), encoding="utf-8")
     subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data)],
                    check=True, capture_output=True, timeout=120)
     config = workdir / "prometheus.yml"
     config.write_text(f"global:\n  scrape_interval: {SCRAPE_INTERVAL_S}s\n", encoding="utf-8")
-    port = free_port()
-    proc = start("prometheus-synthetic", [
-        binary, f"--config.file={config}", f"--storage.tsdb.path={data}",
-        f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=30d"],
-        {}, workdir)
+    name = "prometheus-synthetic"
+    if rules is not None:
+        proc, base = _serve(binary, config, data, workdir, name)
+        try:
+            recorded = recorded_rules(prom.Prometheus(base, scrape_interval_s=SCRAPE_INTERVAL_S), end, rules)
+        finally:
+            proc.stop()
+        (workdir / "rules.om").write_text(recorded, encoding="utf-8")
+        subprocess.run([promtool, "tsdb", "create-blocks-from", "openmetrics", str(workdir / "rules.om"),
+                        str(data)], check=True, capture_output=True, timeout=120)
+    proc, base = _serve(binary, config, data, workdir, name)
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until(lambda: http_ok(f"{base}/-/ready"), 60, "the synthetic Prometheus")
         yield RecordedPrometheus(prom.Prometheus(base, scrape_interval_s=SCRAPE_INTERVAL_S),
                                  datetime.fromtimestamp(end, UTC))
     finally:
