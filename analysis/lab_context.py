@@ -320,11 +320,13 @@ class LabContext:
 
 def wait_for_scrape(prometheus: prom.Prometheus, after: float, job: str = "web",
                     timeout_s: float = 60.0) -> None:
-    """Block until Prometheus holds a scrape of job taken after the unix time `after`."""
+    """Block until Prometheus holds a scrape of every target of job taken after the unix time
+    `after`. Every one: the replicas of a fleet are scraped at different moments, and a replica
+    whose last scrape is older than `after` would miss its latest requests at the edge."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         frame = prometheus.instant(f'timestamp(up{{job="{job}"}})')
-        if len(frame) and float(frame["value"].max()) > after:
+        if len(frame) and float(frame["value"].min()) > after:
             return
         time.sleep(0.25)
     raise TimeoutError(f"Prometheus took no scrape of {job} within {timeout_s:g}s")

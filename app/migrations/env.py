@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import create_engine, pool, text
 
 from app import models  # noqa: F401  (registers the tables on the metadata)
 from app.db import db
 from app.settings import Settings
 
 target_metadata = db.metadata
+# Replicas that start together (`docker compose up --scale web=3`, a swarm service) each run
+# the migrations first: on PostgreSQL one at a time, under this transaction-level advisory
+# lock, so the others wait and then find the schema at head instead of racing to create it.
+MIGRATION_LOCK_KEY = 8_245_001
 
 
 def _url() -> str:
@@ -34,6 +38,8 @@ def run_migrations_online() -> None:
             render_as_batch=connection.dialect.name == "sqlite",
         )
         with context.begin_transaction():
+            if connection.dialect.name == "postgresql":
+                connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
             context.run_migrations()
 
 

@@ -4,21 +4,27 @@ Run by tests/docker/run.sh (which installs Docker and starts an engine when none
 `make test` does not collect this file (its name does not start with test_). Images come
 from tests/docker/images.py: the project's own from its Dockerfile, stand-ins for the
 official ones (STANDINS.md). The stack runs from a copy of the checkout whose notebooks
-belong to a non-root host user, with a password holding "@", "%", ":" and "/".
+belong to a non-root host user, with a password holding "@", "%", ":" and "/". web and worker
+run two replicas each (`--scale`); at the end the same compose file is deployed to a one-node
+swarm (`docker stack deploy`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +32,7 @@ import pytest
 import requests
 import yaml
 
+from app.observability import names
 from stack.switchboard import FaultSwitch
 from tests.docker import images
 from tests.support.compose import read_env_file
@@ -36,6 +43,16 @@ HOST_UID = 4242  # the notebooks' owner: a host user who is neither root nor the
 PASSWORD = "p@ss%40w:rd/x"  # what used to break DATABASE_URL
 FAULTS_TOKEN = "compose-test-faults-token"  # the admin route's token: the host switches faults
 HEALTH_TIMEOUT_S = 420.0
+# The fleet the stack runs: `up --scale web=2 --scale worker=2`, and deploy.replicas in swarm.
+REPLICAS = {"web": 2, "worker": 2}
+# The one-node swarm's stack: the compose file deployed with `docker stack deploy`.
+SWARM_STACK = "todolabswarm"
+# Not in the swarm: JupyterLab needs group_add, which the swarm's schema refuses, and Locust is
+# its load tool; both stay on compose.
+SWARM_LEFT_OUT = ("jupyter", "locust-master", "locust-worker")
+# The only services whose ports the swarm publishes (what the test reads): a swarm cannot bind
+# a port to one host address, so each port is open on every interface.
+SWARM_PUBLISHED = ("caddy", "prometheus")
 # The official images the compose file names, each replaced by its stand-in (STANDINS.md).
 STANDIN_OF = {"db": "postgres", "redis": "redis", "caddy": "caddy", "prometheus": "prometheus",
               "alertmanager": "alertmanager"}
@@ -80,21 +97,25 @@ class Stack:
         """A published port on 127.0.0.1 (the only host traffic this test makes)."""
         return f"http://127.0.0.1:{self.env[variable]}{path}"
 
-    def container(self, service: str) -> str:
-        """The id of a service's container."""
-        return self.compose("ps", "-q", service).stdout.strip()
+    def output(self, service: str, *argv: str) -> str:
+        """What a command prints in a running container of a service (`exec`)."""
+        return self.compose("exec", "-T", service, *argv, check=False).stdout
+
+    def containers(self, service: str) -> list[str]:
+        """The ids of a service's containers (one per replica)."""
+        return self.compose("ps", "-q", service).stdout.split()
 
     def health(self) -> dict[str, str]:
-        """Each service's health status (or state, when it has stopped)."""
+        """Each service's health status (or state, when it has stopped), one per replica:
+        "healthy" only when every replica is."""
         statuses = {}
         for service in yaml.safe_load(self.files[0].read_text(encoding="utf-8"))["services"]:
-            cid = self.container(service)
-            if not cid:
-                statuses[service] = "absent"
-                continue
-            state = json.loads(images.docker("inspect", "--format", "{{json .State}}", cid)
-                               .stdout.decode())
-            statuses[service] = state.get("Health", {}).get("Status") or state["Status"]
+            replicas = []
+            for cid in self.containers(service):
+                state = json.loads(images.docker("inspect", "--format", "{{json .State}}", cid)
+                                   .stdout.decode())
+                replicas.append(state.get("Health", {}).get("Status") or state["Status"])
+            statuses[service] = ",".join(sorted(set(replicas))) or "absent"
         return statuses
 
 
@@ -192,8 +213,9 @@ def running(stack: Stack) -> Iterator[Stack]:
 
 
 def wait_healthy(stack: Stack) -> Stack:
-    """Start the stack and wait until every service reports healthy."""
-    stack.compose("up", "-d", timeout=1200)
+    """Start the stack, web and worker scaled out, and wait until every replica is healthy."""
+    scale = [arg for service, count in REPLICAS.items() for arg in ("--scale", f"{service}={count}")]
+    stack.compose("up", "-d", *scale, timeout=1200)
     deadline = time.monotonic() + HEALTH_TIMEOUT_S
     while True:
         statuses = stack.health()
@@ -287,6 +309,111 @@ def test_prometheus_sees_every_target_up(running: Stack) -> None:
             time.sleep(2)
 
 
+def replica_targets(prometheus: str, timeout: float = 120) -> dict[str, set[str]]:
+    """The instances of the web and worker targets, once each job has its REPLICAS, all up."""
+    deadline = time.monotonic() + timeout
+    with http() as client:
+        while True:
+            targets = client.get(f"{prometheus}/api/v1/targets", timeout=30).json()["data"]["activeTargets"]
+            found = {job: {t["labels"]["instance"]: t["health"] for t in targets
+                           if t["labels"]["job"] == job} for job in REPLICAS}
+            if all(len(found[job]) == count and set(found[job].values()) == {"up"}
+                   for job, count in REPLICAS.items()):
+                return {job: set(instances) for job, instances in found.items()}
+            assert time.monotonic() < deadline, found
+            time.sleep(2)
+
+
+def log_file(service: str) -> str:
+    """Where a service's replicas append their JSON lines on the logs volume (its LOG_FILE)."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    return str(compose["services"][service]["environment"]["LOG_FILE"])
+
+
+def logged(run_in_container: Callable[..., str], service: str, text: str) -> list[dict[str, Any]]:
+    """The JSON lines of a service's log file that hold text, read inside a container."""
+    out = run_in_container("grep", "-h", "-F", "--", text, log_file(service))
+    return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+def marked_requests(base_url: str, count: int) -> str:
+    """count GETs of the todo list through Caddy, each with a request id of one fresh marker."""
+    marker = f"fleet-{uuid.uuid4().hex[:12]}"
+    with http() as client:
+        for i in range(count):
+            answer = client.get(f"{base_url}/api/todos", headers={"X-Request-ID": f"{marker}-{i:03d}"},
+                                timeout=30)
+            assert answer.status_code == 200, answer.text
+    return marker
+
+
+def served_by(run_in_container: Callable[..., str], marker: str, count: int) -> Counter[str]:
+    """How many of the marked requests each web replica logged, by the `instance` of its access
+    lines on the logs volume (once all count lines are there)."""
+    deadline = time.monotonic() + 30
+    while True:
+        access = [line for line in logged(run_in_container, "web", marker)
+                  if line.get(names.F_LOGGER) == names.ACCESS_LOGGER
+                  and str(line.get(names.F_REQUEST_ID, "")).startswith(marker)]
+        if len(access) >= count or time.monotonic() > deadline:
+            return Counter(str(line.get(names.F_INSTANCE)) for line in access)
+        time.sleep(1)
+
+
+def counted_per_target(prometheus: str) -> dict[str, float]:
+    """The todo-list requests each web target has counted so far (instance -> count)."""
+    query = (f'sum by (instance) ({names.HTTP_REQUEST_DURATION}_count'
+             f'{{job="web", endpoint="api.list_todos"}})')
+    with http() as client:
+        result = client.get(f"{prometheus}/api/v1/query", params={"query": query},
+                            timeout=30).json()["data"]["result"]
+    return {r["metric"]["instance"]: float(r["value"][1]) for r in result}
+
+
+def assert_load_reaches_every_web_replica(caddy: str, prometheus: str,
+                                          run_in_container: Callable[..., str], count: int) -> None:
+    """count requests through Caddy: Prometheus counts some on every web target (and all of
+    them in total), and the access lines on the logs volume come from as many replicas."""
+    targets = replica_targets(prometheus)["web"]
+    before = counted_per_target(prometheus)
+    marker = marked_requests(caddy, count)
+    deadline = time.monotonic() + 30
+    while True:  # until every target has been scraped since
+        after = counted_per_target(prometheus)
+        counted = {instance: after.get(instance, 0) - before.get(instance, 0) for instance in targets}
+        if sum(counted.values()) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert sum(counted.values()) == count and min(counted.values()) > 0, counted
+    served = served_by(run_in_container, marker, count)
+    assert sum(served.values()) == count, served
+    assert len(served) == REPLICAS["web"] and min(served.values()) > 0, served
+
+
+def test_every_replica_is_a_prometheus_target_and_each_worker_a_node_of_its_own(
+        running: Stack) -> None:
+    """`--scale web=2 --scale worker=2`: Prometheus finds each replica by Docker's DNS, a target
+    of its own and up; a worker's target is named (instance) as the worker names itself in its
+    log lines, and each worker answers Celery's ping under a node name of its own
+    (worker@<its hostname>)."""
+    targets = replica_targets(running.url("PROMETHEUS_PORT", "").rstrip("/"))
+    started = {str(line.get(names.F_INSTANCE))
+               for line in logged(partial(running.output, "jupyter"), "worker", "starting todo-worker")}
+    assert targets["worker"] <= started, (targets, started)
+    ping = running.compose("exec", "-T", "worker", "celery", "-A", "worker.make_celery", "inspect",
+                           "ping", "--timeout", "10", timeout=120)
+    nodes = set(re.findall(r"->\s+(\S+): OK", ping.stdout))
+    assert nodes == {f"worker@{cid[:12]}" for cid in running.containers("worker")}, ping.stdout
+
+
+def test_load_through_caddy_reaches_every_web_replica(running: Stack) -> None:
+    """40 requests through Caddy's published port: every web replica served some of them, as
+    Prometheus counts them per target and as the replicas' own access lines say."""
+    assert_load_reaches_every_web_replica(running.url("CADDY_PORT", "").rstrip("/"),
+                                          running.url("PROMETHEUS_PORT", "").rstrip("/"),
+                                          partial(running.output, "jupyter"), 40)
+
+
 def test_a_recorded_load_run_and_every_notebook_run_in_the_jupyter_container(running: Stack) -> None:
     """`lab load` against the stack (with a fault window), its profile from the LOAD_* settings of
     the container's environment, then every notebook, unchanged."""
@@ -335,3 +462,171 @@ def test_a_changed_password_stops_web_with_one_line(running: Stack) -> None:
     assert len(said) == 1 and said[0].startswith("app.migrate: cannot use the database:"), output
     assert 'password authentication failed for user "todo"' in said[0]
     assert "Traceback" not in output
+
+
+# --- the same compose file on a one-node swarm -------------------------------------------
+
+
+def swarm_stack_file(stack: Stack, env: Mapping[str, str]) -> Path:
+    """docker-compose.yml as `docker stack deploy` takes it: `compose config` renders it (the
+    .env and env interpolated, paths absolute, the stand-ins merged), then what the swarm's
+    (v3) schema refuses or ignores is made explicit:
+
+    - refused: `depends_on` conditions (the swarm restarts a task until what it needs is up),
+      ipam `ip_range`, `group_add`; ignored: `build` (the images are the ones compose built),
+      `restart`, a fixed address, `tmpfs` as a service key (a tmpfs mount instead);
+    - every service answers by DNS round robin (endpoint_mode dnsrr): one A record per task,
+      which is what Caddy's and Prometheus's discovery ask for, and no virtual IP (the routing
+      mesh's IPVS, which some kernels lack, this one's included);
+    - ports are published in host mode (no routing mesh), on every interface;
+    - web and worker run REPLICAS replicas.
+    """
+    rendered = yaml.safe_load(stack.compose("config", extra_env=dict(env)).stdout)
+    # Compose v2 names the project and each network and volume after it; the stack's name
+    # prefixes them in the swarm.
+    rendered.pop("name", None)
+    for section in ("networks", "volumes"):
+        for spec in rendered.get(section, {}).values():
+            if spec:
+                spec.pop("name", None)
+    for cfg in rendered["networks"]["front-net"]["ipam"]["config"]:
+        cfg.pop("ip_range", None)
+    services = rendered["services"]
+    for name in SWARM_LEFT_OUT:
+        services.pop(name)
+    for name, service in services.items():
+        for key in ("build", "depends_on", "restart", "group_add"):
+            service.pop(key, None)
+        networks = service.get("networks")
+        if isinstance(networks, dict):
+            service["networks"] = {net: {k: v for k, v in (spec or {}).items()
+                                         if k != "ipv4_address"} or None
+                                   for net, spec in networks.items()}
+        for target in service.pop("tmpfs", None) or []:
+            service.setdefault("volumes", []).append({"type": "tmpfs", "target": target})
+        ports = service.pop("ports", None) or []
+        if name in SWARM_PUBLISHED:
+            service["ports"] = [{**published_port(port), "mode": "host"} for port in ports]
+        service["deploy"] = {"endpoint_mode": "dnsrr"}
+        if name in REPLICAS:
+            service["deploy"]["replicas"] = REPLICAS[name]
+    path = stack.workdir / "swarm.stack.yml"
+    path.write_text(yaml.safe_dump(rendered, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def published_port(port: str | dict[str, Any]) -> dict[str, int]:
+    """target and published of a port as `compose config` writes it: "ip:published:target/tcp"
+    (docker-compose 1.29) or a mapping (Compose v2)."""
+    if isinstance(port, dict):
+        return {"target": int(port["target"]), "published": int(port["published"])}
+    _, published, target = port.split("/")[0].rsplit(":", 2)
+    return {"target": int(target), "published": int(published)}
+
+
+@pytest.fixture
+def swarm() -> Iterator[None]:
+    """A one-node swarm on this engine (`docker swarm init`), left afterwards; an engine already
+    in a swarm is used as it is and stays in it."""
+    state = images.docker("info", "--format", "{{.Swarm.LocalNodeState}}").stdout.decode().strip()
+    if state == "active":
+        print("\nthe engine is in a swarm already: deploying there, not leaving it", flush=True)
+        yield
+        return
+    bridge = images.docker("network", "inspect", "docker_gwbridge", check=False).returncode == 0
+    init = images.docker("swarm", "init", "--advertise-addr", "127.0.0.1", check=False)
+    if init.returncode != 0:
+        pytest.skip("docker swarm init failed on this engine, so the swarm part cannot run: "
+                    + init.stderr.decode(errors="replace").strip())
+    try:
+        yield
+    finally:
+        images.docker("swarm", "leave", "--force", check=False)
+        if not bridge:  # the swarm's bridge to the host, which leaving keeps
+            images.docker("network", "rm", "docker_gwbridge", check=False)
+
+
+def swarm_containers(label: str, value: str) -> list[str]:
+    """The ids of the running containers of the swarm with this label's value."""
+    return images.docker("ps", "-q", "--filter", f"label={label}={value}").stdout.decode().split()
+
+
+def container_output(container: str, *argv: str) -> str:
+    """What a command prints in a running container (`docker exec`)."""
+    return images.docker("exec", container, *argv, check=False).stdout.decode()
+
+
+def wait_swarm_gone(label: str, value: str, timeout: float = 120) -> None:
+    """Until no container of the swarm with this label's value is left."""
+    deadline = time.monotonic() + timeout
+    while swarm_containers(label, value):
+        assert time.monotonic() < deadline, f"containers with {label}={value} still there"
+        time.sleep(1)
+
+
+def remove_swarm_stack() -> None:
+    """`docker stack rm` and the stack's volumes (which it keeps). web and worker go first,
+    while Redis still answers: a Celery worker whose broker is gone retries for about 40 s
+    before it stops."""
+    images.docker("service", "rm", f"{SWARM_STACK}_worker", f"{SWARM_STACK}_web", check=False)
+    for service in ("worker", "web"):
+        wait_swarm_gone("com.docker.swarm.service.name", f"{SWARM_STACK}_{service}")
+    images.docker("stack", "rm", SWARM_STACK, check=False)
+    wait_swarm_gone("com.docker.stack.namespace", SWARM_STACK)
+    deadline = time.monotonic() + 60
+    while True:  # a volume is released a moment after its container has gone
+        volumes = images.docker("volume", "ls", "-q", "--filter",
+                                f"name={SWARM_STACK}_").stdout.decode().split()
+        if volumes:
+            images.docker("volume", "rm", *volumes, check=False)
+        if not volumes or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert not volumes, f"volumes left behind: {volumes}"
+
+
+def test_the_same_compose_file_deploys_to_a_one_node_swarm(stack: Stack, swarm: None) -> None:
+    """`docker stack deploy` with the compose file (rendered for the swarm's schema, the images
+    compose built): web runs 2/2 replicas, worker 2/2, the app answers through Caddy's published
+    port, Prometheus finds every replica by Docker's DNS, and every web replica serves some."""
+    started = time.monotonic()
+    # Beside the compose stack: ports of its own, and a front subnet of its own.
+    env = {"CADDY_PORT": str(free_port()), "PROMETHEUS_PORT": str(free_port()),
+           "FRONT_SUBNET": "172.16.81.0/24", "FRONT_IP_RANGE": "172.16.81.0/25",
+           "CADDY_IP": "172.16.81.250"}
+    path = swarm_stack_file(stack, env)
+    caddy, prometheus = (f"http://127.0.0.1:{env[v]}" for v in ("CADDY_PORT", "PROMETHEUS_PORT"))
+    try:
+        # --resolve-image never: the images are this engine's own; no registry to ask.
+        images.docker("stack", "deploy", "--resolve-image", "never", "-c", str(path), SWARM_STACK)
+        deadline = time.monotonic() + 240
+        replicas: dict[str, str] = {}
+        while True:
+            out = images.docker("stack", "services", "--format", "{{.Name}} {{.Replicas}}",
+                                SWARM_STACK).stdout.decode()
+            replicas = {line.split()[0].removeprefix(f"{SWARM_STACK}_"): line.split()[1]
+                        for line in out.splitlines() if line.strip()}
+            counts = {name: tuple(value.split("/")) for name, value in replicas.items()}
+            if replicas and all(running == wanted != "0" for running, wanted in counts.values()):
+                break
+            assert time.monotonic() < deadline, f"swarm services not all running: {replicas}"
+            time.sleep(2)
+        assert {name: replicas[name] for name in REPLICAS} == \
+            {name: f"{count}/{count}" for name, count in REPLICAS.items()}
+        print(f"swarm: every service running after {time.monotonic() - started:.0f} s", flush=True)
+        deadline = time.monotonic() + 60
+        with http() as client:
+            while True:  # Caddy's first DNS answer may come before the replicas'
+                try:
+                    if client.get(f"{caddy}/api/todos", timeout=10).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "the app does not answer through the swarm's Caddy"
+                time.sleep(1)
+        web = swarm_containers("com.docker.swarm.service.name", f"{SWARM_STACK}_web")[0]
+        assert_load_reaches_every_web_replica(caddy, prometheus, partial(container_output, web), 20)
+        print(f"swarm: checked after {time.monotonic() - started:.0f} s", flush=True)
+    finally:
+        remove_swarm_stack()
+        print(f"swarm: removed after {time.monotonic() - started:.0f} s", flush=True)
