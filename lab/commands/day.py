@@ -56,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         say(f"0/4  joined the room at {room}: your exercise checks go there")
     say("1/4  the stack")
     started = launch.up(config, args.timeout, say)
+    config.remember_fleet()
     say(f"     {'up' if started else 'already up'}: {len(topology.build(config))} services healthy")
     say("2/4  your working copies and JupyterLab (open it now: 00-setup while the run records)")
     jupyter.prepare_copies(config, None)

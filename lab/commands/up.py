@@ -30,11 +30,10 @@ def add_fleet_options(parser: argparse.ArgumentParser) -> None:
 
 
 def fleet_config(args: argparse.Namespace) -> LabConfig:
-    """The lab's config with the fleet the command line asks for, remembered for later
-    commands (`lab status`, `lab logs`, `lab fault --instance`) until `lab down`."""
-    config = LabConfig.from_env().with_fleet(args.web, args.workers)
-    config.remember_fleet()
-    return config
+    """The lab's config with the fleet the command line asks for (the caller remembers it with
+    `remember_fleet()` once the fleet runs, for `lab status`, `lab logs`, `lab fault
+    --instance`, until `lab down`)."""
+    return LabConfig.from_env().with_fleet(args.web, args.workers)
 
 
 def print_urls(config: LabConfig) -> None:
@@ -54,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
     began = time.monotonic()
     config = fleet_config(args)
     started = launch.up(config, args.timeout, say)
+    config.remember_fleet()
     elapsed = time.monotonic() - began
     verb = "is up" if started else "was already up"
     print(f"lab {verb}: all {len(topology.build(config))} services healthy in {elapsed:.1f} s")
