@@ -304,6 +304,9 @@ def test_lab_fault_on_one_replica_writes_its_instance_and_refuses_an_unknown_one
     assert also.code == 0 and f"slow_db@{third}=0.1" in also.stdout
     unknown = run_lab(env, "fault", "set", "--instance", "web-4", "latency=0.2")
     assert unknown.code == 2 and "no replica 'web-4'" in unknown.stderr and "web-3" in unknown.stderr
+    # An empty name is no replica at all, never the whole service.
+    empty = run_lab(env, "fault", "set", "--instance", "", "latency=0.2")
+    assert empty.code == 2 and "no replica ''" in empty.stderr
     cleared = run_lab(env, "fault", "clear", "--instance", "web-3")
     assert cleared.code == 0 and "no fault in force" in cleared.stdout
 

@@ -52,7 +52,8 @@ def run(args: argparse.Namespace) -> int:
     """Apply the action and show what is in force now."""
     config = LabConfig.from_env()
     switch = FaultSwitch.for_config(config)
-    where = f"@{instance_of(args.instance, config)}" if getattr(args, "instance", None) else ""
+    # An empty --instance is a replica named "", not the whole service.
+    where = f"@{instance_of(args.instance, config)}" if getattr(args, "instance", None) is not None else ""
     try:
         if args.action == "set":
             faults = switch.set(dict(parse_assignment(f"{name}{where}={value}" if sep else name)
