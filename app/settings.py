@@ -98,10 +98,32 @@ def _networks(env: Mapping[str, str], name: str, default: str) -> tuple[str, ...
     return items
 
 
+def _subnet(env: Mapping[str, str], name: str) -> str:
+    """A CIDR network (empty when unset); SettingsError naming the variable when malformed."""
+    raw = env.get(name, "").strip()
+    if raw:
+        try:
+            ipaddress.ip_network(raw, strict=False)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r} is invalid: expected a network such as "
+                                "172.16.80.0/24") from None
+    return raw
+
+
 @functools.cache
-def own_address() -> str:
+def own_address(subnet: str = "") -> str:
     """This host's address as its peers resolve its name (a container's IP on its network),
-    or the host name when it does not resolve."""
+    or the host name when it does not resolve. subnet (LAB_INSTANCE_SUBNET): the address this
+    host has on that network, for a container on several (compose's web: Prometheus finds it
+    on the front network, while /etc/hosts may list the other first)."""
+    if subnet:
+        import psutil
+
+        network = ipaddress.ip_network(subnet, strict=False)
+        for addresses in psutil.net_if_addrs().values():
+            for address in addresses:
+                if address.family == socket.AF_INET and ipaddress.ip_address(address.address) in network:
+                    return str(address.address)
     name = socket.gethostname()
     try:
         return socket.gethostbyname(name)
@@ -146,6 +168,8 @@ class Settings:
     # The replica this process belongs to, as Prometheus names its target (LAB_INSTANCE; the
     # launcher sets 127.0.0.1:<port> per replica). Empty: this host's address and port.
     instance: str = ""
+    # The network whose address names this replica when LAB_INSTANCE is empty (a CIDR).
+    instance_subnet: str = ""
 
     def instance_id(self, service: str) -> str:
         """This replica's name in logs (field `instance`) and spans (`service.instance.id`):
@@ -154,7 +178,7 @@ class Settings:
         if self.instance:
             return self.instance
         port = self.web_port if service == WEB_SERVICE else self.metrics_port
-        return f"{own_address()}:{port}"
+        return f"{own_address(self.instance_subnet)}:{port}"
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -221,4 +245,5 @@ class Settings:
             faults_file=lab.faults_file,
             faults_token=lab.faults_token,
             instance=env.get("LAB_INSTANCE", "").strip(),
+            instance_subnet=_subnet(env, "LAB_INSTANCE_SUBNET"),
         )

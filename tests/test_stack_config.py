@@ -342,7 +342,7 @@ def test_compose_web_and_worker_scale_and_are_found_by_dns(rendered: dict[str, A
     config = yaml.safe_load((PROMETHEUS_DIR / "prometheus.yml").read_text(encoding="utf-8"))
     ports = {job["job_name"]: (job["dns_sd_configs"][0]["names"], job["dns_sd_configs"][0]["port"])
              for job in config["scrape_configs"] if "dns_sd_configs" in job}
-    assert ports == {"web": (["web"], web_port),
+    assert ports == {"web": (["web-front"], web_port),
                      "worker": (["worker"], int(services["worker"]["environment"]["WORKER_METRICS_PORT"]))}
     # Celery: two workers with one node name collide in events and inspect.
     assert "--hostname=worker@%h" in services["worker"]["command"]
@@ -599,10 +599,10 @@ def test_prometheus_config_is_valid_and_scrapes_the_four_jobs() -> None:
     assert config["rule_files"] == ["rules/*.yml"]
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert set(jobs) == {"web", "worker", "caddy", "prometheus"}
-    for name, port in (("web", 5000), ("worker", 9808)):
+    for name, dns, port in (("web", "web-front", 5000), ("worker", "worker", 9808)):
         assert set(jobs[name]) == {"job_name", "dns_sd_configs"}, name
         assert jobs[name]["dns_sd_configs"] == [
-            {"names": [name], "type": "A", "port": port, "refresh_interval": "5s"}], name
+            {"names": [dns], "type": "A", "port": port, "refresh_interval": "5s"}], name
     assert jobs["caddy"]["static_configs"] == [{"targets": ["caddy:2020"]}]
     assert jobs["prometheus"]["static_configs"] == [{"targets": ["localhost:9090"]}]
 

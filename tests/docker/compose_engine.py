@@ -388,6 +388,8 @@ def assert_load_reaches_every_web_replica(caddy: str, prometheus: str,
     served = served_by(run_in_container, marker, count)
     assert sum(served.values()) == count, served
     assert len(served) == REPLICAS["web"] and min(served.values()) > 0, served
+    # Each replica's lines name it as Prometheus names its target (web is on two networks).
+    assert set(served) == targets, (served, targets)
 
 
 def test_every_replica_is_a_prometheus_target_and_each_worker_a_node_of_its_own(
